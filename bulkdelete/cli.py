@@ -1,0 +1,434 @@
+"""The command line: parse flags and environment, build ``Settings``, run, map to an exit code.
+
+Only this module and ``demo`` read the environment or the terminal. Every user mistake ends in
+one line on stderr and exit code 2 before anything is sent; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from bulkdelete import __version__, logs
+from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
+from bulkdelete.render import dry_run_text, summary_text
+from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
+from bulkdelete.run import RunStatus, Summary, new_run_id, run_delete
+from bulkdelete.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RATE,
+    REGIONS,
+    Secret,
+    Settings,
+    default_base_url,
+)
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit codes, one meaning each."""
+
+    OK = 0  # every UID ended deleted or not_found
+    INCOMPLETE = 1  # finished, but some rows failed or were invalid
+    USAGE = 2  # a usage or input error; nothing was sent
+    FATAL = 3  # a fatal API answer (bad key, no access, plan) aborted the run
+    SIGINT = 130
+    SIGTERM = 143
+
+
+def exit_code(summary: Summary, *, signum: int | None = None) -> ExitCode:
+    """Map a run's summary to the process exit code."""
+    if summary.status is RunStatus.ABORTED:
+        return ExitCode.FATAL
+    if summary.status is RunStatus.INTERRUPTED:
+        return ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT
+    return ExitCode.OK if summary.all_final else ExitCode.INCOMPLETE
+
+
+def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    click.echo(f"bulkdelete: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _read_api_key(key_file: Path | None) -> Secret:
+    if key_file is not None:
+        try:
+            value = key_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --api-key-file {key_file}: {exc}") from None
+    else:
+        value = os.environ.get("COMETCHAT_API_KEY", "").strip()
+    return Secret(value)
+
+
+def _default_audit_path() -> Path:
+    return Path(f"bulkdelete-audit-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.jsonl")
+
+
+@contextlib.contextmanager
+def _sources(inputs: Sequence[str]) -> Iterator[list[Source]]:
+    """Open the inputs as sources; stdin is spooled to a temporary file so it can be read twice."""
+    names = list(inputs) or ["-"]
+    with contextlib.ExitStack() as stack:
+        sources: list[Source] = []
+        for name in names:
+            if name == "-":
+                sources.append(stack.enter_context(spool_stdin(sys.stdin.buffer)))
+            else:
+                sources.append(Source(path=Path(name), name=name))
+        yield sources
+
+
+def _install_signal_handlers(stop: asyncio.Event, received: list[int]) -> None:
+    """First SIGINT/SIGTERM: graceful stop. Second: cancel the run at once."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if stop.is_set() and main is not None:
+            main.cancel()
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _confirm_permanent(settings: Settings, valid: int, *, from_stdin: bool) -> None:
+    if from_stdin or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(
+            "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal"
+        )
+    click.echo(
+        f"About to PERMANENTLY delete {valid} users (with their messages) on {settings.target}. "
+        "This cannot be undone.",
+        err=True,
+    )
+    if not click.confirm("Proceed?", default=False, err=True):
+        _fail("not confirmed; nothing was sent")
+
+
+def _count_valid(sources: Sequence[Source], column: str | None) -> int:
+    return sum(1 for row in read_rows(sources, column=column) if row.uid and not row.duplicate)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bulkdelete")
+def cli() -> None:
+    """Delete CometChat users in bulk, paced, retried, and accounted for in a JSONL audit."""
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, metavar="[INPUT ...]")
+@click.option(
+    "--app-id", envvar="COMETCHAT_APP_ID", help="CometChat app id [env COMETCHAT_APP_ID]."
+)
+@click.option(
+    "--region",
+    envvar="COMETCHAT_REGION",
+    type=click.Choice(REGIONS),
+    default="us",
+    show_default=True,
+    help="App region [env COMETCHAT_REGION].",
+)
+@click.option(
+    "--base-url",
+    envvar="COMETCHAT_BASE_URL",
+    help="API root including /v3 [env COMETCHAT_BASE_URL]; overrides --app-id/--region.",
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the REST API key from this file instead of env COMETCHAT_API_KEY.",
+)
+@click.option(
+    "--permanent",
+    is_flag=True,
+    help="Erase users irreversibly; without it users are only deactivated.",
+)
+@click.option(
+    "--audit",
+    "audit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSONL audit to append to [default: bulkdelete-audit-<UTC time>.jsonl].",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=DEFAULT_RATE,
+    show_default="10,000/min",
+    help="Ceiling in requests per second.",
+)
+@click.option(
+    "--concurrency",
+    type=int,
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Most requests in flight.",
+)
+@click.option(
+    "--max-attempts",
+    type=int,
+    default=6,
+    show_default=True,
+    help="Attempts per UID, first one included.",
+)
+@click.option(
+    "--max-retry-time",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds one UID may spend being retried.",
+)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per attempt.")
+@click.option(
+    "--column",
+    help="CSV column holding the UIDs [default: a header named uid, else the first column].",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="PEM file of CAs to trust for a private TLS endpoint.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Read and validate everything, send nothing.")
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS),
+    default="info",
+    show_default=True,
+    help="Logs go to stderr.",
+)
+def delete(
+    inputs: tuple[str, ...],
+    app_id: str | None,
+    region: str,
+    base_url: str | None,
+    api_key_file: Path | None,
+    permanent: bool,
+    audit_path: Path | None,
+    rate: float,
+    concurrency: int,
+    max_attempts: int,
+    max_retry_time: float,
+    timeout: float,
+    column: str | None,
+    ca_bundle: Path | None,
+    yes: bool,
+    dry_run: bool,
+    log_level: str,
+) -> None:
+    """Delete (or with --permanent, erase) the users whose UIDs are in INPUT files or stdin.
+
+    INPUT is a CSV or text file, or - for stdin (the default when none is given).
+    """
+    api_key = _read_api_key(api_key_file)
+    logs.configure(level=log_level, secrets=[api_key.reveal()])
+    if base_url:
+        target = base_url
+    elif app_id:
+        base_url = default_base_url(app_id, region)
+        target = f"app {app_id} in region {region}"
+    else:
+        raise UsageError(
+            "give --app-id (or COMETCHAT_APP_ID), or --base-url (or COMETCHAT_BASE_URL)"
+        )
+    if dry_run and not api_key.reveal():
+        api_key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
+    settings = Settings(
+        base_url=base_url,
+        api_key=api_key,
+        audit_path=audit_path or _default_audit_path(),
+        permanent=permanent,
+        rate=rate,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        max_retry_time=max_retry_time,
+        timeout=timeout,
+        column=column,
+        target=target,
+        ca_bundle=ca_bundle,
+    )
+    with _sources(inputs) as sources:
+        scanned = scan(sources, column=column)
+        if scanned.rows == 0:
+            raise UsageError("the input holds no rows: nothing to do")
+        if dry_run:
+            click.echo(dry_run_text(settings, scanned, read_rows(sources, column=column)))
+            return
+        if permanent and not yes:
+            valid = _count_valid(sources, column)
+            _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
+        click.echo(f"audit: {settings.audit_path}")
+        summary, signum = _run(settings, sources, scanned)
+    click.echo(summary_text(summary, resume_command=_resume_command(summary)))
+    sys.exit(exit_code(summary, signum=signum))
+
+
+def _run(
+    settings: Settings, sources: Sequence[Source], scanned: InputSummary
+) -> tuple[Summary, int | None]:
+    received: list[int] = []
+    manifest: dict[str, Any] = {
+        "inputs": [
+            {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
+            for f in scanned.files
+        ]
+    }
+
+    async def main() -> Summary:
+        stop = asyncio.Event()
+        _install_signal_handlers(stop, received)
+        return await run_delete(
+            settings,
+            read_rows(sources, column=settings.column),
+            stop=stop,
+            run_id=new_run_id(),
+            manifest=manifest,
+        )
+
+    try:
+        summary = asyncio.run(main())
+    except asyncio.CancelledError:
+        # A second signal cancelled the run; the audit was closed on the way out.
+        sys.exit(
+            ExitCode.SIGTERM if received and received[-1] == signal.SIGTERM else ExitCode.SIGINT
+        )
+    return summary, received[0] if received else None
+
+
+def _resume_command(summary: Summary) -> str | None:
+    if summary.status is RunStatus.COMPLETED:
+        return None
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    if "--audit" not in args and not any(a.startswith("--audit=") for a in args):
+        args += ["--audit", str(summary.audit_path)]
+    return "bulkdelete " + " ".join(args)
+
+
+@cli.command("fake-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--users-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="UIDs that exist: one per line, or a CSV with a uid column.",
+)
+@click.option("--all-exist", is_flag=True, help="Every UID exists until it is deleted.")
+@click.option("--limit", type=int, help="Fixed-window rate limit: requests per window.")
+@click.option(
+    "--window", type=float, default=60.0, show_default=True, help="Window length in seconds."
+)
+@click.option(
+    "--header-style", type=click.Choice(["old", "new", "both"]), default="both", show_default=True
+)
+@click.option("--bad-key-status", type=int, default=404, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fail-rate", type=float, default=0.0, help="Fraction of DELETEs answered 5xx.")
+@click.option("--throttle-rate", type=float, default=0.0, help="Fraction answered 429.")
+@click.option("--reset-rate", type=float, default=0.0, help="Fraction whose connection is reset.")
+@click.option(
+    "--slow-rate", type=float, default=0.0, help="Fraction answered after --slow-seconds."
+)
+@click.option("--slow-seconds", type=float, default=5.0, show_default=True)
+@click.option(
+    "--drop-rate", type=float, default=0.0, help="Fraction applied, then the answer dropped."
+)
+@click.option(
+    "--fault-retry-after",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Retry-After of injected 429s.",
+)
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option("--revoke-key-after", type=int, help="The key stops working after this many DELETEs.")
+def fake_server(
+    host: str, port: int, users_file: Path | None, all_exist: bool, **options: Any
+) -> None:
+    """Run the CometChat stand-in; prints its base URL first. The key is env COMETCHAT_API_KEY."""
+    from bulkdelete import fakeserver  # noqa: PLC0415  (the test server stays out of delete runs)
+
+    users = fakeserver.load_users(users_file) if users_file else None
+    key = os.environ.get("COMETCHAT_API_KEY", "").strip()
+    if key:
+        options["api_key"] = key
+    try:
+        config = fakeserver.FakeConfig(users=users, all_exist=all_exist, **options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    def ready(url: str) -> None:
+        click.echo(url)
+        sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(
+            _serve_until_signal(fakeserver.serve(config, host=host, port=port, ready=ready))
+        )
+
+
+async def _serve_until_signal(server: Any) -> None:
+    task = asyncio.ensure_future(server)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@cli.command()
+@click.option(
+    "--permanent", is_flag=True, help="Erase instead of deactivating (on the fake server)."
+)
+@click.option(
+    "--audit",
+    "audit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the demo's audit.",
+)
+def demo(permanent: bool, audit_path: Path | None) -> None:
+    """Delete the sample users from a fake CometChat server started in-process."""
+    from bulkdelete import demo as demo_module  # noqa: PLC0415
+
+    logs.configure(level="warning")
+    summary = asyncio.run(
+        demo_module.run_demo(permanent=permanent, audit_path=audit_path, echo=click.echo)
+    )
+    click.echo(summary_text(summary, resume_command=None))
+    sys.exit(exit_code(summary))
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the CLI; turn every user mistake into one line on stderr and a documented exit code."""
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="bulkdelete",
+            standalone_mode=False,
+        )
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+        sys.exit(ExitCode.USAGE)
+    except click.UsageError as exc:
+        _fail(exc.format_message())
+    except click.Abort:
+        _fail("aborted; nothing was sent", ExitCode.SIGINT)
+    except (UsageError, InputError, AuditError) as exc:
+        _fail(str(exc))
+    except FatalApiError as exc:
+        _fail(str(exc), ExitCode.FATAL)
+    except BulkDeleteError as exc:
+        _fail(str(exc))
+    except BrokenPipeError:
+        sys.exit(ExitCode.INCOMPLETE)
+    sys.exit(ExitCode.OK)

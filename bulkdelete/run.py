@@ -1,0 +1,391 @@
+"""The delete pipeline: rows → bounded queue → workers → audit, with a graceful stop.
+
+One producer reads rows and audits invalid and duplicate ones at once (they never reach the
+server); valid rows go through a bounded queue to ``settings.concurrency`` workers, so the
+number of requests in flight can never exceed it. Each worker paces, sends and retries one UID
+at a time and hands the final result to the audit writer. A fatal answer (bad key, no access,
+plan) or a stop request halts the producer at once; requests already in flight finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ssl
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import structlog
+
+from bulkdelete import __version__
+from bulkdelete.api import Client, send_counter
+from bulkdelete.audit import AuditWriter, event_record, row_record
+from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
+from bulkdelete.pacing import Pacer
+from bulkdelete.retry import RetryPolicy, call_with_retries
+from bulkdelete.rows import Row
+from bulkdelete.settings import Settings
+
+_QUEUE_PER_WORKER: Final = 4
+_PROGRESS_EVERY: Final = 5.0
+_PRODUCER_YIELD_EVERY: Final = 256
+
+log = structlog.get_logger("bulkdelete")
+
+
+class RunStatus(enum.StrEnum):
+    """How a run ended."""
+
+    COMPLETED = "completed"
+    ABORTED = "aborted"  # a fatal API answer stopped it
+    INTERRUPTED = "interrupted"  # a stop was requested (SIGINT/SIGTERM)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What one run did: a value the CLI turns into a report and an exit code."""
+
+    run_id: str
+    audit_path: Path
+    target: str
+    permanent: bool
+    status: RunStatus
+    counts: Mapping[Outcome, int]
+    requests: int
+    duration: float
+    fatal_code: str | None = None
+    fatal_message: str | None = None
+    retried_uids: int = 0
+    stop_reason: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def rows(self) -> int:
+        """Input rows that got an audit line in this run."""
+        return sum(self.counts.values())
+
+    @property
+    def all_final(self) -> bool:
+        """True when the run completed and no row failed or was invalid.
+
+        A duplicate row shares the fate of the first row with its UID, so it does not count against.
+        """
+        failed = self.counts.get(Outcome.FAILED, 0) + self.counts.get(Outcome.INVALID, 0)
+        return self.status is RunStatus.COMPLETED and failed == 0
+
+
+def new_run_id() -> str:
+    """Return a fresh, sortable-enough run id."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
+    if settings.ca_bundle is None:
+        return True  # aiohttp's default: verified against the system store
+    return ssl.create_default_context(cafile=str(settings.ca_bundle))
+
+
+def open_session(settings: Settings) -> aiohttp.ClientSession:
+    """Return the run's one ``ClientSession``, sized so requests never queue for a socket.
+
+    Timeouts cover the whole attempt; since workers never outnumber the connector's sockets,
+    no time is spent waiting for a pool slot (aiohttp counts that wait against the timeout).
+    """
+    connector = aiohttp.TCPConnector(
+        limit=settings.concurrency,
+        limit_per_host=settings.concurrency,
+        ttl_dns_cache=300,
+        ssl=_ssl_context(settings),
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=settings.timeout,
+        connect=settings.timeout,
+        sock_connect=settings.timeout,
+        sock_read=settings.timeout,
+    )
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trace_configs=[send_counter()]
+    )
+
+
+class _Run:
+    """The state of one run; ``execute`` drives it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_id: str,
+        audit: AuditWriter,
+        client: Client,
+        policy: RetryPolicy,
+        stop: asyncio.Event,
+        stop_grace: float,
+    ) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.audit = audit
+        self.client = client
+        self.policy = policy
+        self.pacer = Pacer(settings.rate)
+        self.stop = stop
+        self.stop_grace = stop_grace
+        self.counts: Counter[Outcome] = Counter()
+        self.requests = 0
+        self.retried = 0
+        self.in_flight = 0
+        self.fatal: Answer | None = None
+        self.halt = asyncio.Event()
+
+    def record(self, row: Row, result: Result) -> None:
+        self.counts[result.outcome] += 1
+        self.audit.write(
+            row_record(
+                run_id=self.run_id,
+                source=row.source,
+                uid=row.raw,
+                normalised=row.uid,
+                permanent=self.settings.permanent,
+                result=result,
+                reason=row.reason,
+            )
+        )
+
+    async def produce(self, rows: Iterable[Row], queue: asyncio.Queue[Row | None]) -> None:
+        for index, row in enumerate(rows):
+            if self.halt.is_set():
+                break
+            if row.uid is None:
+                self.record(row, Result(Outcome.INVALID))
+            elif row.duplicate:
+                self.record(row, Result(Outcome.DUPLICATE))
+            else:
+                await queue.put(row)
+            if index % _PRODUCER_YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let workers run even through a long run of bad rows
+        for _ in range(self.settings.concurrency):
+            await queue.put(None)
+
+    async def work(self, queue: asyncio.Queue[Row | None]) -> None:
+        while (row := await queue.get()) is not None:
+            if self.halt.is_set():
+                continue  # drained, not sent: a resumed run picks these rows up
+            assert row.uid is not None  # noqa: S101  (the producer queues valid rows only)
+            self.in_flight += 1
+            try:
+                result = await self.delete(row.uid)
+            finally:
+                self.in_flight -= 1
+            self.record(row, result)
+
+    async def delete(self, uid: str) -> Result:
+        def on_retry(answer: Answer, attempt: int, sleep: float) -> None:
+            log.debug(
+                "retry_scheduled",
+                uid=uid,
+                attempt=attempt,
+                http_status=answer.http_status,
+                error_code=answer.error_code,
+                sleep=round(sleep, 3),
+            )
+
+        async def attempt() -> Answer:
+            self.requests += 1
+            return await self.client.delete_user(uid, permanent=self.settings.permanent)
+
+        attempted = await call_with_retries(
+            attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry
+        )
+        if attempted.attempts > 1:
+            self.retried += 1
+        if classify(attempted.answer) is Verdict.FATAL:
+            self.abort(attempted.answer)
+        return final_result(
+            attempted.answer,
+            attempts=attempted.attempts,
+            ambiguous_earlier=attempted.ambiguous_earlier,
+        )
+
+    def abort(self, answer: Answer) -> None:
+        if self.fatal is None:
+            self.fatal = answer
+            log.error(
+                "run_aborted",
+                error_code=answer.error_code,
+                http_status=answer.http_status,
+                message=answer.message,
+            )
+        self.halt.set()
+
+    async def preflight(self) -> None:
+        """Check the key and app with one harmless read before the first DELETE."""
+        attempted = await call_with_retries(
+            self.client.check_access, policy=self.policy, pacer=self.pacer
+        )
+        self.requests += attempted.attempts
+        if classify(attempted.answer) is Verdict.FATAL:
+            self.abort(attempted.answer)
+        elif classify(attempted.answer) is not Verdict.DELETED:
+            log.warning(
+                "preflight_inconclusive",
+                http_status=attempted.answer.http_status,
+                error_code=attempted.answer.error_code,
+            )
+
+    async def report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(_PROGRESS_EVERY)
+            log.info(
+                "progress",
+                done=sum(self.counts.values()),
+                requests=self.requests,
+                in_flight=self.in_flight,
+                paused_for=round(self.pacer.paused_for, 3),
+                **{outcome.value: n for outcome, n in self.counts.items()},
+            )
+
+    async def watch_stop(self) -> None:
+        await self.stop.wait()
+        log.warning("stop_requested", grace_seconds=self.stop_grace)
+        self.halt.set()
+
+    async def execute(self, rows: Iterable[Row]) -> None:
+        await self.preflight()
+        if self.halt.is_set():
+            return
+        queue: asyncio.Queue[Row | None] = asyncio.Queue(
+            maxsize=self.settings.concurrency * _QUEUE_PER_WORKER
+        )
+        async with asyncio.TaskGroup() as group:
+            workers = [
+                group.create_task(self.work(queue), name=f"worker-{n}")
+                for n in range(self.settings.concurrency)
+            ]
+            producer = group.create_task(self.produce(rows, queue), name="producer")
+            watchers = [
+                asyncio.create_task(self.watch_stop(), name="stop-watcher"),
+                asyncio.create_task(self.report_progress(), name="progress"),
+            ]
+            try:
+                await producer
+                await self._wait_workers(workers)
+            finally:
+                for task in watchers:
+                    task.cancel()
+
+    async def _wait_workers(self, workers: list[asyncio.Task[None]]) -> None:
+        done = asyncio.gather(*workers)
+        if not self.stop.is_set():
+            stopped = asyncio.create_task(self.stop.wait())
+            either: set[asyncio.Future[Any]] = {done, stopped}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+        if self.stop.is_set() and not done.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(done), self.stop_grace)
+            except TimeoutError:
+                log.warning("stop_grace_expired", in_flight=self.in_flight)
+                for task in workers:
+                    task.cancel()
+        await asyncio.gather(done, return_exceptions=True)
+
+    def status(self) -> RunStatus:
+        if self.fatal is not None:
+            return RunStatus.ABORTED
+        if self.stop.is_set():
+            return RunStatus.INTERRUPTED
+        return RunStatus.COMPLETED
+
+
+async def run_delete(
+    settings: Settings,
+    rows: Iterable[Row],
+    *,
+    session: aiohttp.ClientSession | None = None,
+    stop: asyncio.Event | None = None,
+    policy: RetryPolicy | None = None,
+    run_id: str | None = None,
+    stop_grace: float = 10.0,
+    manifest: Mapping[str, Any] | None = None,
+) -> Summary:
+    """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
+
+    ``session`` defaults to ``open_session(settings)`` and is closed afterwards only when this
+    function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
+    flight get ``stop_grace`` seconds to finish.
+    """
+    run_id = run_id or new_run_id()
+    policy = policy or RetryPolicy(
+        max_attempts=settings.max_attempts, max_time=settings.max_retry_time
+    )
+    stop = stop or asyncio.Event()
+    started = time.monotonic()
+    own_session = session is None
+    http = session if session is not None else open_session(settings)
+    try:
+        async with AuditWriter(settings.audit_path) as audit:
+            audit.write(
+                event_record(
+                    "run_started",
+                    run_id=run_id,
+                    version=__version__,
+                    settings=settings.public(),
+                    repaired_torn_tail_bytes=audit.repaired_bytes,
+                    **(manifest or {}),
+                )
+            )
+            client = Client(http, base_url=settings.base_url, api_key=settings.api_key.reveal())
+            run = _Run(
+                settings,
+                run_id=run_id,
+                audit=audit,
+                client=client,
+                policy=policy,
+                stop=stop,
+                stop_grace=stop_grace,
+            )
+            try:
+                await run.execute(rows)
+            finally:
+                summary = _summarise(run, started)
+                audit.write(_finish_record(summary))
+    finally:
+        if own_session:
+            await http.close()
+    return summary
+
+
+def _summarise(run: _Run, started: float) -> Summary:
+    fatal = run.fatal
+    return Summary(
+        run_id=run.run_id,
+        audit_path=run.settings.audit_path,
+        target=run.settings.target,
+        permanent=run.settings.permanent,
+        status=run.status(),
+        counts=dict(run.counts),
+        requests=run.requests,
+        duration=time.monotonic() - started,
+        fatal_code=fatal.error_code if fatal else None,
+        fatal_message=fatal.message if fatal else None,
+        retried_uids=run.retried,
+    )
+
+
+def _finish_record(summary: Summary) -> dict[str, Any]:
+    return event_record(
+        "run_finished",
+        run_id=summary.run_id,
+        status=summary.status.value,
+        totals={outcome.value: summary.counts.get(outcome, 0) for outcome in Outcome},
+        rows=summary.rows,
+        requests=summary.requests,
+        duration_seconds=round(summary.duration, 3),
+        fatal_code=summary.fatal_code,
+    )

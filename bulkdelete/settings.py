@@ -1,0 +1,115 @@
+"""The run's settings: one frozen value built once at the edge and passed down explicitly.
+
+The API key is held in a ``Secret`` whose ``repr`` and ``str`` never show it, so printing the
+settings, logging them or putting them in a traceback cannot leak it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from bulkdelete.errors import UsageError
+
+REGIONS: Final = ("us", "eu", "in")
+DOCUMENTED_LIMIT_PER_MINUTE: Final = 10_000
+DEFAULT_RATE: Final = DOCUMENTED_LIMIT_PER_MINUTE / 60
+# Little's law: in flight = rate x round trip. ~167/s x 0.2 s is ~33; leave room for slower answers.
+TYPICAL_ROUND_TRIP: Final = 0.2
+DEFAULT_CONCURRENCY: Final = math.ceil(DEFAULT_RATE * TYPICAL_ROUND_TRIP * 1.5)
+MAX_CONCURRENCY: Final = 1000
+
+
+class Secret:
+    """A string that never shows itself: ``repr`` and ``str`` print ``'***'``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself; only the HTTP header and the log redactor call this."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret cannot be pickled")
+
+
+def default_base_url(app_id: str, region: str) -> str:
+    """Return CometChat's v3 API root for an app in a region."""
+    return f"https://{app_id}.api-{region}.cometchat.io/v3"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything one delete run needs, validated; build it with keyword arguments.
+
+    ``base_url`` is the API root including ``/v3``; the client appends ``/users/{uid}``.
+    ``rate`` is a ceiling in requests per second; ``concurrency`` caps requests in flight.
+    ``max_retry_time`` bounds the time one UID may spend being retried, in seconds.
+    """
+
+    base_url: str
+    api_key: Secret = field(repr=False)
+    audit_path: Path
+    permanent: bool = False
+    rate: float = DEFAULT_RATE
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_attempts: int = 6
+    max_retry_time: float = 300.0
+    timeout: float = 30.0
+    column: str | None = None
+    target: str = ""
+    ca_bundle: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.api_key.reveal():
+            raise UsageError(
+                "no API key: set COMETCHAT_API_KEY or pass --api-key-file "
+                "(an empty value counts as none)"
+            )
+        if not self.base_url.startswith(("https://", "http://")):
+            raise UsageError(
+                f"the base URL must start with https:// or http://, got {self.base_url!r}"
+            )
+        if not self.rate > 0:  # also refuses NaN
+            raise UsageError(f"--rate must be above 0, got {self.rate}")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise UsageError(
+                f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
+            )
+        if self.max_attempts < 1:
+            raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
+        if not self.timeout > 0:
+            raise UsageError(f"--timeout must be above 0 seconds, got {self.timeout}")
+        if not self.target:
+            object.__setattr__(self, "target", self.base_url)
+
+    def public(self) -> dict[str, object]:
+        """Return the effective settings for the audit and logs, without the key."""
+        return {
+            "base_url": self.base_url,
+            "target": self.target,
+            "permanent": self.permanent,
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "max_attempts": self.max_attempts,
+            "max_retry_time": self.max_retry_time,
+            "timeout": self.timeout,
+            "column": self.column,
+            "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
+        }
