@@ -1,0 +1,182 @@
+"""The fake server's refusals: the rate window, the injected faults and the API's error bodies.
+
+Half of ``fakeserver``, kept apart so that each half reads as one concept; like it, this module
+imports nothing from the rest of bulkdelete.
+
+Rate window
+    Fixed windows of ``window`` seconds aligned to the first counted request: window k covers
+    ``[t0 + k*window, t0 + (k+1)*window)``, so an idle spell skips windows instead of shifting them.
+    Every counted answer carries the limit, the requests left in the window and the window's end as
+    a Unix time rounded up to the second, named as the header style says: ``X-Rate-Limit``,
+    ``X-Rate-Limit-Remaining``, ``X-Rate-Limit-Reset`` (old) and/or ``X-RateLimit-Limit``,
+    ``X-RateLimit-Remaining``, ``X-RateLimit-Reset`` (new). Over the limit the answer is
+    ``429 ERR_TOO_MANY_REQUESTS`` with ``Retry-After``: whole seconds to the window's end, at
+    least 1.
+
+Faults, drawn per DELETE by ``FaultDice``
+    reset     the connection is reset (TCP RST) before anything is applied; no answer
+    fail      500 ``ERR_MISSION_FAILED``, 503 ``ERR_SERVICE_UNAVAILABLE`` or 502 with an HTML page
+              (as a load balancer sends it), evenly; nothing applied
+    throttle  429 ``ERR_TOO_MANY_REQUESTS`` with ``Retry-After: fault_retry_after``, written as a
+              decimal such as ``0.05`` when fractional (real servers send whole seconds); nothing
+              applied
+    drop      the DELETE is applied, then the connection is reset; no answer
+    slow      applied, answered ``slow_seconds`` late
+    aiohttp clients resend an idempotent request once when its connection dies, so a reset or drop
+    is usually followed by the same DELETE at once (after a drop it finds the user gone: 404).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+import socket
+import struct
+import time
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "HEADER_NAMES",
+    "Fault",
+    "FaultDice",
+    "RateWindow",
+    "error_body",
+    "failure_answer",
+    "retry_after_text",
+    "sever",
+]
+
+# Per header style: the (limit, remaining, reset) header names to send.
+HEADER_NAMES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "old": (("X-Rate-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset"),),
+    "new": (("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"),),
+}
+HEADER_NAMES["both"] = HEADER_NAMES["old"] + HEADER_NAMES["new"]
+
+_RST_ON_CLOSE = struct.pack("ii", 1, 0)
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """Return the API's error body for ``code``."""
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "devMessage": message,
+            "source": "fake-cometchat",
+            "details": {},
+        }
+    }
+
+
+# 502 comes from the load balancer in front of the API, so its body is HTML, not the API's JSON.
+_FAILURES: tuple[tuple[int, dict[str, Any] | str], ...] = (
+    (500, error_body("ERR_MISSION_FAILED", "The request could not be completed. Please retry.")),
+    (502, "<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>"),
+    (503, error_body("ERR_SERVICE_UNAVAILABLE", "The service is temporarily unavailable.")),
+)
+
+
+class RateWindow:
+    """Count requests in fixed windows; see the module docstring for alignment and headers."""
+
+    __slots__ = ("_end", "_length", "_limit", "_limit_text", "_names", "_reset", "_start", "_used")
+
+    def __init__(self, limit: int, length: float, names: tuple[tuple[str, str, str], ...]) -> None:
+        self._limit = limit
+        self._limit_text = str(limit)
+        self._length = length
+        self._names = names
+        self._start: float | None = None
+        self._end = -math.inf
+        self._used = 0
+        self._reset = ""
+
+    def admit(self) -> tuple[dict[str, str], int | None]:
+        """Count a request; return its limit headers and, if it is over the limit, Retry-After."""
+        now = time.monotonic()
+        if now >= self._end:
+            if self._start is None:
+                self._start = now
+            self._end = self._start + ((now - self._start) // self._length + 1) * self._length
+            if self._end <= now:  # float rounding can land the boundary on `now` itself
+                self._end += self._length
+            self._used = 0
+            self._reset = str(math.ceil(time.time() + self._end - now))
+        self._used += 1
+        remaining = str(max(0, self._limit - self._used))
+        headers: dict[str, str] = {}
+        for limit_name, remaining_name, reset_name in self._names:
+            headers[limit_name] = self._limit_text
+            headers[remaining_name] = remaining
+            headers[reset_name] = self._reset
+        if self._used <= self._limit:
+            return headers, None
+        return headers, max(1, math.ceil(self._end - now))
+
+
+class Fault(enum.Enum):
+    """A fault the fake can inject into one DELETE, in the order the dice are read."""
+
+    RESET = "reset"
+    FAIL = "fail"
+    THROTTLE = "throttle"
+    DROP = "drop"
+    SLOW = "slow"
+
+
+class FaultDice:
+    """Decide each DELETE's fault from ``random.Random(seed)``.
+
+    Every roll draws one number per fault kind, whatever the outcome, so request *n* sees the same
+    numbers whatever the rates are: raising one rate never reshuffles another fault's pattern. The
+    first kind (in ``Fault`` order) whose number falls under its rate wins. The same seed and the
+    same order of requests give the same faults; concurrent clients make that order vary.
+    """
+
+    __slots__ = ("_rates", "_rng")
+
+    def __init__(self, seed: int, rates: dict[Fault, float]) -> None:
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible test faults, not security
+        self._rates = tuple((fault, rates.get(fault, 0.0)) for fault in Fault)
+
+    def roll(self) -> tuple[Fault | None, float]:
+        """Return the next DELETE's fault (None for none) and where in ``[0, 1)`` its number fell.
+
+        That position lets a fault pick among its own variants without another draw.
+        """
+        draw = self._rng.random
+        numbers = [draw() for _ in self._rates]
+        for (fault, rate), number in zip(self._rates, numbers, strict=True):
+            if number < rate:
+                return fault, number / rate
+        return None, 0.0
+
+
+def failure_answer(position: float) -> tuple[int, dict[str, Any] | str]:
+    """Return the status and body (JSON, or HTML text for 502) of a failure, chosen by position."""
+    return _FAILURES[min(int(position * len(_FAILURES)), len(_FAILURES) - 1)]
+
+
+def retry_after_text(seconds: float) -> str:
+    """Format delta-seconds for ``Retry-After``: ``"1"`` when whole, ``"0.05"`` when not."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+def sever(request: web.BaseRequest) -> web.StreamResponse:
+    """Reset the request's connection (TCP RST) so that the client gets no answer at all.
+
+    Return a response for the handler to hand back: aiohttp finds the transport gone when it tries
+    to write it and drops it quietly, as it does for any client that went away.
+    """
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0 turns close() into an abortive RST, like a crashed proxy, not a polite FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST_ON_CLOSE)
+        transport.abort()
+    return web.Response(status=500)

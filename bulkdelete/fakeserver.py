@@ -1,0 +1,448 @@
+"""A stand-in for CometChat's v3 user API, written from the API documentation alone.
+
+It imports nothing from the rest of bulkdelete (``fakefaults`` is its other half), so the tool
+cannot pass its tests by sharing a mistake with it. Integration tests run it as ``bulkdelete
+fake-server``, ``bulkdelete demo`` runs it in-process, benchmarks push load at it.
+
+Users
+    A UID is *active* when ``users`` lists it (or ``all_exist`` is set) and it has not been deleted;
+    UIDs are matched lowercased. ``DELETE /v3/users/{uid}`` with ``{"permanent": false}``, no body
+    or no such key makes an active user *deactivated*; ``{"permanent": true}`` makes it *removed*.
+    A ``permanent`` that is not a JSON boolean is ``400 ERR_BAD_REQUEST``. A DELETE or GET of a
+    user that is not active is ``404 ERR_UID_NOT_FOUND``: CometChat answers so for deactivated users
+    too. ``GET /v3/users?perPage=N`` lists up to N active users of ``users``, smallest UIDs first.
+
+Every ``/v3`` request, in this order
+    1. counts in the rate window, whatever its answer;
+    2. has its ``apikey`` header checked: missing or empty is ``401 AUTH_ERR_EMPTY_APIKEY``; wrong,
+       or sent after ``revoke_key_after`` DELETEs, is ``bad_key_status`` (404 by default, as public
+       mock servers send it) ``AUTH_ERR_APIKEY_NOT_FOUND``;
+    3. is refused ``429 ERR_TOO_MANY_REQUESTS`` once the window's ``limit`` is used up;
+    4. reaches its endpoint, where a DELETE rolls for a fault.
+
+Rate window and faults
+    ``fakefaults`` describes both. With ``limit=None`` no limit applies and no limit header is
+    sent. Faults hit only DELETEs that passed steps 1 to 3.
+
+``latency`` delays every answer but the stats. ``GET /_fake/stats`` (no key, not counted) returns
+``FakeStats.as_json()``. Any other path or method is a 404 counted in ``unmatched_paths``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import heapq
+import io
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from aiohttp import web
+
+from bulkdelete.fakefaults import (
+    HEADER_NAMES,
+    Fault,
+    FaultDice,
+    RateWindow,
+    error_body,
+    failure_answer,
+    retry_after_text,
+    sever,
+)
+
+__all__ = ["STATS", "FakeConfig", "FakeServer", "FakeStats", "build_app", "load_users", "serve"]
+
+_MAX_PER_PAGE = 1000
+# Handlers still running at stop (a slow fault) get this long before they are cancelled.
+_SHUTDOWN_GRACE = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class FakeConfig:
+    """What the fake knows and how it misbehaves; field names match ``bulkdelete fake-server``.
+
+    Rates are fractions of DELETEs in ``[0, 1]``; times are seconds. ``users`` is lowercased here.
+    Raise ``ValueError`` on a value the server cannot honour.
+    """
+
+    api_key: str = "fake-api-key"
+    users: frozenset[str] | None = None
+    all_exist: bool = False
+    limit: int | None = None
+    window: float = 60.0
+    header_style: Literal["old", "new", "both"] = "both"
+    bad_key_status: int = 404
+    seed: int = 0
+    fail_rate: float = 0.0
+    throttle_rate: float = 0.0
+    reset_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 5.0
+    drop_rate: float = 0.0
+    latency: float = 0.0
+    revoke_key_after: int | None = None
+    fault_retry_after: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{fault.value}_rate must be within [0, 1], got {rate}"
+            for fault, rate in self.fault_rates.items()
+            if not 0.0 <= rate <= 1.0
+        ]
+        problems += [
+            f"{name} must not be negative, got {value}"
+            for name, value in (
+                ("slow_seconds", self.slow_seconds),
+                ("latency", self.latency),
+                ("fault_retry_after", self.fault_retry_after),
+                ("revoke_key_after", self.revoke_key_after or 0),
+            )
+            if value < 0
+        ]
+        if not self.api_key:
+            problems.append("api_key must not be empty")
+        if self.window <= 0:
+            problems.append(f"window must be positive, got {self.window}")
+        if self.limit is not None and self.limit < 1:
+            problems.append(f"limit must be at least 1, got {self.limit}")
+        if self.header_style not in HEADER_NAMES:
+            problems.append(f"header_style must be old, new or both, got {self.header_style!r}")
+        if not 400 <= self.bad_key_status <= 599:  # noqa: PLR2004 - the HTTP error range
+            problems.append(
+                f"bad_key_status must be an HTTP error status, got {self.bad_key_status}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        if self.users is not None:
+            object.__setattr__(self, "users", frozenset(uid.lower() for uid in self.users))
+
+    @property
+    def fault_rates(self) -> dict[Fault, float]:
+        """Return each fault kind's rate."""
+        return {
+            Fault.RESET: self.reset_rate,
+            Fault.FAIL: self.fail_rate,
+            Fault.THROTTLE: self.throttle_rate,
+            Fault.DROP: self.drop_rate,
+            Fault.SLOW: self.slow_rate,
+        }
+
+
+@dataclass(slots=True)
+class FakeStats:
+    """Live counters of what the fake saw; ``as_json()`` is what ``GET /_fake/stats`` returns.
+
+    ``requests`` counts every request but the stats' own. ``deletes_by_uid`` counts DELETEs that
+    reached the handler, whatever their answer; ``permanent_flags`` lists the valid ``permanent``
+    values received; ``applied`` is each deleted user's state. ``status_counts`` counts answers
+    actually sent (a reset or drop sends none); ``faults`` counts injected faults by kind and
+    ``rejected_over_limit`` the 429s of the real window.
+    """
+
+    requests: int = 0
+    deletes_by_uid: dict[str, int] = field(default_factory=dict)
+    applied: dict[str, str] = field(default_factory=dict)
+    permanent_flags: dict[str, list[bool]] = field(default_factory=dict)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    status_counts: dict[int, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((f.value for f in Fault), 0)
+    )
+    rejected_over_limit: int = 0
+    unmatched_paths: int = 0
+    bad_requests: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the counters as JSON-ready values; status codes become string keys."""
+        counters = {counter.name: getattr(self, counter.name) for counter in fields(self)}
+        counters["status_counts"] = {str(code): n for code, n in sorted(self.status_counts.items())}
+        return counters
+
+
+STATS = web.AppKey("fake_stats", FakeStats)
+
+
+def _uid_not_found(uid: str) -> dict[str, Any]:
+    return error_body("ERR_UID_NOT_FOUND", f"The UID {uid} does not exist.")
+
+
+def _permanent(raw: bytes) -> bool | None:
+    """Return the body's ``permanent`` flag, False when absent, None when the body is invalid."""
+    if not raw.strip():
+        return False
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    permanent = body.get("permanent", False)
+    return permanent if isinstance(permanent, bool) else None
+
+
+def _per_page(text: str) -> int | None:
+    if not text.isdigit():
+        return None
+    per_page = int(text)
+    return per_page if 1 <= per_page <= _MAX_PER_PAGE else None
+
+
+class _Fake:
+    """The server's state and request handlers."""
+
+    def __init__(self, config: FakeConfig, stats: FakeStats) -> None:
+        self._config = config
+        self._stats = stats
+        self._users = config.users or frozenset()
+        self._window = (
+            RateWindow(config.limit, config.window, HEADER_NAMES[config.header_style])
+            if config.limit is not None
+            else None
+        )
+        rates = config.fault_rates
+        self._dice = FaultDice(config.seed, rates) if any(rates.values()) else None
+        self._fault_retry_after = retry_after_text(config.fault_retry_after)
+        self._key_uses = 0
+        self._created_at = int(time.time())
+
+    def _is_active(self, uid: str) -> bool:
+        return uid not in self._stats.applied and (self._config.all_exist or uid in self._users)
+
+    def _gate(
+        self, request: web.Request, *, deleting: bool
+    ) -> tuple[dict[str, str], tuple[int, dict[str, Any]] | None]:
+        """Count a /v3 request; return its headers and the refusal to send, if it is refused."""
+        self._stats.requests += 1
+        headers, retry_after = self._window.admit() if self._window is not None else ({}, None)
+        config = self._config
+        key = request.headers.get("apikey", "")
+        if not key:
+            return headers, (
+                401,
+                error_body("AUTH_ERR_EMPTY_APIKEY", "The apikey header is empty."),
+            )
+        revoked = config.revoke_key_after is not None and self._key_uses >= config.revoke_key_after
+        if key != config.api_key or revoked:
+            message = "The apikey sent does not exist for this app."
+            return headers, (
+                config.bad_key_status,
+                error_body("AUTH_ERR_APIKEY_NOT_FOUND", message),
+            )
+        if deleting:
+            self._key_uses += 1
+        if retry_after is not None:
+            self._stats.rejected_over_limit += 1
+            headers["Retry-After"] = str(retry_after)
+            return headers, (429, error_body("ERR_TOO_MANY_REQUESTS", "Rate limit exceeded."))
+        return headers, None
+
+    async def _reply(
+        self, status: int, body: dict[str, Any] | str, headers: dict[str, str]
+    ) -> web.Response:
+        counts = self._stats.status_counts
+        counts[status] = counts.get(status, 0) + 1
+        if self._config.latency:
+            await asyncio.sleep(self._config.latency)
+        if isinstance(body, str):
+            return web.Response(status=status, text=body, content_type="text/html", headers=headers)
+        return web.json_response(body, status=status, headers=headers)
+
+    async def delete_user(self, request: web.Request) -> web.StreamResponse:
+        stats = self._stats
+        uid = request.match_info["uid"].lower()
+        stats.deletes_by_uid[uid] = stats.deletes_by_uid.get(uid, 0) + 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            return await self._delete(request, uid)
+        finally:
+            stats.in_flight -= 1
+
+    async def _delete(self, request: web.Request, uid: str) -> web.StreamResponse:
+        headers, refusal = self._gate(request, deleting=True)
+        if refusal is not None:
+            return await self._reply(*refusal, headers)
+        fault, position = self._dice.roll() if self._dice is not None else (None, 0.0)
+        if fault is not None:
+            self._stats.faults[fault.value] += 1
+        if fault is Fault.RESET:
+            return sever(request)
+        if fault is Fault.FAIL:
+            return await self._reply(*failure_answer(position), headers)
+        if fault is Fault.THROTTLE:
+            headers["Retry-After"] = self._fault_retry_after
+            return await self._reply(
+                429, error_body("ERR_TOO_MANY_REQUESTS", "Slow down."), headers
+            )
+        status, body = await self._apply(request, uid)
+        if fault is Fault.DROP:
+            return sever(request)
+        if fault is Fault.SLOW:
+            await asyncio.sleep(self._config.slow_seconds)
+        return await self._reply(status, body, headers)
+
+    async def _apply(self, request: web.Request, uid: str) -> tuple[int, dict[str, Any]]:
+        permanent = _permanent(await request.read())
+        if permanent is None:
+            self._stats.bad_requests += 1
+            message = 'The body must be a JSON object whose "permanent" is a boolean.'
+            return 400, error_body("ERR_BAD_REQUEST", message)
+        self._stats.permanent_flags.setdefault(uid, []).append(permanent)
+        if not self._is_active(uid):
+            return 404, _uid_not_found(uid)
+        self._stats.applied[uid] = "removed" if permanent else "deactivated"
+        message = f"User with {uid} has been deleted successfully."
+        return 200, {"data": {"success": True, "message": message}}
+
+    def _user(self, uid: str) -> dict[str, Any]:
+        return {
+            "uid": uid,
+            "name": uid,
+            "status": "offline",
+            "role": "default",
+            "createdAt": self._created_at,
+        }
+
+    async def get_user(self, request: web.Request) -> web.StreamResponse:
+        headers, refusal = self._gate(request, deleting=False)
+        if refusal is not None:
+            return await self._reply(*refusal, headers)
+        uid = request.match_info["uid"].lower()
+        if not self._is_active(uid):
+            return await self._reply(404, _uid_not_found(uid), headers)
+        return await self._reply(200, {"data": self._user(uid)}, headers)
+
+    async def list_users(self, request: web.Request) -> web.StreamResponse:
+        headers, refusal = self._gate(request, deleting=False)
+        if refusal is not None:
+            return await self._reply(*refusal, headers)
+        per_page = _per_page(request.query.get("perPage", "100"))
+        if per_page is None:
+            self._stats.bad_requests += 1
+            message = f"perPage must be a whole number from 1 to {_MAX_PER_PAGE}."
+            return await self._reply(400, error_body("ERR_BAD_REQUEST", message), headers)
+        # A full scan, but only for this rare credential check: DELETEs stay O(1).
+        active = [uid for uid in self._users if uid not in self._stats.applied]
+        page = heapq.nsmallest(per_page, active)
+        pagination = {
+            "total": len(active),
+            "count": len(page),
+            "per_page": per_page,
+            "current_page": 1,
+            "total_pages": max(1, math.ceil(len(active) / per_page)),
+        }
+        body = {"data": [self._user(uid) for uid in page], "meta": {"pagination": pagination}}
+        return await self._reply(200, body, headers)
+
+    async def stats(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response(self._stats.as_json())
+
+    async def unmatched(self, request: web.Request) -> web.StreamResponse:
+        self._stats.requests += 1
+        self._stats.unmatched_paths += 1
+        message = f"No route for {request.method} {request.path}."
+        return await self._reply(404, error_body("ERR_NOT_FOUND", message), {})
+
+
+def build_app(config: FakeConfig) -> web.Application:
+    """Build the fake's application; its live counters are ``app[STATS]``."""
+    stats = FakeStats()
+    fake = _Fake(config, stats)
+    app = web.Application()
+    app[STATS] = stats
+    router = app.router
+    router.add_get("/_fake/stats", fake.stats, allow_head=False)
+    router.add_delete("/v3/users/{uid}", fake.delete_user)
+    router.add_get("/v3/users/{uid}", fake.get_user, allow_head=False)
+    router.add_get("/v3/users", fake.list_users, allow_head=False)
+    # Last, so that it gets only what no endpoint took: other paths and wrong methods alike.
+    router.add_route("*", "/{path:.*}", fake.unmatched)
+    return app
+
+
+class FakeServer:
+    """Serve the fake over TCP: ``async with FakeServer(config) as server: ... server.base_url``.
+
+    Port 0 picks a free port. ``start`` returns the base URL (``http://127.0.0.1:<port>/v3``).
+    """
+
+    def __init__(self, config: FakeConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = build_app(config)
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    @property
+    def stats(self) -> FakeStats:
+        """Return the live counters."""
+        return self._app[STATS]
+
+    @property
+    def base_url(self) -> str:
+        """Return the base URL; raise ``RuntimeError`` when the server is not running."""
+        if self._base_url is None:
+            raise RuntimeError("the fake server is not running")
+        return self._base_url
+
+    async def start(self) -> str:
+        """Start listening and return the base URL."""
+        if self._runner is not None:
+            raise RuntimeError("the fake server is already running")
+        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        port = runner.addresses[0][1]
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._runner = runner
+        self._base_url = f"http://{host}:{port}/v3"
+        return self._base_url
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection; a no-op when not running."""
+        runner, self._runner, self._base_url = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+
+def load_users(path: Path) -> frozenset[str]:
+    """Read lowercased UIDs: one per line, or a CSV whose header has a ``uid`` column (any case).
+
+    A UTF-8 byte-order mark, CRLF line ends and blank lines are accepted.
+    """
+    reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
+    header = next(reader, [])
+    rows: Iterable[list[str]] = reader
+    names = [name.strip().lower() for name in header]
+    if "uid" in names:
+        column = names.index("uid")
+    else:
+        column = 0
+        rows = itertools.chain([header], rows)
+    uids = (row[column].strip().lower() for row in rows if len(row) > column)
+    return frozenset(uid for uid in uids if uid)
+
+
+async def serve(config: FakeConfig, *, host: str, port: int, ready: Callable[[str], None]) -> None:
+    """Serve until cancelled, calling ``ready`` with the base URL once listening."""
+    async with FakeServer(config, host=host, port=port) as server:
+        ready(server.base_url)
+        await asyncio.Event().wait()
