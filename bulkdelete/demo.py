@@ -8,6 +8,7 @@ through exactly the code path a real run takes.
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +23,12 @@ _DEMO_USERS = "fake_server_users.txt"
 
 
 def sample_dir() -> Path:
-    """Return ``sample_inputs``: beside the package in a checkout, inside it in a wheel."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package.parent / "sample_inputs", package / "sample_inputs"):
+    """Return ``sample_inputs``: beside the package in a checkout, in the prefix when installed."""
+    candidates = (
+        Path(__file__).resolve().parent.parent / "sample_inputs",
+        Path(sys.prefix) / "share" / "bulkdelete" / "sample_inputs",
+    )
+    for candidate in candidates:
         if (candidate / _DEMO_INPUT).is_file():
             return candidate
     raise FileNotFoundError("sample_inputs/ is missing from this installation")

@@ -1,0 +1,51 @@
+"""Shared fixtures: fake CometChat servers started as real processes on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from helpers import API_KEY, FakeFactory, FakeProcess, cli_env
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path) -> Iterator[FakeFactory]:
+    """Start fake CometChat servers on free loopback ports; stop them after the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, users: Sequence[str] = (), key: str = API_KEY) -> FakeProcess:
+        command = [sys.executable, "-m", "bulkdelete", "fake-server", "--port", "0", *args]
+        if users:
+            users_file = tmp_path / f"server-users-{len(started)}.txt"
+            users_file.write_text("\n".join(users) + "\n", encoding="utf-8")
+            command += ["--users-file", str(users_file)]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=cli_env(COMETCHAT_API_KEY=key),
+        )
+        started.append(process)
+        assert process.stdout is not None
+        line = (
+            process.stdout.readline().strip()
+        )  # the first line is the base URL, or EOF on a crash
+        if not line.startswith("http://"):
+            process.kill()
+            pytest.fail(f"the fake server did not start: {line!r}")
+        return FakeProcess(process=process, base_url=line)
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()

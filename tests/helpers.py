@@ -1,0 +1,67 @@
+"""Test helpers: the fake CometChat server as a real process, the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+API_KEY = "test-key-7f3a9c2e"  # distinctive, so a leak is easy to grep for
+
+
+@dataclass
+class FakeProcess:
+    """A running ``bulkdelete fake-server`` subprocess."""
+
+    process: subprocess.Popen[str]
+    base_url: str
+
+    def stats(self) -> dict[str, Any]:
+        """Return the server's live counters from ``/_fake/stats``."""
+        root = self.base_url.removesuffix("/v3")
+        with urllib.request.urlopen(f"{root}/_fake/stats", timeout=5) as response:  # noqa: S310
+            stats: dict[str, Any] = json.load(response)
+        return stats
+
+
+class FakeFactory(Protocol):
+    def __call__(self, *args: str, users: Sequence[str] = ..., key: str = ...) -> FakeProcess: ...
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Return a clean environment for the CLI: the test key, no inherited CometChat settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMETCHAT_")}
+    env["COMETCHAT_API_KEY"] = API_KEY
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``bulkdelete`` as a real subprocess and return what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "bulkdelete", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        env=env or cli_env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def audit_lines(path: Path) -> list[dict[str, Any]]:
+    """Return every record of an audit file, failing on a line that does not parse."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def row_records(path: Path) -> list[dict[str, Any]]:
+    """Return the per-row records (those with an outcome) of an audit file."""
+    return [r for r in audit_lines(path) if "outcome" in r]

@@ -1,0 +1,348 @@
+"""The real CLI, as a subprocess, against the fake CometChat server over loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from helpers import API_KEY, FakeFactory, audit_lines, cli_env, row_records, run_cli
+
+EXISTING = [f"user-{n:03d}" for n in range(40)]
+MISSING = [f"gone-{n:03d}" for n in range(10)]
+
+
+def _csv(path: Path, uids: Sequence[str], *, extra: Sequence[str] = ()) -> Path:
+    lines = ["uid,email,requested_at"]
+    lines += [f"{uid},{uid}@example.com,2026-11-01T00:00:00Z" for uid in uids]
+    lines += list(extra)
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return path
+
+
+def test_partly_existing_csv_audits_every_row_once(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Every row gets one audit line with the right outcome; each valid UID is sent exactly once."""
+    server = fake_server("--latency", "0.01", users=EXISTING)
+    rows = [u.upper() if n % 7 == 0 else u for n, u in enumerate(EXISTING + MISSING)]
+    bad = ["../etc,x@example.com,", "a/b,y@example.com,", "=cmd(),z@example.com,"]
+    dup = [f"{EXISTING[3].upper()},dup@example.com,"]
+    source = _csv(tmp_path / "in.csv", rows, extra=bad + dup)
+    audit = tmp_path / "audit.jsonl"
+
+    done = run_cli("delete", str(source), "--base-url", server.base_url, "--audit", str(audit))
+
+    records = row_records(audit)
+    outcomes = Counter(r["outcome"] for r in records)
+    assert outcomes == {"deleted": 40, "not_found": 10, "invalid": 3, "duplicate": 1}
+    assert sorted(r["source"] for r in records) == sorted(
+        f"{source}:{n}" for n in range(2, 2 + len(rows) + len(bad) + len(dup))
+    )
+    assert done.returncode == 1  # invalid rows make the run incomplete
+    stats = server.stats()
+    assert stats["deletes_by_uid"] == dict.fromkeys(EXISTING + MISSING, 1)
+    assert stats["unmatched_paths"] == 0
+    by_uid = {r["uid"]: r for r in records}
+    assert by_uid["USER-000"]["outcome"] == "deleted"
+    assert by_uid["gone-000"]["error_code"] == "ERR_UID_NOT_FOUND"
+    assert by_uid["../etc"]["reason"] == "path separator or traversal"
+
+
+def test_stdin_run_matches_file_run(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """UIDs piped on stdin are deleted and audited with source '-:<line>'."""
+    server = fake_server(users=EXISTING)
+    audit = tmp_path / "audit.jsonl"
+
+    done = run_cli(
+        "delete",
+        "--base-url",
+        server.base_url,
+        "--audit",
+        str(audit),
+        stdin="\n".join(EXISTING[:10] + MISSING[:2]) + "\n",
+    )
+
+    assert done.returncode == 0, done.stderr
+    records = row_records(audit)
+    assert Counter(r["outcome"] for r in records) == {"deleted": 10, "not_found": 2}
+    assert {r["source"] for r in records} == {f"-:{n}" for n in range(1, 13)}
+    assert server.stats()["deletes_by_uid"] == dict.fromkeys(EXISTING[:10] + MISSING[:2], 1)
+
+
+@pytest.mark.parametrize("permanent", [True, False])
+def test_permanent_flag_is_sent_as_chosen(
+    fake_server: FakeFactory, tmp_path: Path, permanent: bool
+) -> None:
+    """--permanent sends {"permanent": true}; without it every request says false."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:8])
+    flags = ["--permanent", "--yes"] if permanent else []
+    audit = tmp_path / "audit.jsonl"
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit), *flags
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert server.stats()["permanent_flags"] == {u: [permanent] for u in EXISTING[:8]}
+    assert {r["permanent"] for r in row_records(audit)} == {permanent}
+
+
+def test_concurrency_is_never_exceeded(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """With slow answers the server never sees more requests at once than --concurrency."""
+    server = fake_server("--all-exist", "--latency", "0.05")
+    source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(60)])
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a.jsonl"),
+        "--concurrency", "4", "--rate", "1000",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert server.stats()["max_in_flight"] == 4
+
+
+def test_429_pauses_the_whole_run(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """A fixed window that is too small is met with a run-wide pause, not a storm of retries."""
+    server = fake_server("--all-exist", "--limit", "15", "--window", "1")
+    source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(40)])
+    audit = tmp_path / "a.jsonl"
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "--concurrency", "8", "--rate", "500",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert Counter(r["outcome"] for r in row_records(audit)) == {"deleted": 40}
+    stats = server.stats()
+    # Only requests already in flight when the first 429 arrived can be refused per window.
+    assert stats["rejected_over_limit"] <= 8 * 3
+    assert len(stats["applied"]) == 40
+
+
+def test_fault_storm_ends_with_every_uid_final(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """5xx, 429, resets and dropped answers (20% in all): every UID still ends deleted."""
+    uids = [f"storm-{n}" for n in range(150)]
+    server = fake_server(
+        "--seed", "7", "--fail-rate", "0.08", "--throttle-rate", "0.04", "--reset-rate", "0.04",
+        "--drop-rate", "0.04", "--fault-retry-after", "0.05", users=uids,
+    )  # fmt: skip
+    source = _csv(tmp_path / "in.csv", uids)
+    audit = tmp_path / "a.jsonl"
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "--max-attempts", "12", "--rate", "1000",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr + done.stdout
+    records = row_records(audit)
+    assert len(records) == 150
+    assert {r["outcome"] for r in records} <= {"deleted", "not_found"}
+    assert max(r["attempts"] for r in records) > 1
+    not_found = [r for r in records if r["outcome"] == "not_found"]
+    # Every UID existed, so a not-found means an earlier dropped request had deleted it.
+    assert all(r["note"] for r in not_found)
+    assert set(server.stats()["applied"]) == set(uids)
+
+
+def test_bad_key_aborts_with_exit_3_and_no_deletes(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """A key the server rejects (as a 404!) stops the run before any DELETE, with exit 3."""
+    server = fake_server(users=EXISTING, key="the-real-key")
+    source = _csv(tmp_path / "in.csv", EXISTING)
+    audit = tmp_path / "a.jsonl"
+
+    done = run_cli("delete", str(source), "--base-url", server.base_url, "--audit", str(audit))
+
+    assert done.returncode == 3
+    assert "AUTH_ERR_APIKEY_NOT_FOUND" in done.stdout
+    assert server.stats()["deletes_by_uid"] == {}
+    assert row_records(audit) == []
+
+
+def test_key_revoked_mid_run_stops_within_the_in_flight_window(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """A fatal answer mid-run stops it at once: at most the requests in flight follow it."""
+    server = fake_server("--all-exist", "--revoke-key-after", "20")
+    source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(300)])
+    audit = tmp_path / "a.jsonl"
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "--concurrency", "5", "--rate", "1000",
+    )  # fmt: skip
+
+    assert done.returncode == 3
+    records = row_records(audit)
+    assert Counter(r["outcome"] for r in records)["deleted"] == 20
+    assert len(records) <= 20 + 5
+    assert not any(r["outcome"] == "not_found" for r in records)
+    assert sum(server.stats()["deletes_by_uid"].values()) <= 20 + 5
+
+
+def test_the_key_never_appears_in_any_output(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """Debug logs, stdout, stderr and the audit never contain the API key, even on errors."""
+    server = fake_server("--seed", "3", "--fail-rate", "0.3", "--reset-rate", "0.1", users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:20], extra=["bad/uid,,"])
+    audit = tmp_path / "a.jsonl"
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "--log-level", "debug", "--max-attempts", "8", "--rate", "1000",
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    assert "retry_scheduled" in done.stderr  # debug logs were really written
+    for text in (done.stdout, done.stderr, audit.read_text(encoding="utf-8")):
+        assert API_KEY not in text
+
+
+def test_dry_run_sends_nothing(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """--dry-run validates and counts but makes no request and writes no audit."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:5], extra=["a b,,", EXISTING[0] + ",,"])
+    audit = tmp_path / "a.jsonl"
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit), "--dry-run"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "valid 5, invalid 1, duplicate 1" in done.stdout
+    assert server.stats()["requests"] == 0
+    assert not audit.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "env_key", "message"),
+    [
+        (["--rate", "0"], API_KEY, "--rate must be above 0"),
+        (["--concurrency", "0"], API_KEY, "--concurrency must be between"),
+        (["--bogus"], API_KEY, "No such option"),
+        ([], "", "no API key"),
+        (["--column", "email_address"], API_KEY, "email_address"),
+        (["--permanent"], API_KEY, "--yes"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line_and_send_nothing(
+    fake_server: FakeFactory, tmp_path: Path, args: list[str], env_key: str, message: str
+) -> None:
+    """Bad flags, a missing key, a missing column and an unconfirmed permanent run: exit 2."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:5])
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a.jsonl"),
+        *args, env=cli_env(COMETCHAT_API_KEY=env_key),
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+    assert server.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [(b"user-2\x00\n", "NUL byte"), (b"\xff\xfeuser\n", "UTF-8")],
+)
+def test_binary_and_non_utf8_files_are_refused_whole(
+    fake_server: FakeFactory, tmp_path: Path, tail: bytes, message: str
+) -> None:
+    """Garbage after 50 good rows: exit 2, one line naming file and line, nothing sent."""
+    server = fake_server(users=EXISTING)
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"user-000\n" * 50 + tail)
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a")
+    )
+
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert f"{source}:51" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert server.stats()["requests"] == 0
+
+
+def test_input_without_rows_is_refused(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """A file of blank lines: exit 2, nothing sent."""
+    server = fake_server(users=EXISTING)
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"\n\n  \r\n")
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a")
+    )
+
+    assert done.returncode == 2
+    assert "no rows" in done.stderr
+    assert server.stats()["requests"] == 0
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    """A file that does not exist: exit 2 and its name in the message."""
+    done = run_cli("delete", str(tmp_path / "nope.csv"), "--base-url", "http://127.0.0.1:9/v3")
+
+    assert done.returncode == 2
+    assert "nope.csv" in done.stderr
+
+
+def test_sigterm_stops_gracefully_with_exit_143(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """SIGTERM mid-run: in-flight requests finish, the audit is whole, the exit code is 143."""
+    server = fake_server("--all-exist", "--latency", "0.05")
+    source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(2000)])
+    audit = tmp_path / "a.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", server.base_url,
+         "--audit", str(audit), "--rate", "200", "--concurrency", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    _wait_for_lines(audit, 30)
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 143
+    assert "to finish the job, run:" in stdout
+    records = audit_lines(audit)
+    assert records[-1]["event"] == "run_finished"
+    assert records[-1]["status"] == "interrupted"
+    sent = server.stats()["deletes_by_uid"]
+    audited = {r["uid"] for r in records if "outcome" in r}
+    assert set(sent) == audited  # every request that left has its outcome in the audit
+    assert len(audited) < 2000
+
+
+def test_demo_runs_clean(tmp_path: Path) -> None:
+    """`bulkdelete demo` deletes the sample users against its in-process fake and exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkdelete", "demo", "--audit", str(tmp_path / "demo.jsonl")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("COMETCHAT_")},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert "deleted" in done.stdout
+    outcomes = Counter(r["outcome"] for r in row_records(tmp_path / "demo.jsonl"))
+    assert outcomes == {"deleted": 100, "not_found": 20, "duplicate": 1}
+
+
+def _wait_for_lines(path: Path, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{path} did not reach {count} lines")
