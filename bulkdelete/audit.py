@@ -18,6 +18,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -29,7 +30,6 @@ from bulkdelete.outcome import Result
 Record = Mapping[str, Any]
 
 _FSYNC_INTERVAL: Final = 1.0
-_MAX_BATCH: Final = 512
 _TAIL_CHUNK: Final = 64 * 1024
 
 
@@ -67,7 +67,8 @@ def encode(record: Record) -> bytes:
 class AuditWriter:
     """The one writer of an audit file; use as an async context manager inside the run's loop.
 
-    ``write`` never blocks and never fails for the caller; records reach the file in order.
+    ``write`` never blocks and never fails for the caller; records reach the file in the order
+    they were written. ``write_through`` also waits until its line is in the kernel's hands.
     """
 
     def __init__(self, path: Path, *, fsync_interval: float = _FSYNC_INTERVAL) -> None:
@@ -75,7 +76,11 @@ class AuditWriter:
         self.repaired_bytes = 0
         self.lines_written = 0
         self._fsync_interval = fsync_interval
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._pending: list[bytes] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._lines_queued = 0
+        self._batch_written: asyncio.Future[None] | None = None
         self._fd = -1
         self._task: asyncio.Task[None] | None = None
 
@@ -88,6 +93,7 @@ class AuditWriter:
             raise AuditError(
                 f"cannot open the audit for appending: {exc.strerror}", path=str(self.path)
             ) from exc
+        self._batch_written = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._drain(), name="audit-writer")
         return self
 
@@ -96,13 +102,27 @@ class AuditWriter:
 
     def write(self, record: Record) -> None:
         """Queue one record; it is encoded now so later changes to ``record`` cannot alter it."""
-        self._queue.put_nowait(encode(record))
+        self._pending.append(encode(record))
+        self._lines_queued += 1
+        self._wake.set()
+
+    async def write_through(self, record: Record) -> None:
+        """Queue one record and return once it (and all before it) reached the kernel.
+
+        Lines written through together share one ``os.write``, so this costs a loop turn, not
+        a system call, per record.
+        """
+        self.write(record)
+        target = self._lines_queued
+        while self.lines_written < target and self._batch_written is not None:
+            await asyncio.shield(self._batch_written)
 
     async def close(self) -> None:
         """Write every queued record, fsync, and close the file."""
         if self._task is None:
             return
-        self._queue.put_nowait(None)
+        self._closing = True
+        self._wake.set()
         try:
             await asyncio.shield(self._task)
         finally:
@@ -114,42 +134,29 @@ class AuditWriter:
                 self._fd = -1
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         dirty = False
         last_sync = time.monotonic()
         while True:
-            try:
-                if dirty:
-                    timeout = max(0.0, last_sync + self._fsync_interval - time.monotonic())
-                    first = await asyncio.wait_for(self._queue.get(), timeout)
-                else:
-                    first = await self._queue.get()
-            except TimeoutError:
-                first = b""
-            batch, done = self._take_batch(first)
-            if batch:
+            if not self._pending and not self._closing:
+                timeout = last_sync + self._fsync_interval - time.monotonic() if dirty else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            if self._pending:
+                batch, self._pending = self._pending, []
                 self._write_all(b"".join(batch))
                 self.lines_written += len(batch)
                 dirty = True
-            if done:
+                done, self._batch_written = self._batch_written, loop.create_future()
+                if done is not None:
+                    done.set_result(None)
+            if self._closing and not self._pending:
                 return
             if dirty and time.monotonic() - last_sync >= self._fsync_interval:
                 await asyncio.to_thread(os.fsync, self._fd)
                 last_sync = time.monotonic()
                 dirty = False
-
-    def _take_batch(self, first: bytes | None) -> tuple[list[bytes], bool]:
-        if first is None:
-            return [], True
-        batch = [first] if first else []
-        while len(batch) < _MAX_BATCH:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -219,3 +226,60 @@ def row_record(
 def event_record(event: str, *, run_id: str, **fields: Any) -> dict[str, Any]:
     """Return a run-level audit record: it has an ``event`` and never an ``outcome``."""
     return {"ts": timestamp(), "run_id": run_id, "event": event, **fields}
+
+
+_FINAL = frozenset({"deleted", "not_found"})
+_SETTLED_ROWS = frozenset({"invalid", "duplicate"})
+
+
+@dataclass(slots=True)
+class ResumeIndex:
+    """What an existing audit already settled, for ``--resume``.
+
+    Rows are recognised by the SHA-256 of their input file and their line, so a resumed run may
+    name the same file by another path.
+    """
+
+    final_uids: set[str] = field(default_factory=set)
+    settled_rows: set[tuple[str, int]] = field(default_factory=set)
+    unknown: dict[str, str] = field(default_factory=dict)  # uid sent, no outcome: uid -> run id
+    permanent: set[bool] = field(default_factory=set)
+    base_urls: set[str] = field(default_factory=set)
+    runs: int = 0
+
+    def settles(self, *, uid: str | None, file_sha256: str | None, line: int) -> bool:
+        """Tell whether a row needs nothing more: its UID is final or the row was audited."""
+        if uid is not None and uid in self.final_uids:
+            return True
+        return file_sha256 is not None and (file_sha256, line) in self.settled_rows
+
+
+def load_resume_index(path: Path) -> ResumeIndex:
+    """Read an audit and return what a resumed run must not do again."""
+    index = ResumeIndex()
+    files_by_run: dict[str, dict[str, str]] = {}
+    for _number, record in read_records(path):
+        run_id = record.get("run_id", "")
+        event = record.get("event")
+        if event == "run_started":
+            index.runs += 1
+            settings = record.get("settings") or {}
+            index.permanent.add(bool(settings.get("permanent")))
+            index.base_urls.add(str(settings.get("base_url")))
+            files_by_run[run_id] = {f["name"]: f["sha256"] for f in record.get("inputs") or ()}
+        elif event == "sending":
+            index.unknown[record["normalised_uid"]] = run_id
+        outcome = record.get("outcome")
+        if outcome is None:
+            continue
+        uid = record.get("normalised_uid")
+        if uid is not None and outcome != "duplicate":
+            index.unknown.pop(uid, None)
+            if outcome in _FINAL:
+                index.final_uids.add(uid)
+        if outcome in _SETTLED_ROWS:
+            name, _, line = str(record.get("source", "")).rpartition(":")
+            sha = files_by_run.get(run_id, {}).get(name)
+            if sha is not None and line.isdigit():
+                index.settled_rows.add((sha, int(line)))
+    return index

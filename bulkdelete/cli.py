@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import enum
 import os
+import shlex
 import signal
 import sys
 import time
@@ -20,10 +21,11 @@ from typing import Any, NoReturn
 import click
 
 from bulkdelete import __version__, logs
+from bulkdelete.audit import load_resume_index
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.render import dry_run_text, summary_text
 from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
-from bulkdelete.run import RunStatus, Summary, new_run_id, run_delete
+from bulkdelete.run import Resume, new_run_id, run_delete
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_RATE,
@@ -32,6 +34,7 @@ from bulkdelete.settings import (
     Settings,
     default_base_url,
 )
+from bulkdelete.summary import RunStatus, Summary
 
 
 class ExitCode(enum.IntEnum):
@@ -199,6 +202,11 @@ def cli() -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="PEM file of CAs to trust for a private TLS endpoint.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Read and validate everything, send nothing.")
 @click.option(
@@ -223,6 +231,7 @@ def delete(
     timeout: float,
     column: str | None,
     ca_bundle: Path | None,
+    resume: bool,
     yes: bool,
     dry_run: bool,
     log_level: str,
@@ -242,6 +251,8 @@ def delete(
         raise UsageError(
             "give --app-id (or COMETCHAT_APP_ID), or --base-url (or COMETCHAT_BASE_URL)"
         )
+    if resume and audit_path is None:
+        raise UsageError("--resume needs --audit naming the audit of the run to continue")
     if dry_run and not api_key.reveal():
         api_key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
     settings = Settings(
@@ -268,14 +279,39 @@ def delete(
         if permanent and not yes:
             valid = _count_valid(sources, column)
             _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
+        plan = _resume_plan(settings, scanned) if resume else None
         click.echo(f"audit: {settings.audit_path}")
-        summary, signum = _run(settings, sources, scanned)
+        summary, signum = _run(settings, sources, scanned, plan)
     click.echo(summary_text(summary, resume_command=_resume_command(summary)))
     sys.exit(exit_code(summary, signum=signum))
 
 
+_KIND = {True: "permanent erasure", False: "deactivation"}
+
+
+def _resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
+    """Read the audit to continue and check it was written by a run like this one."""
+    if not settings.audit_path.is_file():
+        raise UsageError(f"--resume: there is no audit at {settings.audit_path} to continue")
+    index = load_resume_index(settings.audit_path)
+    if index.runs == 0:
+        raise UsageError(f"--resume: {settings.audit_path} records no bulkdelete run")
+    if index.permanent != {settings.permanent}:
+        kinds = " and ".join(sorted(_KIND[p] for p in index.permanent))
+        raise UsageError(
+            f"--resume: the audit records {kinds}, this run is a {_KIND[settings.permanent]}; "
+            "a resumed run must make the same --permanent choice"
+        )
+    if index.base_urls != {settings.base_url}:
+        raise UsageError("--resume: the audit's runs went to another target than this one")
+    return Resume(index=index, file_hashes={f.name: f.sha256 for f in scanned.files})
+
+
 def _run(
-    settings: Settings, sources: Sequence[Source], scanned: InputSummary
+    settings: Settings,
+    sources: Sequence[Source],
+    scanned: InputSummary,
+    resume: Resume | None,
 ) -> tuple[Summary, int | None]:
     received: list[int] = []
     manifest: dict[str, Any] = {
@@ -294,6 +330,7 @@ def _run(
             stop=stop,
             run_id=new_run_id(),
             manifest=manifest,
+            resume=resume,
         )
 
     try:
@@ -309,10 +346,10 @@ def _run(
 def _resume_command(summary: Summary) -> str | None:
     if summary.status is RunStatus.COMPLETED:
         return None
-    args = [a for a in sys.argv[1:] if a != "--resume"]
+    args = [a for a in sys.argv[1:] if a != "--resume"] + ["--resume"]
     if "--audit" not in args and not any(a.startswith("--audit=") for a in args):
         args += ["--audit", str(summary.audit_path)]
-    return "bulkdelete " + " ".join(args)
+    return shlex.join(["bulkdelete", *args])
 
 
 @cli.command("fake-server")

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from bulkdelete.fakeserver import FakeConfig, FakeServer, load_users
 from bulkdelete.rows import Source, read_rows, scan
-from bulkdelete.run import Summary, run_delete
+from bulkdelete.run import run_delete
 from bulkdelete.settings import Secret, Settings
+from bulkdelete.summary import Summary
 
 _DEMO_INPUT = "users.csv"
 _DEMO_USERS = "fake_server_users.txt"

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiolimiter import AsyncLimiter
 
 _BURST_SECONDS = 0.05
+HALT_CHECK = 0.25  # longest a waiting request takes to notice a halt, in seconds
 
 
 class Pacer:
@@ -34,13 +35,30 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._resume_at = 0.0
+        self._halted = False
         self.pauses = 0
 
-    async def turn(self) -> None:
-        """Wait until the run is not paused and the rate ceiling allows one more request."""
-        while (delay := self._resume_at - self._clock()) > 0:
-            await self._sleep(delay)
+    async def turn(self) -> bool:
+        """Wait until the run is not paused and the rate allows one more request.
+
+        Return False, without waiting any longer, once ``halt`` was called: send nothing then.
+        """
+        while not self._halted and (delay := self._resume_at - self._clock()) > 0:
+            # Sleep in short steps so a halt during a long Retry-After pause is seen quickly.
+            await self._sleep(min(delay, HALT_CHECK))
+        if self._halted:
+            return False
         await self._limiter.acquire()
+        return not self._halted
+
+    def halt(self) -> None:
+        """Make every ``turn`` return False from now on: the run is stopping."""
+        self._halted = True
+
+    @property
+    def halted(self) -> bool:
+        """True once ``halt`` was called."""
+        return self._halted
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (a later pause only ever extends it)."""

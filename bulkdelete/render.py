@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 from bulkdelete.outcome import Outcome
 from bulkdelete.rows import InputSummary, Row
-from bulkdelete.run import RunStatus, Summary
 from bulkdelete.settings import Settings
+from bulkdelete.summary import RunStatus, Summary
 
 _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",

@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from bulkdelete.outcome import Answer, Verdict, classify
-from bulkdelete.pacing import Pacer
+from bulkdelete.pacing import HALT_CHECK, Pacer
 
 # Without Retry-After, a 429 still pauses the run for this long.
 DEFAULT_THROTTLE_PAUSE = 1.0
@@ -53,6 +53,7 @@ class Attempted:
     attempts: int
     sends: int
     ambiguous_earlier: bool  # an earlier attempt may have reached the server and deleted the user
+    abandoned: bool = False  # the run halted before a retry the policy still allowed
 
 
 OnRetry = Callable[[Answer, int, float], None]
@@ -75,8 +76,12 @@ async def call_with_retries(
     policy: RetryPolicy,
     pacer: Pacer,
     on_retry: OnRetry | None = None,
-) -> Attempted:
-    """Run ``attempt`` until its answer is final or the policy gives up; return the last answer."""
+) -> Attempted | None:
+    """Run ``attempt`` until its answer is final or the policy gives up; return the last answer.
+
+    Every attempt first waits for ``pacer.turn()``. Once the pacer is halted no further attempt
+    is made: the result is ``None`` when nothing was sent, else ``abandoned`` is set.
+    """
     backoff = wait_exponential_jitter(
         multiplier=policy.backoff_multiplier, max=policy.backoff_max, jitter=policy.jitter
     )
@@ -92,6 +97,13 @@ async def call_with_retries(
         if on_retry is not None and state.outcome is not None and state.next_action is not None:
             on_retry(state.outcome.result(), state.attempt_number, state.next_action.sleep)
 
+    async def sleep(seconds: float) -> None:
+        # In short steps, so a halted run does not sit out a long backoff.
+        while seconds > 0 and not pacer.halted:
+            step = min(seconds, HALT_CHECK)
+            await policy.sleep(step)
+            seconds -= step
+
     attempts = sends = 0
     ambiguous = False
     answer: Answer | None = None
@@ -99,17 +111,21 @@ async def call_with_retries(
         retry=retry_if_result(_is_retryable),
         stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_time),
         wait=wait,
-        sleep=policy.sleep,
+        sleep=sleep,
         before_sleep=before_sleep,
         # Giving up ends the loop quietly; the last answer is already in ``answer``.
         retry_error_callback=lambda _state: None,
         reraise=True,
     )
+
+    halted = False
     async for try_ in retrying:
         with try_:
             if answer is not None and _may_have_applied(answer):
                 ambiguous = True
-            await pacer.turn()
+            if not await pacer.turn():
+                halted = True
+                break
             answer = await attempt()
             attempts += 1
             sends += answer.sends
@@ -118,11 +134,12 @@ async def call_with_retries(
         outcome = try_.retry_state.outcome
         if outcome is not None and not outcome.failed:
             try_.retry_state.set_result(answer)
-    if answer is None:  # pragma: no cover  (tenacity always makes a first attempt)
-        raise RuntimeError("the retry loop ended before its first attempt")
+    if answer is None:
+        return None
     return Attempted(
         answer=answer,
         attempts=attempts,
         sends=sends,
         ambiguous_earlier=ambiguous or answer.sends > 1,
+        abandoned=halted,
     )

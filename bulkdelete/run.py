@@ -3,21 +3,24 @@
 One producer reads rows and audits invalid and duplicate ones at once (they never reach the
 server); valid rows go through a bounded queue to ``settings.concurrency`` workers, so the
 number of requests in flight can never exceed it. Each worker paces, sends and retries one UID
-at a time and hands the final result to the audit writer. A fatal answer (bad key, no access,
-plan) or a stop request halts the producer at once; requests already in flight finish.
+at a time and hands the final result to the audit writer.
+
+Before a UID's first request leaves, a ``sending`` line is in the kernel's hands, so after a
+crash the audit names every UID whose fate is unknown. A fatal answer (bad key, no access,
+plan) or a stop request halts the run: nothing new is sent, requests in flight finish (within
+``stop_grace`` seconds) and are audited.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
+import dataclasses
 import ssl
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
@@ -25,12 +28,13 @@ import structlog
 
 from bulkdelete import __version__
 from bulkdelete.api import Client, send_counter
-from bulkdelete.audit import AuditWriter, event_record, row_record
+from bulkdelete.audit import AuditWriter, ResumeIndex, event_record, row_record
 from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
 from bulkdelete.pacing import Pacer
 from bulkdelete.retry import RetryPolicy, call_with_retries
 from bulkdelete.rows import Row
 from bulkdelete.settings import Settings
+from bulkdelete.summary import RunStatus, Summary
 
 _QUEUE_PER_WORKER: Final = 4
 _PROGRESS_EVERY: Final = 5.0
@@ -39,49 +43,25 @@ _PRODUCER_YIELD_EVERY: Final = 256
 log = structlog.get_logger("bulkdelete")
 
 
-class RunStatus(enum.StrEnum):
-    """How a run ended."""
-
-    COMPLETED = "completed"
-    ABORTED = "aborted"  # a fatal API answer stopped it
-    INTERRUPTED = "interrupted"  # a stop was requested (SIGINT/SIGTERM)
-
-
 @dataclass(frozen=True, slots=True)
-class Summary:
-    """What one run did: a value the CLI turns into a report and an exit code."""
+class Resume:
+    """What ``--resume`` brings to a run: the audit's index and this input's file hashes."""
 
-    run_id: str
-    audit_path: Path
-    target: str
-    permanent: bool
-    status: RunStatus
-    counts: Mapping[Outcome, int]
-    requests: int
-    duration: float
-    fatal_code: str | None = None
-    fatal_message: str | None = None
-    retried_uids: int = 0
-    stop_reason: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    index: ResumeIndex
+    file_hashes: Mapping[str, str]  # input name as rows name it -> SHA-256 of its bytes
 
-    @property
-    def rows(self) -> int:
-        """Input rows that got an audit line in this run."""
-        return sum(self.counts.values())
-
-    @property
-    def all_final(self) -> bool:
-        """True when the run completed and no row failed or was invalid.
-
-        A duplicate row shares the fate of the first row with its UID, so it does not count against.
-        """
-        failed = self.counts.get(Outcome.FAILED, 0) + self.counts.get(Outcome.INVALID, 0)
-        return self.status is RunStatus.COMPLETED and failed == 0
+    def settles(self, row: Row) -> bool:
+        """Tell whether an earlier run already settled this row."""
+        name, _, line = row.source.rpartition(":")
+        return self.index.settles(
+            uid=None if row.duplicate else row.uid,
+            file_sha256=self.file_hashes.get(name),
+            line=int(line),
+        )
 
 
 def new_run_id() -> str:
-    """Return a fresh, sortable-enough run id."""
+    """Return a fresh run id that sorts by start time."""
     return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
@@ -127,6 +107,7 @@ class _Run:
         policy: RetryPolicy,
         stop: asyncio.Event,
         stop_grace: float,
+        resume: Resume | None,
     ) -> None:
         self.settings = settings
         self.run_id = run_id
@@ -136,12 +117,19 @@ class _Run:
         self.pacer = Pacer(settings.rate)
         self.stop = stop
         self.stop_grace = stop_grace
+        self.resume = resume
         self.counts: Counter[Outcome] = Counter()
         self.requests = 0
         self.retried = 0
+        self.skipped = 0
+        self.unsent = 0
         self.in_flight = 0
         self.fatal: Answer | None = None
-        self.halt = asyncio.Event()
+        self.halted = asyncio.Event()
+
+    def halt(self) -> None:
+        self.halted.set()
+        self.pacer.halt()
 
     def record(self, row: Row, result: Result) -> None:
         self.counts[result.outcome] += 1
@@ -159,9 +147,11 @@ class _Run:
 
     async def produce(self, rows: Iterable[Row], queue: asyncio.Queue[Row | None]) -> None:
         for index, row in enumerate(rows):
-            if self.halt.is_set():
+            if self.halted.is_set():
                 break
-            if row.uid is None:
+            if self.resume is not None and self.resume.settles(row):
+                self.skipped += 1
+            elif row.uid is None:
                 self.record(row, Result(Outcome.INVALID))
             elif row.duplicate:
                 self.record(row, Result(Outcome.DUPLICATE))
@@ -174,43 +164,68 @@ class _Run:
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
-            if self.halt.is_set():
-                continue  # drained, not sent: a resumed run picks these rows up
-            assert row.uid is not None  # noqa: S101  (the producer queues valid rows only)
+            if self.halted.is_set():
+                self.unsent += 1  # drained, not sent: a resumed run picks these rows up
+                continue
             self.in_flight += 1
             try:
-                result = await self.delete(row.uid)
+                result = await self.delete(row)
             finally:
                 self.in_flight -= 1
-            self.record(row, result)
+            if result is None:
+                self.unsent += 1
+            else:
+                self.record(row, result)
 
-    async def delete(self, uid: str) -> Result:
-        def on_retry(answer: Answer, attempt: int, sleep: float) -> None:
+    async def delete(self, row: Row) -> Result | None:
+        uid = row.uid
+        assert uid is not None  # noqa: S101  (the producer queues valid rows only)
+        announced = False
+
+        async def attempt() -> Answer:
+            nonlocal announced
+            if not announced:
+                # Intent before action: after a crash the audit names this UID as unknown.
+                await self.audit.write_through(
+                    event_record(
+                        "sending", run_id=self.run_id, normalised_uid=uid, source=row.source
+                    )
+                )
+                announced = True
+            self.requests += 1
+            return await self.client.delete_user(uid, permanent=self.settings.permanent)
+
+        def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
             log.debug(
                 "retry_scheduled",
                 uid=uid,
-                attempt=attempt,
+                attempt=attempt_number,
                 http_status=answer.http_status,
                 error_code=answer.error_code,
                 sleep=round(sleep, 3),
             )
 
-        async def attempt() -> Answer:
-            self.requests += 1
-            return await self.client.delete_user(uid, permanent=self.settings.permanent)
-
         attempted = await call_with_retries(
             attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry
         )
+        if attempted is None:
+            return None
         if attempted.attempts > 1:
             self.retried += 1
         if classify(attempted.answer) is Verdict.FATAL:
             self.abort(attempted.answer)
-        return final_result(
+        earlier_run = self.resume.index.unknown.get(uid) if self.resume else None
+        result = final_result(
             attempted.answer,
             attempts=attempted.attempts,
             ambiguous_earlier=attempted.ambiguous_earlier,
         )
+        if result.outcome is Outcome.NOT_FOUND and earlier_run and result.note is None:
+            note = f"run {earlier_run} sent a request whose answer was lost; it probably deleted it"
+            return dataclasses.replace(result, note=note)
+        if attempted.abandoned:
+            return dataclasses.replace(result, note="the run stopped before its next retry")
+        return result
 
     def abort(self, answer: Answer) -> None:
         if self.fatal is None:
@@ -221,17 +236,20 @@ class _Run:
                 http_status=answer.http_status,
                 message=answer.message,
             )
-        self.halt.set()
+        self.halt()
 
     async def preflight(self) -> None:
         """Check the key and app with one harmless read before the first DELETE."""
         attempted = await call_with_retries(
             self.client.check_access, policy=self.policy, pacer=self.pacer
         )
+        if attempted is None:
+            return
         self.requests += attempted.attempts
-        if classify(attempted.answer) is Verdict.FATAL:
+        verdict = classify(attempted.answer)
+        if verdict is Verdict.FATAL:
             self.abort(attempted.answer)
-        elif classify(attempted.answer) is not Verdict.DELETED:
+        elif verdict is not Verdict.DELETED:
             log.warning(
                 "preflight_inconclusive",
                 http_status=attempted.answer.http_status,
@@ -244,6 +262,7 @@ class _Run:
             log.info(
                 "progress",
                 done=sum(self.counts.values()),
+                skipped=self.skipped,
                 requests=self.requests,
                 in_flight=self.in_flight,
                 paused_for=round(self.pacer.paused_for, 3),
@@ -253,12 +272,23 @@ class _Run:
     async def watch_stop(self) -> None:
         await self.stop.wait()
         log.warning("stop_requested", grace_seconds=self.stop_grace)
-        self.halt.set()
+        self.halt()
 
     async def execute(self, rows: Iterable[Row]) -> None:
-        await self.preflight()
-        if self.halt.is_set():
-            return
+        watchers = [
+            asyncio.create_task(self.watch_stop(), name="stop-watcher"),
+            asyncio.create_task(self.report_progress(), name="progress"),
+        ]
+        try:
+            await self.preflight()
+            if not self.halted.is_set():
+                await self._pipeline(rows)
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def _pipeline(self, rows: Iterable[Row]) -> None:
         queue: asyncio.Queue[Row | None] = asyncio.Queue(
             maxsize=self.settings.concurrency * _QUEUE_PER_WORKER
         )
@@ -267,19 +297,11 @@ class _Run:
                 group.create_task(self.work(queue), name=f"worker-{n}")
                 for n in range(self.settings.concurrency)
             ]
-            producer = group.create_task(self.produce(rows, queue), name="producer")
-            watchers = [
-                asyncio.create_task(self.watch_stop(), name="stop-watcher"),
-                asyncio.create_task(self.report_progress(), name="progress"),
-            ]
-            try:
-                await producer
-                await self._wait_workers(workers)
-            finally:
-                for task in watchers:
-                    task.cancel()
+            await group.create_task(self.produce(rows, queue), name="producer")
+            await self._wait_workers(workers)
 
     async def _wait_workers(self, workers: list[asyncio.Task[None]]) -> None:
+        """Wait for the workers; after a stop request, give them ``stop_grace`` seconds."""
         done = asyncio.gather(*workers)
         if not self.stop.is_set():
             stopped = asyncio.create_task(self.stop.wait())
@@ -313,12 +335,13 @@ async def run_delete(
     run_id: str | None = None,
     stop_grace: float = 10.0,
     manifest: Mapping[str, Any] | None = None,
+    resume: Resume | None = None,
 ) -> Summary:
     """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
 
     ``session`` defaults to ``open_session(settings)`` and is closed afterwards only when this
     function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
-    flight get ``stop_grace`` seconds to finish.
+    flight get ``stop_grace`` seconds to finish. ``resume`` skips rows an earlier run settled.
     """
     run_id = run_id or new_run_id()
     policy = policy or RetryPolicy(
@@ -336,6 +359,7 @@ async def run_delete(
                     run_id=run_id,
                     version=__version__,
                     settings=settings.public(),
+                    resumed=resume is not None,
                     repaired_torn_tail_bytes=audit.repaired_bytes,
                     **(manifest or {}),
                 )
@@ -349,6 +373,7 @@ async def run_delete(
                 policy=policy,
                 stop=stop,
                 stop_grace=stop_grace,
+                resume=resume,
             )
             try:
                 await run.execute(rows)
@@ -375,6 +400,8 @@ def _summarise(run: _Run, started: float) -> Summary:
         fatal_code=fatal.error_code if fatal else None,
         fatal_message=fatal.message if fatal else None,
         retried_uids=run.retried,
+        skipped=run.skipped,
+        unsent=run.unsent,
     )
 
 
@@ -385,6 +412,8 @@ def _finish_record(summary: Summary) -> dict[str, Any]:
         status=summary.status.value,
         totals={outcome.value: summary.counts.get(outcome, 0) for outcome in Outcome},
         rows=summary.rows,
+        skipped=summary.skipped,
+        unsent=summary.unsent,
         requests=summary.requests,
         duration_seconds=round(summary.duration, 3),
         fatal_code=summary.fatal_code,

@@ -1,0 +1,332 @@
+"""Read audits back: the latest state of every UID, what each run did, and a failed-UID export.
+
+Records are read file by file in the order given, each top to bottom, and these rules apply:
+
+- Latest wins: a UID's state is its last ``deleted``, ``not_found`` or ``failed`` record, in
+  whichever run and file that is. A ``duplicate`` row shares the fate of its UID's first row, so
+  it never changes a UID's state. ``invalid`` rows have no UID; they and duplicate rows are
+  counted by source (``file:line``), the latest record for a source deciding.
+- Unknown state: a ``sending`` line is written before a UID's first request leaves, so a UID
+  with a ``sending`` line and no outcome after it was in flight when its run was killed, and
+  nobody knows whether the server deleted it. Any later outcome for that UID clears this.
+- Killed runs: a run with a ``run_started`` line and no ``run_finished`` was killed. Its totals
+  come from its own row lines, its requests are the attempts of those rows (a lower bound), and
+  its duration runs from its first line to its last.
+- CometChat answers ``ERR_UID_NOT_FOUND`` for deactivated users too, so a UID not found by a
+  permanent run may have been deactivated rather than erased; such UIDs are listed apart.
+
+Unknown events and fields are ignored. A file with no ``run_started`` line, a line of a run
+whose ``run_started`` was not read before it, or a row line lacking a field raises
+``AuditError``. Records are streamed: memory grows with the number of UIDs, not of lines.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from bulkdelete.audit import read_records
+from bulkdelete.errors import AuditError
+from bulkdelete.outcome import Outcome
+
+NO_CODE: Final = "NO_CODE"  # a failure with an HTTP status but no ``error.code``
+TRANSPORT: Final = "TRANSPORT"  # a failure with neither
+KILLED: Final = "killed"  # the status of a run with no ``run_finished`` line
+
+_ROW_ONLY: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
+_LISTED: Final = 20  # UIDs a text report lists before "… and N more"
+_FAILED_CSV_HEADER: Final = ("uid", "error_code", "http_status", "last_run")
+
+
+@dataclass(frozen=True, slots=True)
+class UidState:
+    """The latest outcome of one UID and the record it came from."""
+
+    uid: str  # normalised
+    outcome: Outcome
+    error_code: str | None
+    http_status: int | None
+    run_id: str
+    ts: str
+    permanent: bool
+    note: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One run: ``status`` is its ``run_finished`` status, or ``"killed"`` when it has none."""
+
+    run_id: str
+    started: str
+    finished: str | None
+    status: str
+    permanent: bool
+    target: str
+    requests: int
+    duration_seconds: float
+    totals: Mapping[str, int]  # outcome value -> rows this run audited
+    fatal_code: str | None
+
+    @property
+    def rate(self) -> float:
+        """Requests per second over the run, 0.0 for a run that took no measurable time."""
+        return self.requests / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a set of audits says happened, with the latest state of every UID."""
+
+    runs: tuple[RunInfo, ...]
+    uids: Mapping[str, UidState]
+    invalid_rows: int
+    duplicate_rows: int
+    totals: Mapping[str, int]  # deleted/not_found/failed: UIDs; invalid/duplicate: rows
+    failures_by_code: Mapping[str, int]  # failed UIDs by error code, most frequent first
+    unknown: tuple[str, ...]  # sorted UIDs sent with no outcome after it
+    not_found_in_permanent: tuple[str, ...]  # sorted UIDs last not found by a permanent run
+
+
+@dataclass(slots=True)
+class _RunTally:
+    path: str
+    started: str
+    permanent: bool
+    target: str
+    last_ts: str
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    attempts: int = 0
+    finished: RunInfo | None = None
+
+
+@dataclass(slots=True)
+class _Reader:
+    runs: dict[str, _RunTally] = field(default_factory=dict)
+    uids: dict[str, UidState] = field(default_factory=dict)
+    row_kinds: dict[str, Outcome] = field(default_factory=dict)  # source -> invalid/duplicate
+    unknown: set[str] = field(default_factory=set)
+
+    def read(self, path: Path) -> None:
+        runs_before = len(self.runs)
+        for number, record in read_records(path):
+            try:
+                self._record(str(path), number, record)
+            except (KeyError, ValueError, TypeError) as exc:
+                message = f"not a bulkdelete audit record ({type(exc).__name__}: {exc})"
+                raise AuditError(message, path=str(path), line=number) from exc
+        if len(self.runs) == runs_before:
+            raise AuditError("not a bulkdelete audit: no run_started line", path=str(path))
+
+    def _record(self, path: str, number: int, record: dict[str, Any]) -> None:
+        run_id, event, ts = record.get("run_id"), record.get("event"), record["ts"]
+        if event == "run_started":
+            settings = record.get("settings") or {}
+            target = settings.get("target") or settings.get("base_url") or ""
+            permanent = bool(settings.get("permanent"))
+            self.runs[run_id] = _RunTally(path, ts, permanent, str(target), ts)
+            return
+        tally = self.runs.get(run_id)
+        if tally is None:
+            message = f"not a bulkdelete audit: run {run_id!r} has no run_started line before"
+            raise AuditError(message, path=path, line=number)
+        tally.last_ts = max(tally.last_ts, ts)
+        if event == "run_finished":
+            tally.finished = RunInfo(
+                run_id=run_id,
+                started=tally.started,
+                finished=ts,
+                status=record["status"],
+                permanent=tally.permanent,
+                target=tally.target,
+                requests=int(record["requests"]),
+                duration_seconds=float(record["duration_seconds"]),
+                totals=dict(record["totals"]),
+                fatal_code=record.get("fatal_code"),
+            )
+        elif event == "sending":
+            self.unknown.add(record["normalised_uid"])
+        elif event is None and "outcome" in record:
+            self._row(tally, run_id, record)
+
+    def _row(self, tally: _RunTally, run_id: str, record: dict[str, Any]) -> None:
+        outcome = Outcome(record["outcome"])
+        source = record["source"]
+        tally.counts[outcome] += 1
+        tally.attempts += int(record["attempts"])
+        if outcome in _ROW_ONLY:
+            self.row_kinds[source] = outcome
+            return
+        self.row_kinds.pop(source, None)
+        uid = record["normalised_uid"]
+        self.unknown.discard(uid)
+        self.uids[uid] = UidState(
+            uid=uid,
+            outcome=outcome,
+            error_code=record["error_code"],
+            http_status=record["http_status"],
+            run_id=run_id,
+            ts=record["ts"],
+            permanent=bool(record["permanent"]),
+            note=record.get("note"),
+            source=source,
+        )
+
+
+def build_report(paths: Sequence[Path]) -> Report:
+    """Read the audits at ``paths``, in order, and return what they say happened.
+
+    Raises ``AuditError`` for an unreadable file, a line that is not JSON (its number given),
+    or a file that is not a bulkdelete audit.
+    """
+    reader = _Reader()
+    for path in paths:
+        reader.read(path)
+    states = reader.uids.values()
+    rows = Counter(reader.row_kinds.values())
+    latest = Counter(state.outcome for state in states)
+    failures = Counter(_failure_code(s) for s in states if s.outcome is Outcome.FAILED)
+    not_found = (s.uid for s in states if s.outcome is Outcome.NOT_FOUND and s.permanent)
+    return Report(
+        runs=tuple(_run_info(run_id, tally) for run_id, tally in reader.runs.items()),
+        uids=reader.uids,
+        invalid_rows=rows[Outcome.INVALID],
+        duplicate_rows=rows[Outcome.DUPLICATE],
+        totals={o.value: (rows if o in _ROW_ONLY else latest)[o] for o in Outcome},
+        failures_by_code=dict(sorted(failures.items(), key=lambda item: (-item[1], item[0]))),
+        unknown=tuple(sorted(reader.unknown)),
+        not_found_in_permanent=tuple(sorted(not_found)),
+    )
+
+
+def _failure_code(state: UidState) -> str:
+    if state.error_code is not None:
+        return state.error_code
+    return NO_CODE if state.http_status is not None else TRANSPORT
+
+
+def _run_info(run_id: str, tally: _RunTally) -> RunInfo:
+    if tally.finished is not None:
+        return tally.finished
+    try:
+        duration = datetime.fromisoformat(tally.last_ts) - datetime.fromisoformat(tally.started)
+    except ValueError as exc:
+        raise AuditError(f"run {run_id!r}: bad timestamp ({exc})", path=tally.path) from exc
+    return RunInfo(
+        run_id=run_id,
+        started=tally.started,
+        finished=None,
+        status=KILLED,
+        permanent=tally.permanent,
+        target=tally.target,
+        requests=tally.attempts,
+        duration_seconds=round(duration.total_seconds(), 3),
+        totals={o.value: tally.counts[o] for o in Outcome},
+        fatal_code=None,
+    )
+
+
+def report_text(report: Report) -> str:
+    """Return the report a person reads: runs, totals, failures, and UIDs that need a look."""
+    lines = [f"{len(report.runs)} runs, {len(report.uids)} UIDs with an outcome", ""]
+    header = ("run id", "status", "started", "duration", "requests", "rate/s", "permanent")
+    table = [header] + [
+        (
+            run.run_id,
+            run.status,
+            run.started,
+            f"{run.duration_seconds:.1f} s",
+            str(run.requests),
+            f"{run.rate:.1f}",
+            "yes" if run.permanent else "no",
+        )
+        for run in report.runs
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines += [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table
+    ]
+    labels = {o.value: o.value if o not in _ROW_ONLY else f"{o.value} rows" for o in Outcome}
+    counts = [(labels[key], count) for key, count in report.totals.items()]
+    counts.append(("unknown state", len(report.unknown)))
+    lines += ["", "latest outcome per UID:"]
+    lines += [f"  {label:<16}{count:>9}" for label, count in counts]
+    if report.failures_by_code:
+        lines += ["", "failed UIDs by error code:"]
+        lines += [f"  {code:<32}{count:>9}" for code, count in report.failures_by_code.items()]
+    if report.unknown:
+        lines += [
+            "",
+            f"{len(report.unknown)} UIDs in unknown state (sent when a run was killed, no outcome"
+            " since; a run with --resume settles them):",
+            *_listing(report.unknown),
+        ]
+    if report.not_found_in_permanent:
+        lines += [
+            "",
+            f"WARNING: {len(report.not_found_in_permanent)} UIDs were not found by a permanent"
+            " run. CometChat answers not-found for deactivated users too, so these may have been"
+            " deactivated, not erased:",
+            *_listing(report.not_found_in_permanent),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _listing(uids: Sequence[str]) -> list[str]:
+    shown = [f"  {uid}" for uid in uids[:_LISTED]]
+    if len(uids) > _LISTED:
+        shown.append(f"  … and {len(uids) - _LISTED} more")
+    return shown
+
+
+def report_json(report: Report) -> str:
+    """Return the report as one JSON document with sorted keys; every unknown UID is listed."""
+    document = {
+        "runs": [
+            {
+                "run_id": run.run_id,
+                "status": run.status,
+                "started": run.started,
+                "finished": run.finished,
+                "permanent": run.permanent,
+                "target": run.target,
+                "requests": run.requests,
+                "duration_seconds": run.duration_seconds,
+                "rate": round(run.rate, 3),
+                "totals": run.totals,
+                "fatal_code": run.fatal_code,
+            }
+            for run in report.runs
+        ],
+        "uids_with_outcome": len(report.uids),
+        "totals": report.totals,
+        "invalid_rows": report.invalid_rows,
+        "duplicate_rows": report.duplicate_rows,
+        "failures_by_code": report.failures_by_code,
+        "unknown": report.unknown,
+        "not_found_in_permanent": report.not_found_in_permanent,
+    }
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()
+
+
+def write_failed_csv(report: Report, path: Path) -> int:
+    """Write the UIDs whose latest state is failed to ``path``; return how many.
+
+    UTF-8 CSV with LF line ends and a ``uid`` column, so ``bulkdelete delete`` takes it as input.
+    UIDs in unknown state are not failed and are not written.
+    """
+    failed = sorted(
+        (s for s in report.uids.values() if s.outcome is Outcome.FAILED), key=lambda s: s.uid
+    )
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(_FAILED_CSV_HEADER)
+        writer.writerows((s.uid, s.error_code or "", s.http_status or "", s.run_id) for s in failed)
+    return len(failed)
