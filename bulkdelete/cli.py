@@ -194,6 +194,13 @@ def cli() -> None:
 )
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per attempt.")
 @click.option(
+    "--max-outage",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds the API may stay down (no answer or 5xx) before the run stops with exit 3.",
+)
+@click.option(
     "--column",
     help="CSV column holding the UIDs [default: a header named uid, else the first column].",
 )
@@ -229,6 +236,7 @@ def delete(
     max_attempts: int,
     max_retry_time: float,
     timeout: float,
+    max_outage: float,
     column: str | None,
     ca_bundle: Path | None,
     resume: bool,
@@ -265,6 +273,7 @@ def delete(
         max_attempts=max_attempts,
         max_retry_time=max_retry_time,
         timeout=timeout,
+        max_outage=max_outage,
         column=column,
         target=target,
         ca_bundle=ca_bundle,
@@ -350,6 +359,27 @@ def _resume_command(summary: Summary) -> str | None:
     if "--audit" not in args and not any(a.startswith("--audit=") for a in args):
         args += ["--audit", str(summary.audit_path)]
     return shlex.join(["bulkdelete", *args])
+
+
+@cli.command()
+@click.argument("audits", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.option(
+    "--failed-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the UIDs whose latest outcome is failed as a CSV that `delete` accepts.",
+)
+def report(audits: tuple[Path, ...], as_json: bool, failed_out: Path | None) -> None:
+    """Tell what the audits say: the state of every UID, runs, failures, unknown fates."""
+    from bulkdelete import report as reporting  # noqa: PLC0415  (only this command needs it)
+
+    result = reporting.build_report(audits)
+    click.echo(
+        reporting.report_json(result) if as_json else reporting.report_text(result), nl=False
+    )
+    if failed_out is not None:
+        count = reporting.write_failed_csv(result, failed_out)
+        click.echo(f"wrote {count} failed UIDs to {failed_out}", err=True)
 
 
 @cli.command("fake-server")

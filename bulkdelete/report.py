@@ -23,6 +23,7 @@ whose ``run_started`` was not read before it, or a row line lacking a field rais
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,18 +116,19 @@ class _Reader:
     unknown: set[str] = field(default_factory=set)
 
     def read(self, path: Path) -> None:
-        runs_before = len(self.runs)
+        started_here = False
         for number, record in read_records(path):
+            started_here |= record.get("event") == "run_started"
             try:
                 self._record(str(path), number, record)
             except (KeyError, ValueError, TypeError) as exc:
                 message = f"not a bulkdelete audit record ({type(exc).__name__}: {exc})"
                 raise AuditError(message, path=str(path), line=number) from exc
-        if len(self.runs) == runs_before:
+        if not started_here:
             raise AuditError("not a bulkdelete audit: no run_started line", path=str(path))
 
     def _record(self, path: str, number: int, record: dict[str, Any]) -> None:
-        run_id, event, ts = record.get("run_id"), record.get("event"), record["ts"]
+        run_id, event, ts = record["run_id"], record.get("event"), record["ts"]
         if event == "run_started":
             settings = record.get("settings") or {}
             target = settings.get("target") or settings.get("base_url") or ""
@@ -240,7 +242,7 @@ def report_text(report: Report) -> str:
     table = [header] + [
         (
             run.run_id,
-            run.status,
+            f"{run.status} ({run.fatal_code})" if run.fatal_code else run.status,
             run.started,
             f"{run.duration_seconds:.1f} s",
             str(run.requests),
@@ -289,22 +291,7 @@ def _listing(uids: Sequence[str]) -> list[str]:
 def report_json(report: Report) -> str:
     """Return the report as one JSON document with sorted keys; every unknown UID is listed."""
     document = {
-        "runs": [
-            {
-                "run_id": run.run_id,
-                "status": run.status,
-                "started": run.started,
-                "finished": run.finished,
-                "permanent": run.permanent,
-                "target": run.target,
-                "requests": run.requests,
-                "duration_seconds": run.duration_seconds,
-                "rate": round(run.rate, 3),
-                "totals": run.totals,
-                "fatal_code": run.fatal_code,
-            }
-            for run in report.runs
-        ],
+        "runs": [{**dataclasses.asdict(run), "rate": round(run.rate, 3)} for run in report.runs],
         "uids_with_outcome": len(report.uids),
         "totals": report.totals,
         "invalid_rows": report.invalid_rows,

@@ -2,8 +2,12 @@
 
 Retries are decided on answers (``outcome.classify``), never on exceptions, so a
 ``CancelledError`` or a programming error is never retried. Each UID gets its own
-``AsyncRetrying``; sharing one across tasks corrupts its state. A 429 pauses the whole run
-through the ``Pacer`` and the retry itself waits only for that pause.
+``AsyncRetrying``; sharing one across tasks corrupts its state.
+
+Every answer is shown to the run's ``Pacer`` first. A 429 pauses the whole run there, so the
+retry itself waits only for that pause. While the pacer sees an outage, the run backs off as a
+whole and the attempts a UID makes do not count against its own limits: the run's outage bound
+(``max_outage``) decides instead.
 """
 
 from __future__ import annotations
@@ -12,22 +16,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_result,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 
 from bulkdelete.outcome import Answer, Verdict, classify
-from bulkdelete.pacing import HALT_CHECK, Pacer
+from bulkdelete.pacing import HALT_CHECK, Observation, Pacer
 
-# Without Retry-After, a 429 still pauses the run for this long.
-DEFAULT_THROTTLE_PAUSE = 1.0
-MAX_RETRY_AFTER = 300.0
 TOO_MANY_REQUESTS = 429
+_SERVER_ERROR = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +54,17 @@ class Attempted:
 OnRetry = Callable[[Answer, int, float], None]
 
 
+def observation(answer: Answer) -> Observation:
+    """Return what the pacer should learn from an answer."""
+    status = answer.http_status
+    return Observation(
+        throttled=status == TOO_MANY_REQUESTS,
+        unavailable=(status is None and classify(answer) is Verdict.RETRY)
+        or (status is not None and status >= _SERVER_ERROR),
+        retry_after=answer.rate.retry_after,
+    )
+
+
 def _is_retryable(answer: Answer) -> bool:
     return classify(answer) is Verdict.RETRY
 
@@ -67,7 +73,7 @@ def _may_have_applied(answer: Answer) -> bool:
     """Tell whether a failed attempt could still have deleted the user on the server."""
     status = answer.http_status
     # No answer, a 5xx, or aiohttp's own resend after a dropped connection: it may have acted.
-    return status is None or status >= 500 or answer.sends > 1  # noqa: PLR2004
+    return status is None or status >= _SERVER_ERROR or answer.sends > 1
 
 
 async def call_with_retries(
@@ -85,31 +91,39 @@ async def call_with_retries(
     backoff = wait_exponential_jitter(
         multiplier=policy.backoff_multiplier, max=policy.backoff_max, jitter=policy.jitter
     )
+    attempts = sends = counted = 0
+    ambiguous = halted = False
+    answer: Answer | None = None
+    own_time = 0.0  # seconds this UID spent outside run-wide outages
 
     def wait(state: RetryCallState) -> float:
-        answer = state.outcome.result() if state.outcome else None
         if answer is not None and answer.http_status == TOO_MANY_REQUESTS:
-            # The run-wide pause in the pacer does the waiting for every worker at once.
-            return 0.0
+            return 0.0  # the pacer's run-wide pause does the waiting for every worker at once
         return float(backoff(state))
 
+    def stop(state: RetryCallState) -> bool:
+        if pacer.in_outage:
+            return False  # the run's outage bound decides, not this UID's
+        upcoming = state.upcoming_sleep or 0.0
+        return counted >= policy.max_attempts or own_time + upcoming >= policy.max_time
+
     def before_sleep(state: RetryCallState) -> None:
-        if on_retry is not None and state.outcome is not None and state.next_action is not None:
-            on_retry(state.outcome.result(), state.attempt_number, state.next_action.sleep)
+        if on_retry is not None and answer is not None and state.next_action is not None:
+            on_retry(answer, state.attempt_number, state.next_action.sleep)
 
     async def sleep(seconds: float) -> None:
+        nonlocal own_time
+        if not pacer.in_outage:
+            own_time += seconds
         # In short steps, so a halted run does not sit out a long backoff.
         while seconds > 0 and not pacer.halted:
             step = min(seconds, HALT_CHECK)
             await policy.sleep(step)
             seconds -= step
 
-    attempts = sends = 0
-    ambiguous = False
-    answer: Answer | None = None
     retrying = AsyncRetrying(
         retry=retry_if_result(_is_retryable),
-        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_time),
+        stop=stop,
         wait=wait,
         sleep=sleep,
         before_sleep=before_sleep,
@@ -117,8 +131,6 @@ async def call_with_retries(
         retry_error_callback=lambda _state: None,
         reraise=True,
     )
-
-    halted = False
     async for try_ in retrying:
         with try_:
             if answer is not None and _may_have_applied(answer):
@@ -126,11 +138,14 @@ async def call_with_retries(
             if not await pacer.turn():
                 halted = True
                 break
+            in_outage = pacer.in_outage
             answer = await attempt()
+            seen = observation(answer)
+            pacer.observe(seen)
             attempts += 1
             sends += answer.sends
-            if answer.http_status == TOO_MANY_REQUESTS:
-                pacer.pause(min(answer.rate.retry_after or DEFAULT_THROTTLE_PAUSE, MAX_RETRY_AFTER))
+            if not (in_outage and seen.unavailable):
+                counted += 1
         outcome = try_.retry_state.outcome
         if outcome is not None and not outcome.failed:
             try_.retry_state.set_result(answer)

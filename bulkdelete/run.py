@@ -39,6 +39,7 @@ from bulkdelete.summary import RunStatus, Summary
 _QUEUE_PER_WORKER: Final = 4
 _PROGRESS_EVERY: Final = 5.0
 _PRODUCER_YIELD_EVERY: Final = 256
+API_UNAVAILABLE: Final = "API_UNAVAILABLE"  # the fatal code of an outage longer than allowed
 
 log = structlog.get_logger("bulkdelete")
 
@@ -114,7 +115,7 @@ class _Run:
         self.audit = audit
         self.client = client
         self.policy = policy
-        self.pacer = Pacer(settings.rate)
+        self.pacer = Pacer(settings.rate, max_outage=settings.max_outage)
         self.stop = stop
         self.stop_grace = stop_grace
         self.resume = resume
@@ -125,11 +126,6 @@ class _Run:
         self.unsent = 0
         self.in_flight = 0
         self.fatal: Answer | None = None
-        self.halted = asyncio.Event()
-
-    def halt(self) -> None:
-        self.halted.set()
-        self.pacer.halt()
 
     def record(self, row: Row, result: Result) -> None:
         self.counts[result.outcome] += 1
@@ -147,7 +143,7 @@ class _Run:
 
     async def produce(self, rows: Iterable[Row], queue: asyncio.Queue[Row | None]) -> None:
         for index, row in enumerate(rows):
-            if self.halted.is_set():
+            if self.pacer.halted:
                 break
             if self.resume is not None and self.resume.settles(row):
                 self.skipped += 1
@@ -164,7 +160,7 @@ class _Run:
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
-            if self.halted.is_set():
+            if self.pacer.halted:
                 self.unsent += 1  # drained, not sent: a resumed run picks these rows up
                 continue
             self.in_flight += 1
@@ -236,7 +232,7 @@ class _Run:
                 http_status=answer.http_status,
                 message=answer.message,
             )
-        self.halt()
+        self.pacer.halt()
 
     async def preflight(self) -> None:
         """Check the key and app with one harmless read before the first DELETE."""
@@ -246,14 +242,25 @@ class _Run:
         if attempted is None:
             return
         self.requests += attempted.attempts
-        verdict = classify(attempted.answer)
+        answer = attempted.answer
+        verdict = classify(answer)
         if verdict is Verdict.FATAL:
-            self.abort(attempted.answer)
+            self.abort(answer)
+        elif verdict is Verdict.RETRY and not attempted.abandoned:
+            # Retries ran out without one usable answer: deleting would only fail the same way.
+            reason = answer.error_code or f"HTTP {answer.http_status}"
+            self.abort(
+                Answer(
+                    answer.http_status,
+                    API_UNAVAILABLE,
+                    f"the credential check got no usable answer ({reason}); nothing was deleted",
+                )
+            )
         elif verdict is not Verdict.DELETED:
             log.warning(
                 "preflight_inconclusive",
-                http_status=attempted.answer.http_status,
-                error_code=attempted.answer.error_code,
+                http_status=answer.http_status,
+                error_code=answer.error_code,
             )
 
     async def report_progress(self) -> None:
@@ -272,7 +279,7 @@ class _Run:
     async def watch_stop(self) -> None:
         await self.stop.wait()
         log.warning("stop_requested", grace_seconds=self.stop_grace)
-        self.halt()
+        self.pacer.halt()
 
     async def execute(self, rows: Iterable[Row]) -> None:
         watchers = [
@@ -281,7 +288,7 @@ class _Run:
         ]
         try:
             await self.preflight()
-            if not self.halted.is_set():
+            if not self.pacer.halted:
                 await self._pipeline(rows)
         finally:
             for task in watchers:
@@ -317,8 +324,18 @@ class _Run:
                     task.cancel()
         await asyncio.gather(done, return_exceptions=True)
 
+    def fatal_answer(self) -> Answer | None:
+        """Return the answer that aborted the run, if one did (an outage counts as one)."""
+        if self.fatal is None and self.pacer.outage_exceeded:
+            return Answer(
+                None,
+                API_UNAVAILABLE,
+                f"no usable answer for over {self.settings.max_outage:g} s (--max-outage)",
+            )
+        return self.fatal
+
     def status(self) -> RunStatus:
-        if self.fatal is not None:
+        if self.fatal_answer() is not None:
             return RunStatus.ABORTED
         if self.stop.is_set():
             return RunStatus.INTERRUPTED
@@ -387,7 +404,7 @@ async def run_delete(
 
 
 def _summarise(run: _Run, started: float) -> Summary:
-    fatal = run.fatal
+    fatal = run.fatal_answer()
     return Summary(
         run_id=run.run_id,
         audit_path=run.settings.audit_path,

@@ -72,6 +72,7 @@ class Settings:
     max_attempts: int = 6
     max_retry_time: float = 300.0
     timeout: float = 30.0
+    max_outage: float = 300.0
     column: str | None = None
     target: str = ""
     ca_bundle: Path | None = None
@@ -94,6 +95,8 @@ class Settings:
             )
         if self.max_attempts < 1:
             raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
+        if not self.max_outage > 0:
+            raise UsageError(f"--max-outage must be above 0 seconds, got {self.max_outage}")
         if not self.timeout > 0:
             raise UsageError(f"--timeout must be above 0 seconds, got {self.timeout}")
         if not self.target:
@@ -110,6 +113,7 @@ class Settings:
             "max_attempts": self.max_attempts,
             "max_retry_time": self.max_retry_time,
             "timeout": self.timeout,
+            "max_outage": self.max_outage,
             "column": self.column,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
         }

@@ -1,0 +1,451 @@
+"""Reading audits back: latest state per UID, runs, unknown state, and the failed-UID export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkdelete.audit import encode, event_record, row_record
+from bulkdelete.errors import AuditError
+from bulkdelete.outcome import Outcome, Result
+from bulkdelete.report import (
+    NO_CODE,
+    TRANSPORT,
+    Report,
+    build_report,
+    report_json,
+    report_text,
+    write_failed_csv,
+)
+from bulkdelete.rows import Row, Source, read_rows, scan
+
+T0 = "2026-11-28T09:00:00.000Z"
+T1 = "2026-11-28T09:00:05.500Z"
+T2 = "2026-11-28T09:01:00.000Z"
+T3 = "2026-11-28T09:02:00.000Z"
+
+
+def started(run_id: str, *, permanent: bool = False, ts: str = T0) -> dict[str, Any]:
+    settings = {"base_url": "http://fake/v3", "target": "app-1", "permanent": permanent}
+    record = event_record(
+        "run_started", run_id=run_id, version="0.1.0", settings=settings, resumed=False
+    )
+    return {**record, "ts": ts}
+
+
+def finished(
+    run_id: str,
+    *,
+    status: str = "completed",
+    requests: int = 0,
+    duration: float = 1.0,
+    **totals: int,
+) -> dict[str, Any]:
+    record = event_record(
+        "run_finished",
+        run_id=run_id,
+        status=status,
+        totals={o.value: totals.get(o.value, 0) for o in Outcome},
+        requests=requests,
+        duration_seconds=duration,
+        fatal_code="AUTH_ERR_NO_ACCESS" if status == "aborted" else None,
+    )
+    return {**record, "ts": T3}
+
+
+def sending(run_id: str, uid: str, *, ts: str = T1) -> dict[str, Any]:
+    record = event_record("sending", run_id=run_id, normalised_uid=uid, source="users.csv:2")
+    return {**record, "ts": ts}
+
+
+def row(
+    run_id: str,
+    uid: str | None,
+    outcome: Outcome,
+    *,
+    source: str = "users.csv:2",
+    code: str | None = None,
+    status: int | None = None,
+    attempts: int = 1,
+    permanent: bool = False,
+    ts: str = T1,
+) -> dict[str, Any]:
+    result = Result(outcome, http_status=status, error_code=code, attempts=attempts)
+    record = row_record(
+        run_id=run_id,
+        source=source,
+        uid=uid or "bad uid",
+        normalised=uid,
+        permanent=permanent,
+        result=result,
+        reason="whitespace inside" if uid is None else None,
+    )
+    return {**record, "ts": ts}
+
+
+def audit(path: Path, *records: dict[str, Any]) -> Path:
+    path.write_bytes(b"".join(encode(record) for record in records))
+    return path
+
+
+def one_failed_run(tmp_path: Path) -> Report:
+    return build_report(
+        [
+            audit(
+                tmp_path / "audit.jsonl",
+                started("r1"),
+                row("r1", "alice", Outcome.FAILED, code="ERR_X", status=400, source="u.csv:2"),
+                row("r1", "bob", Outcome.DELETED, status=200, source="u.csv:3"),
+                row("r1", "carol", Outcome.FAILED, code="TIMEOUT", source="u.csv:4"),
+                finished("r1", requests=3, deleted=1, failed=2),
+            )
+        ]
+    )
+
+
+def test_latest_outcome_wins_across_runs(tmp_path: Path) -> None:
+    """A UID's state is its last outcome, whichever run wrote it."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "alice", Outcome.FAILED, code="ERR_X", status=400),
+        row("r1", "bob", Outcome.DELETED, status=200, source="users.csv:3"),
+        finished("r1"),
+        started("r2", ts=T2),
+        row("r2", "alice", Outcome.DELETED, status=200, ts=T2),
+        row("r2", "bob", Outcome.NOT_FOUND, code="ERR_UID_NOT_FOUND", status=404, ts=T2),
+        finished("r2"),
+    )
+    report = build_report([path])
+    assert {uid: s.outcome for uid, s in report.uids.items()} == {
+        "alice": Outcome.DELETED,
+        "bob": Outcome.NOT_FOUND,
+    }
+    assert (report.uids["alice"].run_id, report.uids["alice"].ts) == ("r2", T2)
+    assert report.totals == {
+        "deleted": 1,
+        "not_found": 1,
+        "failed": 0,
+        "invalid": 0,
+        "duplicate": 0,
+    }
+
+
+def test_latest_outcome_wins_across_files_in_the_order_given(tmp_path: Path) -> None:
+    """Files are read in the order given, so the last file's outcome wins."""
+    first = audit(
+        tmp_path / "a.jsonl", started("r1"), row("r1", "alice", Outcome.DELETED), finished("r1")
+    )
+    second = audit(
+        tmp_path / "b.jsonl",
+        started("r2"),
+        row("r2", "alice", Outcome.FAILED, code="ERR_X"),
+        finished("r2"),
+    )
+    assert build_report([first, second]).uids["alice"].outcome is Outcome.FAILED
+    assert build_report([second, first]).uids["alice"].outcome is Outcome.DELETED
+    assert [run.run_id for run in build_report([second, first]).runs] == ["r2", "r1"]
+
+
+def test_duplicate_rows_do_not_change_a_uids_state(tmp_path: Path) -> None:
+    """A duplicate row shares its first row's fate: it is counted but leaves the state alone."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "alice", Outcome.FAILED, code="ERR_X", status=400, source="u.csv:2"),
+        row("r1", "alice", Outcome.DUPLICATE, attempts=0, source="u.csv:3"),
+        row("r1", "alice", Outcome.DUPLICATE, attempts=0, source="u.csv:4"),
+        finished("r1"),
+    )
+    report = build_report([path])
+    assert report.uids["alice"].outcome is Outcome.FAILED
+    assert report.uids["alice"].source == "u.csv:2"
+    assert (report.duplicate_rows, report.totals["duplicate"]) == (2, 2)
+
+
+def test_invalid_rows_count_once_per_source(tmp_path: Path) -> None:
+    """Invalid rows are counted by source, the latest record for a source deciding."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", None, Outcome.INVALID, attempts=0, source="u.csv:2"),
+        row("r1", None, Outcome.INVALID, attempts=0, source="u.csv:3"),
+        finished("r1"),
+        started("r2"),
+        row("r2", None, Outcome.INVALID, attempts=0, source="u.csv:2"),
+        row("r2", "dave", Outcome.DELETED, source="u.csv:3"),
+        finished("r2"),
+    )
+    report = build_report([path])
+    assert (report.invalid_rows, report.totals["invalid"]) == (1, 1)
+    assert list(report.uids) == ["dave"]
+
+
+def test_killed_run_has_status_killed_and_figures_from_its_own_lines(tmp_path: Path) -> None:
+    """A run with no run_finished is killed; duration, requests and totals come from its lines."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "alice", Outcome.DELETED, attempts=3, ts=T1),
+        row("r1", None, Outcome.INVALID, attempts=0, source="u.csv:9", ts=T1),
+        sending("r1", "bob", ts=T2),
+    )
+    (run,) = build_report([path]).runs
+    assert (run.status, run.finished, run.fatal_code) == ("killed", None, None)
+    assert run.duration_seconds == 60.0
+    assert run.requests == 3
+    assert run.rate == 3 / 60.0
+    assert run.totals == {"deleted": 1, "not_found": 0, "failed": 0, "invalid": 1, "duplicate": 0}
+    assert (run.target, run.permanent, run.started) == ("app-1", False, T0)
+
+
+def test_finished_run_takes_its_figures_from_run_finished(tmp_path: Path) -> None:
+    """A finished run reports the status, requests, duration and totals its last line records."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1", permanent=True),
+        row("r1", "alice", Outcome.DELETED, permanent=True),
+        finished("r1", status="aborted", requests=8, duration=4.0, deleted=1),
+    )
+    (run,) = build_report([path]).runs
+    assert (run.status, run.finished, run.fatal_code) == ("aborted", T3, "AUTH_ERR_NO_ACCESS")
+    assert (run.requests, run.duration_seconds, run.rate) == (8, 4.0, 2.0)
+    assert run.totals["deleted"] == 1
+    assert run.permanent is True
+
+
+def test_zero_duration_gives_zero_rate(tmp_path: Path) -> None:
+    """A run that took no measurable time has a rate of 0, not a division error."""
+    path = audit(tmp_path / "audit.jsonl", started("r1"), finished("r1", duration=0.0))
+    assert build_report([path]).runs[0].rate == 0.0
+
+
+def test_sent_uid_without_outcome_is_in_unknown_state(tmp_path: Path) -> None:
+    """A sending line with no outcome after it leaves the UID's fate unknown."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        sending("r1", "alice"),
+        row("r1", "alice", Outcome.DELETED),
+        sending("r1", "zed"),
+        sending("r1", "bob"),
+    )
+    report = build_report([path])
+    assert report.unknown == ("bob", "zed")
+    assert "bob" not in report.uids
+
+
+def test_later_outcome_clears_unknown_state_but_a_duplicate_does_not(tmp_path: Path) -> None:
+    """An outcome for the UID in a later run settles it; a duplicate row of it does not."""
+    killed = audit(
+        tmp_path / "a.jsonl", started("r1"), sending("r1", "alice"), sending("r1", "bob")
+    )
+    later = audit(
+        tmp_path / "b.jsonl",
+        started("r2"),
+        row("r2", "bob", Outcome.DUPLICATE, attempts=0, source="u.csv:7"),
+        row("r2", "alice", Outcome.NOT_FOUND, code="ERR_UID_NOT_FOUND", status=404),
+        finished("r2"),
+    )
+    report = build_report([killed, later])
+    assert report.unknown == ("bob",)
+    assert report.uids["alice"].outcome is Outcome.NOT_FOUND
+
+
+def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    """An unterminated last line from a kill is skipped, not an error."""
+    path = audit(tmp_path / "audit.jsonl", started("r1"), row("r1", "alice", Outcome.DELETED))
+    with path.open("ab") as handle:
+        handle.write(encode(row("r1", "bob", Outcome.DELETED))[:30])
+    report = build_report([path])
+    assert list(report.uids) == ["alice"]
+    assert report.runs[0].status == "killed"
+
+
+def test_corrupt_middle_line_raises_with_its_number(tmp_path: Path) -> None:
+    """A line that is not JSON before the last one is an AuditError naming the line."""
+    path = audit(tmp_path / "audit.jsonl", started("r1"))
+    with path.open("ab") as handle:
+        handle.write(b'{"ts": "2026\n')
+        handle.write(encode(finished("r1")))
+    with pytest.raises(AuditError) as caught:
+        build_report([path])
+    assert (caught.value.path, caught.value.line) == (str(path), 2)
+
+
+def test_file_without_run_started_is_not_an_audit(tmp_path: Path) -> None:
+    """An empty file, or lines of a run that never started, is refused."""
+    empty = audit(tmp_path / "empty.jsonl")
+    with pytest.raises(AuditError, match="no run_started line") as caught:
+        build_report([empty])
+    assert caught.value.line is None
+    orphan = audit(tmp_path / "orphan.jsonl", row("r9", "alice", Outcome.DELETED))
+    with pytest.raises(AuditError, match="'r9' has no run_started") as caught:
+        build_report([orphan])
+    assert caught.value.line == 1
+
+
+def test_row_line_missing_a_field_raises_with_its_number(tmp_path: Path) -> None:
+    """A row line without a field the report needs is an AuditError, not a crash."""
+    broken = row("r1", "alice", Outcome.DELETED)
+    del broken["attempts"]
+    path = audit(tmp_path / "audit.jsonl", started("r1"), broken)
+    with pytest.raises(AuditError, match="KeyError") as caught:
+        build_report([path])
+    assert caught.value.line == 2
+
+
+def test_unknown_events_and_fields_are_ignored(tmp_path: Path) -> None:
+    """Records and fields a later version adds change nothing."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        {**started("r1"), "prev": "abc"},
+        event_record("checkpoint", run_id="r1", prev="def"),
+        {**row("r1", "alice", Outcome.DELETED), "prev": "ghi"},
+        finished("r1", requests=1, deleted=1),
+    )
+    report = build_report([path])
+    assert report.uids["alice"].outcome is Outcome.DELETED
+    assert report.runs[0].status == "completed"
+
+
+def test_failures_are_grouped_by_error_code(tmp_path: Path) -> None:
+    """Failed UIDs count under their code, NO_CODE with only a status, TRANSPORT with neither."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "a", Outcome.FAILED, code="ERR_BAD", status=400),
+        row("r1", "b", Outcome.FAILED, code="ERR_BAD", status=400),
+        row("r1", "c", Outcome.FAILED, code="TIMEOUT"),
+        row("r1", "d", Outcome.FAILED, status=418),
+        row("r1", "e", Outcome.FAILED),
+        row("r1", "f", Outcome.FAILED, code="ERR_BAD", status=400),
+        row("r1", "f", Outcome.DELETED, status=200),
+        finished("r1"),
+    )
+    report = build_report([path])
+    assert report.failures_by_code == {"ERR_BAD": 2, NO_CODE: 1, "TIMEOUT": 1, TRANSPORT: 1}
+    assert report.totals["failed"] == 5
+
+
+def test_not_found_in_a_permanent_run_is_listed_apart(tmp_path: Path) -> None:
+    """Not-found UIDs of permanent runs may be merely deactivated, so they are listed."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1", permanent=True),
+        row("r1", "gone", Outcome.NOT_FOUND, code="ERR_UID_NOT_FOUND", permanent=True),
+        row("r1", "erased", Outcome.DELETED, permanent=True),
+        finished("r1"),
+        started("r2"),
+        row("r2", "soft", Outcome.NOT_FOUND, code="ERR_UID_NOT_FOUND"),
+        finished("r2"),
+    )
+    report = build_report([path])
+    assert report.not_found_in_permanent == ("gone",)
+    assert "WARNING: 1 UIDs were not found by a permanent run" in report_text(report)
+
+
+def test_failed_csv_reads_back_as_exactly_the_failed_uids(tmp_path: Path) -> None:
+    """The failed-UID export is an input ``bulkdelete delete`` accepts, with only failed UIDs."""
+    report = one_failed_run(tmp_path)
+    out = tmp_path / "failed.csv"
+    assert write_failed_csv(report, out) == 2
+    assert (
+        out.read_bytes()
+        == b"uid,error_code,http_status,last_run\nalice,ERR_X,400,r1\ncarol,TIMEOUT,,r1\n"
+    )
+    sources = [Source.file(out)]
+    assert scan(sources, column=None).rows == 2
+    assert list(read_rows(sources, column=None)) == [
+        Row(f"{out}:2", "alice", "alice", None),
+        Row(f"{out}:3", "carol", "carol", None),
+    ]
+
+
+def test_failed_csv_leaves_out_unknown_state_uids(tmp_path: Path) -> None:
+    """Only UIDs whose latest state is failed are exported; an empty export is just a header."""
+    path = audit(tmp_path / "audit.jsonl", started("r1"), sending("r1", "alice"))
+    out = tmp_path / "failed.csv"
+    assert write_failed_csv(build_report([path]), out) == 0
+    assert out.read_text(encoding="utf-8") == "uid,error_code,http_status,last_run\n"
+
+
+def test_json_report_parses_and_holds_the_same_facts(tmp_path: Path) -> None:
+    """The JSON document has every run, the totals, failures and each unknown UID."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "alice", Outcome.FAILED, code="ERR_X", status=400),
+        *(sending("r1", f"u{n:02d}") for n in range(25)),
+    )
+    report = build_report([path])
+    document = json.loads(report_json(report))
+    assert document == {
+        "runs": [
+            {
+                "run_id": "r1",
+                "started": T0,
+                "finished": None,
+                "status": "killed",
+                "permanent": False,
+                "target": "app-1",
+                "requests": 1,
+                "duration_seconds": 5.5,
+                "rate": 0.182,
+                "totals": {"deleted": 0, "not_found": 0, "failed": 1, "invalid": 0, "duplicate": 0},
+                "fatal_code": None,
+            }
+        ],
+        "uids_with_outcome": 1,
+        "totals": {"deleted": 0, "not_found": 0, "failed": 1, "invalid": 0, "duplicate": 0},
+        "invalid_rows": 0,
+        "duplicate_rows": 0,
+        "failures_by_code": {"ERR_X": 1},
+        "unknown": [f"u{n:02d}" for n in range(25)],
+        "not_found_in_permanent": [],
+    }
+    assert report_json(report) == report_json(build_report([path]))
+
+
+def test_text_report_shows_the_key_facts(tmp_path: Path) -> None:
+    """The text report has the runs table, totals, failures and a capped unknown-UID list."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "alice", Outcome.FAILED, code="ERR_X", status=400),
+        row("r1", "bob", Outcome.DELETED, status=200, source="u.csv:3"),
+        finished("r1", requests=12, duration=4.0, deleted=1, failed=1),
+        started("r2", ts=T2),
+        *(sending("r2", f"u{n:02d}", ts=T3) for n in range(23)),
+    )
+    text = report_text(build_report([path]))
+    lines = text.splitlines()
+    assert lines[0] == "2 runs, 2 UIDs with an outcome"
+    assert lines[2].split() == [
+        "run", "id", "status", "started", "duration", "requests", "rate/s", "permanent"
+    ]  # fmt: skip
+    assert lines[3].split() == ["r1", "completed", T0, "4.0", "s", "12", "3.0", "no"]
+    assert lines[4].split() == ["r2", "killed", T2, "60.0", "s", "0", "0.0", "no"]
+    assert "  deleted                 1" in lines
+    assert "  failed                  1" in lines
+    assert "  unknown state          23" in lines
+    assert any(line.split() == ["ERR_X", "1"] for line in lines)
+    assert "23 UIDs in unknown state" in text
+    assert "  u19" in lines
+    assert "  u20" not in lines
+    assert lines[-1] == "  … and 3 more"
+
+
+def test_same_audit_given_twice_reports_the_same(tmp_path: Path) -> None:
+    """Naming one audit twice neither doubles its runs nor its counts."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "alice", Outcome.DELETED, attempts=2),
+        row("r1", None, Outcome.INVALID, attempts=0, source="u.csv:3"),
+        sending("r1", "bob"),
+    )
+    assert build_report([path, path]) == build_report([path])
