@@ -112,11 +112,13 @@ def _confirm_permanent(settings: Settings, valid: int, *, from_stdin: bool) -> N
             "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal"
         )
     click.echo(
-        f"About to PERMANENTLY delete {valid} users (with their messages) on {settings.target}. "
-        "This cannot be undone.",
+        f"About to PERMANENTLY delete {valid} users, with their messages and conversations, "
+        f"on {settings.target}. This cannot be undone.",
         err=True,
     )
-    if not click.confirm("Proceed?", default=False, err=True):
+    # Typing the count, not just "y", makes the reader look at how many users this is.
+    answer = click.prompt(f"Type {valid} to proceed", default="", show_default=False, err=True)
+    if answer.strip() != str(valid):
         _fail("not confirmed; nothing was sent")
 
 
@@ -210,6 +212,11 @@ def cli() -> None:
     help="PEM file of CAs to trust for a private TLS endpoint.",
 )
 @click.option(
+    "--max-deletes",
+    type=click.IntRange(min=0),
+    help="Refuse to start when the input holds more than this many valid UIDs.",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
@@ -239,6 +246,7 @@ def delete(
     max_outage: float,
     column: str | None,
     ca_bundle: Path | None,
+    max_deletes: int | None,
     resume: bool,
     yes: bool,
     dry_run: bool,
@@ -285,8 +293,13 @@ def delete(
         if dry_run:
             click.echo(dry_run_text(settings, scanned, read_rows(sources, column=column)))
             return
-        if permanent and not yes:
-            valid = _count_valid(sources, column)
+        valid = _count_valid(sources, column) if max_deletes is not None or permanent else None
+        if max_deletes is not None and valid is not None and valid > max_deletes:
+            raise UsageError(
+                f"the input holds {valid} valid UIDs, more than --max-deletes {max_deletes}; "
+                "nothing was sent"
+            )
+        if permanent and not yes and valid is not None:
             _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
         plan = _resume_plan(settings, scanned) if resume else None
         click.echo(f"audit: {settings.audit_path}")

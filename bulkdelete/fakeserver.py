@@ -37,6 +37,7 @@ import io
 import itertools
 import json
 import math
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -370,13 +371,22 @@ def build_app(config: FakeConfig) -> web.Application:
 class FakeServer:
     """Serve the fake over TCP: ``async with FakeServer(config) as server: ... server.base_url``.
 
-    Port 0 picks a free port. ``start`` returns the base URL (``http://127.0.0.1:<port>/v3``).
+    Port 0 picks a free port. ``start`` returns the base URL (``http://127.0.0.1:<port>/v3``);
+    with ``tls`` (a server-side ``SSLContext``) it serves HTTPS instead.
     """
 
-    def __init__(self, config: FakeConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: FakeConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._app = build_app(config)
         self._host = host
         self._port = port
+        self._tls = tls
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
 
@@ -399,14 +409,15 @@ class FakeServer:
         runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._port).start()
+            await web.TCPSite(runner, self._host, self._port, ssl_context=self._tls).start()
         except BaseException:
             await runner.cleanup()
             raise
         port = runner.addresses[0][1]
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._runner = runner
-        self._base_url = f"http://{host}:{port}/v3"
+        scheme = "https" if self._tls else "http"
+        self._base_url = f"{scheme}://{host}:{port}/v3"
         return self._base_url
 
     async def stop(self) -> None:

@@ -346,3 +346,67 @@ def _wait_for_lines(path: Path, count: int, timeout: float = 20) -> None:
             return
         time.sleep(0.05)
     pytest.fail(f"{path} did not reach {count} lines")
+
+
+def _run_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin/stdout/stderr, answering its prompt."""
+    controller, terminal = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", *args],
+        stdin=terminal, stdout=terminal, stderr=terminal, env=cli_env(), close_fds=True,
+    )  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"to proceed" not in seen and time.monotonic() < deadline:
+        seen += os.read(controller, 4096)
+    os.write(controller, answer.encode() + b"\r")
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    return process.wait(timeout=30), seen.decode(errors="replace")
+
+
+@pytest.mark.parametrize(("answer", "code"), [("y", 2), ("5", 1)])  # 1: the invalid row
+def test_permanent_run_on_a_terminal_asks_for_the_count(
+    fake_server: FakeFactory, tmp_path: Path, answer: str, code: int
+) -> None:
+    """On a TTY, --permanent shows target, count and permanence; only typing the count proceeds."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:5], extra=["bad/uid,,"])
+    args = ["delete", str(source), "--base-url", server.base_url, "--permanent",
+            "--audit", str(tmp_path / "a.jsonl")]  # fmt: skip
+
+    returncode, screen = _run_on_a_terminal(args, answer)
+
+    assert "PERMANENTLY delete 5 users" in screen
+    assert server.base_url in screen
+    assert "cannot be undone" in screen
+    assert returncode == code
+    expected = dict.fromkeys(EXISTING[:5], 1) if code == 1 else {}
+    assert server.stats()["deletes_by_uid"] == expected
+
+
+def test_max_deletes_refuses_a_bigger_input(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """--max-deletes N with more than N valid UIDs: exit 2, nothing sent."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:10], extra=["bad/uid,,", f"{EXISTING[0]},,"])
+
+    over = run_cli("delete", str(source), "--base-url", server.base_url, "--max-deletes", "9")
+    assert over.returncode == 2
+    assert "10 valid UIDs, more than --max-deletes 9" in over.stderr
+    assert server.stats()["requests"] == 0
+
+    audit = tmp_path / "a.jsonl"
+    within = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--max-deletes", "10",
+        "--audit", str(audit),
+    )  # fmt: skip
+    assert within.returncode == 1  # the invalid row
+    assert len(server.stats()["deletes_by_uid"]) == 10
