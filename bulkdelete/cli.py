@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 
 import click
 
-from bulkdelete import __version__, logs
+from bulkdelete import logs
+from bulkdelete._version import __version__
 from bulkdelete.audit import load_resume_index
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.render import dry_run_text, summary_text

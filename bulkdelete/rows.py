@@ -182,14 +182,19 @@ def read_rows(sources: Sequence[Source], *, column: str | None) -> Iterator[Row]
                 where = f"{source.name}:{number}"
                 if known is not None:
                     yield Row(where, raw, None, known)
-                    continue
-                uid, reason = validate_uid(raw)
-                if uid is not None and uid in seen:
-                    yield Row(where, raw, uid, None, duplicate=True)
-                    continue
-                if uid is not None:
-                    seen.add(uid)
-                yield Row(where, raw, uid, reason)
+                else:
+                    yield make_row(where, raw, seen)
+
+
+def make_row(source: str, raw: str, seen: set[str]) -> Row:
+    """Validate one value into a ``Row``; ``seen`` holds the UIDs met so far and is updated."""
+    uid, reason = validate_uid(raw)
+    if uid is None:
+        return Row(source, raw, None, reason)
+    if uid in seen:
+        return Row(source, raw, uid, None, duplicate=True)
+    seen.add(uid)
+    return Row(source, raw, uid, None)
 
 
 @contextmanager

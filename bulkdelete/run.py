@@ -19,26 +19,28 @@ import ssl
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import structlog
 
-from bulkdelete import __version__
+from bulkdelete._version import __version__
 from bulkdelete.api import Client, send_counter
 from bulkdelete.audit import AuditWriter, ResumeIndex, event_record, row_record
 from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
 from bulkdelete.pacing import Pacer
 from bulkdelete.retry import RetryPolicy, call_with_retries
-from bulkdelete.rows import Row
+from bulkdelete.rows import Row, make_row
 from bulkdelete.settings import Settings
 from bulkdelete.summary import RunStatus, Summary
 
 _QUEUE_PER_WORKER: Final = 4
 _PROGRESS_EVERY: Final = 5.0
 _PRODUCER_YIELD_EVERY: Final = 256
+_T = TypeVar("_T")
+Rows = Iterable[Row] | AsyncIterable[Row]
 API_UNAVAILABLE: Final = "API_UNAVAILABLE"  # the fatal code of an outage longer than allowed
 
 log = structlog.get_logger("bulkdelete")
@@ -141,8 +143,10 @@ class _Run:
             )
         )
 
-    async def produce(self, rows: Iterable[Row], queue: asyncio.Queue[Row | None]) -> None:
-        for index, row in enumerate(rows):
+    async def produce(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
+        index = 0
+        async for row in _as_async(rows):
+            index += 1
             if self.pacer.halted:
                 break
             if self.resume is not None and self.resume.settles(row):
@@ -281,7 +285,7 @@ class _Run:
         log.warning("stop_requested", grace_seconds=self.stop_grace)
         self.pacer.halt()
 
-    async def execute(self, rows: Iterable[Row]) -> None:
+    async def execute(self, rows: Rows) -> None:
         watchers = [
             asyncio.create_task(self.watch_stop(), name="stop-watcher"),
             asyncio.create_task(self.report_progress(), name="progress"),
@@ -295,7 +299,7 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
 
-    async def _pipeline(self, rows: Iterable[Row]) -> None:
+    async def _pipeline(self, rows: Rows) -> None:
         queue: asyncio.Queue[Row | None] = asyncio.Queue(
             maxsize=self.settings.concurrency * _QUEUE_PER_WORKER
         )
@@ -342,9 +346,43 @@ class _Run:
         return RunStatus.COMPLETED
 
 
+async def _as_async(items: Iterable[_T] | AsyncIterable[_T]) -> AsyncIterator[_T]:
+    """Iterate a plain or an async iterable the same way."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def delete_users(
+    uids: Iterable[str] | AsyncIterable[str],
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+) -> Summary:
+    """Delete the users whose UIDs ``uids`` yields, exactly as ``bulkdelete delete`` would.
+
+    Every value is validated and lowercased like a row of an input file (its audit ``source``
+    is ``uids:<n>``, counting from 1); invalid values and repeats are audited, never sent.
+    Setting ``stop`` asks for a graceful stop. Returns the run's ``Summary``; never raises for
+    one UID's failure.
+    """
+    seen: set[str] = set()
+
+    async def rows() -> AsyncIterator[Row]:
+        number = 0
+        async for value in _as_async(uids):
+            number += 1
+            yield make_row(f"uids:{number}", value, seen)
+
+    return await run_delete(settings, rows(), stop=stop)
+
+
 async def run_delete(
     settings: Settings,
-    rows: Iterable[Row],
+    rows: Rows,
     *,
     session: aiohttp.ClientSession | None = None,
     stop: asyncio.Event | None = None,

@@ -1,0 +1,74 @@
+"""The library API: ``delete_users`` runs the CLI's pipeline from plain Python."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from helpers import API_KEY, FakeFactory, cli_env, row_records
+
+from bulkdelete import Outcome, RunStatus, Secret, Settings, delete_users
+from bulkdelete.fakeserver import FakeConfig, FakeServer
+
+
+async def test_async_iterable_of_uids(tmp_path: Path) -> None:
+    """An async generator of UIDs is validated, deduplicated, deleted and audited."""
+    config = FakeConfig(api_key=API_KEY, users=frozenset({"ann", "bob"}))
+
+    async def uids() -> AsyncIterator[str]:
+        for uid in ["Ann", "bob", "ANN", "../x", "carl"]:
+            yield uid
+
+    async with FakeServer(config) as server:
+        settings = Settings(
+            base_url=server.base_url, api_key=Secret(API_KEY), audit_path=tmp_path / "a.jsonl"
+        )
+        summary = await delete_users(uids(), settings)
+        sent = dict(server.stats.deletes_by_uid)
+
+    assert summary.status is RunStatus.COMPLETED
+    assert dict(summary.counts) == {
+        Outcome.DELETED: 2,
+        Outcome.NOT_FOUND: 1,
+        Outcome.DUPLICATE: 1,
+        Outcome.INVALID: 1,
+    }
+    assert sent == {"ann": 1, "bob": 1, "carl": 1}
+    sources = {r["uid"]: r["source"] for r in row_records(tmp_path / "a.jsonl")}
+    assert sources == {"Ann": "uids:1", "bob": "uids:2", "ANN": "uids:3", "../x": "uids:4",
+                       "carl": "uids:5"}  # fmt: skip
+
+
+def test_plain_script(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """A plain Python script using asyncio.run(delete_users(...)) deletes the users it names."""
+    server = fake_server(users=["u1", "u2", "u3"])
+    script = tmp_path / "erase.py"
+    script.write_text(
+        textwrap.dedent(f"""
+            import asyncio, os
+            from pathlib import Path
+            from bulkdelete import Secret, Settings, delete_users
+
+            settings = Settings(
+                base_url={server.base_url!r},
+                api_key=Secret(os.environ["COMETCHAT_API_KEY"]),
+                audit_path=Path({str(tmp_path / "audit.jsonl")!r}),
+                permanent=True,
+            )
+            summary = asyncio.run(delete_users(["u1", "u2", "u3"], settings))
+            print(summary.all_final, sum(summary.counts.values()))
+        """),
+        encoding="utf-8",
+    )
+
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=cli_env(), timeout=60,
+        check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "3"]
+    assert server.stats()["permanent_flags"] == {"u1": [True], "u2": [True], "u3": [True]}
