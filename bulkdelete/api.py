@@ -24,12 +24,19 @@ from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, RateInfo
 _JSON_HEADERS: Final = {"accept": "application/json", "content-type": "application/json"}
 _BODIES: Final = {flag: orjson.dumps({"permanent": flag}) for flag in (True, False)}
 _MAX_MESSAGE: Final = 500
+_NOT_A_SEGMENT: Final = frozenset({"", ".", ".."})
 # Values above this are milliseconds since the epoch, not seconds.
 _EPOCH_MS_THRESHOLD: Final = 1e11
 
 
 def user_url(base_url: str, uid: str) -> str:
-    """Return ``<base_url>/users/<uid>`` with the UID percent-encoded as one path segment."""
+    """Return ``<base_url>/users/<uid>`` with the UID percent-encoded as one path segment.
+
+    Raises ``ValueError`` for ``''``, ``'.'`` and ``'..'``: no encoding keeps them one segment
+    (URL libraries resolve dot segments), and they are never valid UIDs anyway.
+    """
+    if uid in _NOT_A_SEGMENT:
+        raise ValueError(f"{uid!r} cannot be sent as a user id")
     return f"{base_url.rstrip('/')}/users/{quote(uid, safe='')}"
 
 

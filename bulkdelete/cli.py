@@ -29,7 +29,7 @@ from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
 from bulkdelete.run import Resume, new_run_id, run_delete
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_RATE,
+    DEFAULT_MAX_SHARE,
     REGIONS,
     Secret,
     Settings,
@@ -56,6 +56,22 @@ def exit_code(summary: Summary, *, signum: int | None = None) -> ExitCode:
     if summary.status is RunStatus.INTERRUPTED:
         return ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT
     return ExitCode.OK if summary.all_final else ExitCode.INCOMPLETE
+
+
+class RateType(click.ParamType[float | None, Any]):
+    """``auto`` or a number of requests per second."""
+
+    name = "auto|N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float | None:
+        if value is None or value == "auto":
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
 
 
 def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
@@ -169,17 +185,25 @@ def cli() -> None:
 )
 @click.option(
     "--rate",
+    type=RateType(),
+    default="auto",
+    show_default=True,
+    help="Ceiling in requests per second; auto starts at CometChat's documented 10,000/min. "
+    "Either way the run follows the rate-limit headers and pauses on 429s.",
+)
+@click.option(
+    "--max-share",
     type=float,
-    default=DEFAULT_RATE,
-    show_default="10,000/min",
-    help="Ceiling in requests per second.",
+    default=DEFAULT_MAX_SHARE,
+    show_default=True,
+    help="Most of the advertised limit this run may take; the rest stays for the live app.",
 )
 @click.option(
     "--concurrency",
     type=int,
     default=DEFAULT_CONCURRENCY,
     show_default=True,
-    help="Most requests in flight.",
+    help="Most requests in flight (the run sizes it to rate x round trip below this).",
 )
 @click.option(
     "--max-attempts",
@@ -239,7 +263,8 @@ def delete(
     api_key_file: Path | None,
     permanent: bool,
     audit_path: Path | None,
-    rate: float,
+    rate: float | None,
+    max_share: float,
     concurrency: int,
     max_attempts: int,
     max_retry_time: float,
@@ -278,6 +303,7 @@ def delete(
         audit_path=audit_path or _default_audit_path(),
         permanent=permanent,
         rate=rate,
+        max_share=max_share,
         concurrency=concurrency,
         max_attempts=max_attempts,
         max_retry_time=max_retry_time,

@@ -13,6 +13,7 @@ whole and the attempts a UID makes do not count against its own limits: the run'
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -54,14 +55,18 @@ class Attempted:
 OnRetry = Callable[[Answer, int, float], None]
 
 
-def observation(answer: Answer) -> Observation:
+def observation(answer: Answer, *, round_trip: float | None = None) -> Observation:
     """Return what the pacer should learn from an answer."""
-    status = answer.http_status
+    status, rate = answer.http_status, answer.rate
     return Observation(
         throttled=status == TOO_MANY_REQUESTS,
         unavailable=(status is None and classify(answer) is Verdict.RETRY)
         or (status is not None and status >= _SERVER_ERROR),
-        retry_after=answer.rate.retry_after,
+        retry_after=rate.retry_after,
+        limit=rate.limit,
+        remaining=rate.remaining,
+        reset_at=rate.reset_at,
+        round_trip=round_trip if status is not None else None,
     )
 
 
@@ -139,8 +144,13 @@ async def call_with_retries(
                 halted = True
                 break
             in_outage = pacer.in_outage
-            answer = await attempt()
-            seen = observation(answer)
+            sent_at = time.monotonic()
+            try:
+                answer = await attempt()
+            except BaseException:
+                pacer.release()
+                raise
+            seen = observation(answer, round_trip=time.monotonic() - sent_at)
             pacer.observe(seen)
             attempts += 1
             sends += answer.sends

@@ -117,7 +117,12 @@ class _Run:
         self.audit = audit
         self.client = client
         self.policy = policy
-        self.pacer = Pacer(settings.rate, max_outage=settings.max_outage)
+        self.pacer = Pacer(
+            settings.rate_ceiling,
+            max_concurrency=settings.concurrency,
+            max_share=settings.max_share,
+            max_outage=settings.max_outage,
+        )
         self.stop = stop
         self.stop_grace = stop_grace
         self.resume = resume

@@ -6,7 +6,6 @@ settings, logging them or putting them in a traceback cannot leak it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -16,10 +15,11 @@ from bulkdelete.errors import UsageError
 REGIONS: Final = ("us", "eu", "in")
 DOCUMENTED_LIMIT_PER_MINUTE: Final = 10_000
 DEFAULT_RATE: Final = DOCUMENTED_LIMIT_PER_MINUTE / 60
-# Little's law: in flight = rate x round trip. ~167/s x 0.2 s is ~33; leave room for slower answers.
-TYPICAL_ROUND_TRIP: Final = 0.2
-DEFAULT_CONCURRENCY: Final = math.ceil(DEFAULT_RATE * TYPICAL_ROUND_TRIP * 1.5)
+# A ceiling: the pacer sizes requests in flight to rate x measured round trip (Little's law),
+# and ~167/s at 0.3 s round trips needs ~50 with room; 100 covers answers up to ~0.4 s.
+DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
+DEFAULT_MAX_SHARE: Final = 0.98
 
 
 class Secret:
@@ -59,7 +59,9 @@ class Settings:
     """Everything one delete run needs, validated; build it with keyword arguments.
 
     ``base_url`` is the API root including ``/v3``; the client appends ``/users/{uid}``.
-    ``rate`` is a ceiling in requests per second; ``concurrency`` caps requests in flight.
+    ``rate`` is a ceiling in requests per second, ``None`` for auto (CometChat's documented
+    limit, then what the rate-limit headers teach); ``max_share`` is the most of the advertised
+    limit a run may take; ``concurrency`` caps requests in flight.
     ``max_retry_time`` bounds the time one UID may spend being retried, in seconds.
     """
 
@@ -67,7 +69,8 @@ class Settings:
     api_key: Secret = field(repr=False)
     audit_path: Path
     permanent: bool = False
-    rate: float = DEFAULT_RATE
+    rate: float | None = None
+    max_share: float = DEFAULT_MAX_SHARE
     concurrency: int = DEFAULT_CONCURRENCY
     max_attempts: int = 6
     max_retry_time: float = 300.0
@@ -87,8 +90,10 @@ class Settings:
             raise UsageError(
                 f"the base URL must start with https:// or http://, got {self.base_url!r}"
             )
-        if not self.rate > 0:  # also refuses NaN
+        if self.rate is not None and not self.rate > 0:  # also refuses NaN
             raise UsageError(f"--rate must be above 0, got {self.rate}")
+        if not 0 < self.max_share <= 1:
+            raise UsageError(f"--max-share must be above 0 and at most 1, got {self.max_share}")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise UsageError(
                 f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
@@ -102,13 +107,19 @@ class Settings:
         if not self.target:
             object.__setattr__(self, "target", self.base_url)
 
+    @property
+    def rate_ceiling(self) -> float:
+        """The most requests per second this run may send, whatever the headers say."""
+        return DEFAULT_RATE if self.rate is None else self.rate
+
     def public(self) -> dict[str, object]:
         """Return the effective settings for the audit and logs, without the key."""
         return {
             "base_url": self.base_url,
             "target": self.target,
             "permanent": self.permanent,
-            "rate": self.rate,
+            "rate": "auto" if self.rate is None else self.rate,
+            "max_share": self.max_share,
             "concurrency": self.concurrency,
             "max_attempts": self.max_attempts,
             "max_retry_time": self.max_retry_time,
