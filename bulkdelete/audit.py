@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -64,6 +66,40 @@ def encode(record: Record) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def link(line: bytes, key: bytes | None) -> str:
+    """Return the chain value the line after ``line`` carries in ``prev``.
+
+    ``line`` is the previous line's bytes without its newline. With ``key`` the link is an
+    HMAC-SHA256, so only a holder of the key can rewrite the chain after editing a line.
+    """
+    if key is None:
+        return hashlib.sha256(line).hexdigest()
+    return hmac.new(key, line, hashlib.sha256).hexdigest()
+
+
+def last_line(path: Path) -> bytes | None:
+    """Return the last line of ``path`` without its newline; None for a missing or empty file.
+
+    Call it after ``repair_torn_tail``, when the file ends with a newline.
+    """
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        tail = b""
+        while end > 0:
+            start = max(0, end - _TAIL_CHUNK)
+            handle.seek(start)
+            tail = handle.read(end - start) + tail
+            end = start
+            cut = tail.rfind(b"\n", 0, len(tail) - 1)
+            if cut >= 0:
+                return tail[cut + 1 :].removesuffix(b"\n")
+        return tail.removesuffix(b"\n") or None
+
+
 class AuditWriter:
     """The one writer of an audit file; use as an async context manager inside the run's loop.
 
@@ -71,8 +107,16 @@ class AuditWriter:
     they were written. ``write_through`` also waits until its line is in the kernel's hands.
     """
 
-    def __init__(self, path: Path, *, fsync_interval: float = _FSYNC_INTERVAL) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        chain_key: bytes | None = None,
+        fsync_interval: float = _FSYNC_INTERVAL,
+    ) -> None:
         self.path = path
+        self._chain_key = chain_key
+        self._prev: str | None = None
         self.repaired_bytes = 0
         self.lines_written = 0
         self._fsync_interval = fsync_interval
@@ -88,6 +132,8 @@ class AuditWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.repaired_bytes = repair_torn_tail(self.path)
+            previous = last_line(self.path)
+            self._prev = None if previous is None else link(previous, self._chain_key)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AuditError(
@@ -101,8 +147,14 @@ class AuditWriter:
         await self.close()
 
     def write(self, record: Record) -> None:
-        """Queue one record; it is encoded now so later changes to ``record`` cannot alter it."""
-        self._pending.append(encode(record))
+        """Queue one record; it is encoded now so later changes to ``record`` cannot alter it.
+
+        Each line carries ``prev``, the link to the line before it (``None`` for a file's first
+        line), so an edited, removed, duplicated or moved line breaks the chain.
+        """
+        line = orjson.dumps({**record, "prev": self._prev})
+        self._prev = link(line, self._chain_key)
+        self._pending.append(line + b"\n")
         self._lines_queued += 1
         self._wake.set()
 

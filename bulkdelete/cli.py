@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import getpass
 import os
 import shlex
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -19,11 +21,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import structlog
 
 from bulkdelete import logs
 from bulkdelete._version import __version__
 from bulkdelete.audit import load_resume_index
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
+from bulkdelete.progress import BarReporter, ConsoleWriter, Reporter, choose_reporter
 from bulkdelete.render import dry_run_text, summary_text
 from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
 from bulkdelete.run import Resume, new_run_id, run_delete
@@ -247,6 +251,11 @@ def cli() -> None:
     help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress bar on a terminal, no progress log events elsewhere.",
+)
 @click.option("--dry-run", is_flag=True, help="Read and validate everything, send nothing.")
 @click.option(
     "--log-level",
@@ -275,6 +284,7 @@ def delete(
     max_deletes: int | None,
     resume: bool,
     yes: bool,
+    no_progress: bool,
     dry_run: bool,
     log_level: str,
 ) -> None:
@@ -283,7 +293,20 @@ def delete(
     INPUT is a CSV or text file, or - for stdin (the default when none is given).
     """
     api_key = _read_api_key(api_key_file)
-    logs.configure(level=log_level, secrets=[api_key.reveal()])
+    log = structlog.get_logger("bulkdelete")
+    reporter = choose_reporter(
+        stream=sys.stderr,
+        enabled=not no_progress and not dry_run,
+        # Looked up at each call: a bound method taken before configure() would keep the
+        # default configuration, which prints to stdout.
+        emit=lambda event, **fields: log.info(event, **fields),  # noqa: PLW0108
+    )
+    logs.configure(
+        level=log_level,
+        secrets=[api_key.reveal(), os.environ.get("BULKDELETE_AUDIT_KEY", "")],
+        # With a live bar, log lines must go through its console to land above it.
+        stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
+    )
     if base_url:
         target = base_url
     elif app_id:
@@ -297,9 +320,11 @@ def delete(
         raise UsageError("--resume needs --audit naming the audit of the run to continue")
     if dry_run and not api_key.reveal():
         api_key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
+    audit_key = os.environ.get("BULKDELETE_AUDIT_KEY", "")
     settings = Settings(
         base_url=base_url,
         api_key=api_key,
+        audit_key=Secret(audit_key) if audit_key else None,
         audit_path=audit_path or _default_audit_path(),
         permanent=permanent,
         rate=rate,
@@ -330,7 +355,7 @@ def delete(
             _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
         plan = _resume_plan(settings, scanned) if resume else None
         click.echo(f"audit: {settings.audit_path}")
-        summary, signum = _run(settings, sources, scanned, plan)
+        summary, signum = _run(settings, sources, scanned, plan, reporter)
     click.echo(summary_text(summary, resume_command=_resume_command(summary)))
     sys.exit(exit_code(summary, signum=signum))
 
@@ -361,13 +386,15 @@ def _run(
     sources: Sequence[Source],
     scanned: InputSummary,
     resume: Resume | None,
+    reporter: Reporter,
 ) -> tuple[Summary, int | None]:
     received: list[int] = []
     manifest: dict[str, Any] = {
+        "operator": _operator(),
         "inputs": [
             {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
             for f in scanned.files
-        ]
+        ],
     }
 
     async def main() -> Summary:
@@ -380,6 +407,8 @@ def _run(
             run_id=new_run_id(),
             manifest=manifest,
             resume=resume,
+            progress=reporter,
+            total=scanned.rows,
         )
 
     try:
@@ -390,6 +419,15 @@ def _run(
             ExitCode.SIGTERM if received and received[-1] == signal.SIGTERM else ExitCode.SIGINT
         )
     return summary, received[0] if received else None
+
+
+def _operator() -> dict[str, str]:
+    """Name who ran this, for the manifest: the login name and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no USER: a bare container
+        user = f"uid {os.getuid()}"
+    return {"user": user, "host": socket.gethostname()}
 
 
 def _resume_command(summary: Summary) -> str | None:

@@ -263,6 +263,11 @@ class Pacer:
         return max(1, min(self._max_concurrency, wanted))
 
     @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered."""
+        return self._in_flight
+
+    @property
     def halted(self) -> bool:
         """True once ``halt`` was called."""
         return self._halted
@@ -278,9 +283,10 @@ class Pacer:
         return max(0.0, self._resume_at - self._clock())
 
     @property
-    def limit_per_window(self) -> int | None:
-        """The limit the headers advertise, once an answer carried it."""
-        return self._budget.limit
+    def limit_per_minute(self) -> int | None:
+        """The limit the headers advertise, per minute, once an answer carried it."""
+        limit = self._budget.limit
+        return None if limit is None else round(limit * 60 / self._budget.window)
 
     @property
     def budget_left(self) -> int | None:

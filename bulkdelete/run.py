@@ -31,13 +31,14 @@ from bulkdelete.api import Client, send_counter
 from bulkdelete.audit import AuditWriter, ResumeIndex, event_record, row_record
 from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
 from bulkdelete.pacing import Pacer
+from bulkdelete.progress import NullReporter, Reporter, Snapshot
 from bulkdelete.retry import RetryPolicy, call_with_retries
 from bulkdelete.rows import Row, make_row
 from bulkdelete.settings import Settings
 from bulkdelete.summary import RunStatus, Summary
 
 _QUEUE_PER_WORKER: Final = 4
-_PROGRESS_EVERY: Final = 5.0
+_PROGRESS_TICK: Final = 0.25
 _PRODUCER_YIELD_EVERY: Final = 256
 _T = TypeVar("_T")
 Rows = Iterable[Row] | AsyncIterable[Row]
@@ -111,8 +112,14 @@ class _Run:
         stop: asyncio.Event,
         stop_grace: float,
         resume: Resume | None,
+        progress: Reporter,
+        total: int | None,
     ) -> None:
         self.settings = settings
+        self.progress = progress
+        self.total = total
+        self.started = time.monotonic()
+        self.retrying = 0
         self.run_id = run_id
         self.audit = audit
         self.client = client
@@ -131,7 +138,6 @@ class _Run:
         self.retried = 0
         self.skipped = 0
         self.unsent = 0
-        self.in_flight = 0
         self.fatal: Answer | None = None
 
     def record(self, row: Row, result: Result) -> None:
@@ -172,11 +178,7 @@ class _Run:
             if self.pacer.halted:
                 self.unsent += 1  # drained, not sent: a resumed run picks these rows up
                 continue
-            self.in_flight += 1
-            try:
-                result = await self.delete(row)
-            finally:
-                self.in_flight -= 1
+            result = await self.delete(row)
             if result is None:
                 self.unsent += 1
             else:
@@ -185,10 +187,13 @@ class _Run:
     async def delete(self, row: Row) -> Result | None:
         uid = row.uid
         assert uid is not None  # noqa: S101  (the producer queues valid rows only)
-        announced = False
+        announced = waiting = False
 
         async def attempt() -> Answer:
-            nonlocal announced
+            nonlocal announced, waiting
+            if waiting:
+                self.retrying -= 1
+                waiting = False
             if not announced:
                 # Intent before action: after a crash the audit names this UID as unknown.
                 await self.audit.write_through(
@@ -201,6 +206,9 @@ class _Run:
             return await self.client.delete_user(uid, permanent=self.settings.permanent)
 
         def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
+            nonlocal waiting
+            self.retrying += 1
+            waiting = True
             log.debug(
                 "retry_scheduled",
                 uid=uid,
@@ -210,9 +218,13 @@ class _Run:
                 sleep=round(sleep, 3),
             )
 
-        attempted = await call_with_retries(
-            attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry
-        )
+        try:
+            attempted = await call_with_retries(
+                attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry
+            )
+        finally:
+            if waiting:  # the run stopped during a backoff
+                self.retrying -= 1
         if attempted is None:
             return None
         if attempted.attempts > 1:
@@ -272,18 +284,26 @@ class _Run:
                 error_code=answer.error_code,
             )
 
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            done=sum(self.counts.values()),
+            total=self.total,
+            skipped=self.skipped,
+            counts={outcome.value: self.counts[outcome] for outcome in Outcome},
+            in_flight=self.pacer.in_flight,
+            retrying=self.retrying,
+            rate_in_use=self.pacer.rate,
+            limit_per_minute=self.pacer.limit_per_minute,
+            budget_left=self.pacer.budget_left,
+            paused_for=self.pacer.paused_for,
+            elapsed=time.monotonic() - self.started,
+            requests=self.requests,
+        )
+
     async def report_progress(self) -> None:
         while True:
-            await asyncio.sleep(_PROGRESS_EVERY)
-            log.info(
-                "progress",
-                done=sum(self.counts.values()),
-                skipped=self.skipped,
-                requests=self.requests,
-                in_flight=self.in_flight,
-                paused_for=round(self.pacer.paused_for, 3),
-                **{outcome.value: n for outcome, n in self.counts.items()},
-            )
+            await asyncio.sleep(_PROGRESS_TICK)
+            self.progress.update(self.snapshot())
 
     async def watch_stop(self) -> None:
         await self.stop.wait()
@@ -303,6 +323,7 @@ class _Run:
             for task in watchers:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
+            self.progress.close(self.snapshot())
 
     async def _pipeline(self, rows: Rows) -> None:
         queue: asyncio.Queue[Row | None] = asyncio.Queue(
@@ -328,7 +349,7 @@ class _Run:
             try:
                 await asyncio.wait_for(asyncio.shield(done), self.stop_grace)
             except TimeoutError:
-                log.warning("stop_grace_expired", in_flight=self.in_flight)
+                log.warning("stop_grace_expired", in_flight=self.pacer.in_flight)
                 for task in workers:
                     task.cancel()
         await asyncio.gather(done, return_exceptions=True)
@@ -396,12 +417,15 @@ async def run_delete(
     stop_grace: float = 10.0,
     manifest: Mapping[str, Any] | None = None,
     resume: Resume | None = None,
+    progress: Reporter | None = None,
+    total: int | None = None,
 ) -> Summary:
     """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
 
     ``session`` defaults to ``open_session(settings)`` and is closed afterwards only when this
     function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
     flight get ``stop_grace`` seconds to finish. ``resume`` skips rows an earlier run settled.
+    ``progress`` is shown a ``Snapshot`` four times a second, ``total`` being the rows expected.
     """
     run_id = run_id or new_run_id()
     policy = policy or RetryPolicy(
@@ -412,7 +436,8 @@ async def run_delete(
     own_session = session is None
     http = session if session is not None else open_session(settings)
     try:
-        async with AuditWriter(settings.audit_path) as audit:
+        chain_key = settings.audit_key.reveal().encode() if settings.audit_key else None
+        async with AuditWriter(settings.audit_path, chain_key=chain_key) as audit:
             audit.write(
                 event_record(
                     "run_started",
@@ -434,6 +459,8 @@ async def run_delete(
                 stop=stop,
                 stop_grace=stop_grace,
                 resume=resume,
+                progress=progress or NullReporter(),
+                total=total,
             )
             try:
                 await run.execute(rows)

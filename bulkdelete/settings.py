@@ -79,6 +79,7 @@ class Settings:
     column: str | None = None
     target: str = ""
     ca_bundle: Path | None = None
+    audit_key: Secret | None = field(default=None, repr=False)  # HMAC key of the audit's chain
 
     def __post_init__(self) -> None:
         if not self.api_key.reveal():
@@ -127,4 +128,5 @@ class Settings:
             "max_outage": self.max_outage,
             "column": self.column,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
+            "audit_chain": "hmac-sha256" if self.audit_key else "sha256",
         }
