@@ -148,7 +148,12 @@ class Client:
         sends = _Sends()
         try:
             async with self._session.request(
-                method, url, data=body, headers=self._headers, trace_request_ctx=sends
+                method,
+                url,
+                data=body,
+                headers=self._headers,
+                trace_request_ctx=sends,
+                allow_redirects=False,  # a redirect must never carry the key to another host
             ) as response:
                 payload = await response.read()
                 status, headers = response.status, response.headers

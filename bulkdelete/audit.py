@@ -127,6 +127,7 @@ class AuditWriter:
         self._batch_written: asyncio.Future[None] | None = None
         self._fd = -1
         self._task: asyncio.Task[None] | None = None
+        self._error: AuditError | None = None
 
     async def __aenter__(self) -> Self:
         try:
@@ -152,6 +153,8 @@ class AuditWriter:
         Each line carries ``prev``, the link to the line before it (``None`` for a file's first
         line), so an edited, removed, duplicated or moved line breaks the chain.
         """
+        if self._error is not None:
+            raise self._error
         line = orjson.dumps({**record, "prev": self._prev})
         self._prev = link(line, self._chain_key)
         self._pending.append(line + b"\n")
@@ -168,6 +171,8 @@ class AuditWriter:
         target = self._lines_queued
         while self.lines_written < target and self._batch_written is not None:
             await asyncio.shield(self._batch_written)
+            if self._error is not None:
+                raise self._error
 
     async def close(self) -> None:
         """Write every queued record, fsync, and close the file."""
@@ -186,6 +191,21 @@ class AuditWriter:
                 self._fd = -1
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_until_closed()
+        except OSError as exc:
+            self._error = AuditError(
+                f"cannot append to the audit: {exc.strerror or exc}", path=str(self.path)
+            )
+            self._wake_writers()
+            raise self._error from exc
+
+    def _wake_writers(self) -> None:
+        done = self._batch_written
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def _drain_until_closed(self) -> None:
         loop = asyncio.get_running_loop()
         dirty = False
         last_sync = time.monotonic()
@@ -200,9 +220,8 @@ class AuditWriter:
                 self._write_all(b"".join(batch))
                 self.lines_written += len(batch)
                 dirty = True
-                done, self._batch_written = self._batch_written, loop.create_future()
-                if done is not None:
-                    done.set_result(None)
+                self._wake_writers()
+                self._batch_written = loop.create_future()
             if self._closing and not self._pending:
                 return
             if dirty and time.monotonic() - last_sync >= self._fsync_interval:

@@ -23,12 +23,11 @@ from typing import Any, NoReturn
 import click
 import structlog
 
-from bulkdelete import logs
+from bulkdelete import logs, render
 from bulkdelete._version import __version__
 from bulkdelete.audit import load_resume_index
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, Reporter, choose_reporter
-from bulkdelete.render import dry_run_text, summary_text
 from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
 from bulkdelete.run import Resume, new_run_id, run_delete
 from bulkdelete.settings import (
@@ -250,6 +249,11 @@ def cli() -> None:
     is_flag=True,
     help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
 )
+@click.option(
+    "--summary-json",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the end-of-run summary as JSON to this file.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--no-progress",
@@ -283,6 +287,7 @@ def delete(
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
+    summary_json: Path | None,
     yes: bool,
     no_progress: bool,
     dry_run: bool,
@@ -343,7 +348,7 @@ def delete(
         if scanned.rows == 0:
             raise UsageError("the input holds no rows: nothing to do")
         if dry_run:
-            click.echo(dry_run_text(settings, scanned, read_rows(sources, column=column)))
+            click.echo(render.dry_run_text(settings, scanned, read_rows(sources, column=column)))
             return
         valid = _count_valid(sources, column) if max_deletes is not None or permanent else None
         if max_deletes is not None and valid is not None and valid > max_deletes:
@@ -356,7 +361,10 @@ def delete(
         plan = _resume_plan(settings, scanned) if resume else None
         click.echo(f"audit: {settings.audit_path}")
         summary, signum = _run(settings, sources, scanned, plan, reporter)
-    click.echo(summary_text(summary, resume_command=_resume_command(summary)))
+    resume_command = _resume_command(summary)
+    click.echo(render.summary_text(summary, resume_command=resume_command))
+    if summary_json is not None:
+        summary_json.write_bytes(render.summary_json(summary, resume_command=resume_command))
     sys.exit(exit_code(summary, signum=signum))
 
 
@@ -549,7 +557,7 @@ def demo(permanent: bool, audit_path: Path | None) -> None:
     summary = asyncio.run(
         demo_module.run_demo(permanent=permanent, audit_path=audit_path, echo=click.echo)
     )
-    click.echo(summary_text(summary, resume_command=None))
+    click.echo(render.summary_text(summary, resume_command=None))
     sys.exit(exit_code(summary))
 
 

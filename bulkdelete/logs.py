@@ -31,21 +31,20 @@ class Redactor:
 
     def scrub(self, value: object) -> object:
         """Return ``value`` with every secret masked; containers are copied, never mutated."""
-        if isinstance(value, str):
-            for secret in self._secrets:
-                if secret in value:
-                    value = value.replace(secret, _MASK)
+        if value is None or isinstance(value, bool | int | float):
             return value
         if isinstance(value, Mapping):
             return {
                 k: _MASK if str(k).lower() in _SECRET_FIELDS else self.scrub(v)
                 for k, v in value.items()
             }
-        if isinstance(value, list | tuple):
+        if isinstance(value, list | tuple | set | frozenset):
             return [self.scrub(v) for v in value]
-        if isinstance(value, BaseException):
-            return self.scrub(f"{type(value).__name__}: {value}")
-        return value
+        text = _as_text(value)
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, _MASK)
+        return text
 
     def __call__(
         self, _logger: object, _method: str, event_dict: MutableMapping[str, Any]
@@ -53,6 +52,17 @@ class Redactor:
         scrubbed = self.scrub(event_dict)
         assert isinstance(scrubbed, dict)  # noqa: S101  (scrub maps a Mapping to a dict)
         return scrubbed
+
+
+def _as_text(value: object) -> str:
+    """Return the text a renderer would show for a value (which may well hold a secret)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return str(value)
 
 
 def _json_dumps(value: Any, **_: Any) -> str:
@@ -75,8 +85,15 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if not tty:
-        processors.append(structlog.processors.dict_tracebacks)
+    # Tracebacks become data before redaction, so secrets in them are masked too; without
+    # locals, whose truncated reprs could show a piece of a secret that no longer matches.
+    processors.append(
+        structlog.processors.format_exc_info
+        if tty
+        else structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+    )
     processors += [Redactor(secrets), renderer]
     structlog.configure(
         processors=processors,

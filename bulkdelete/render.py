@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+import orjson
+
 from bulkdelete.outcome import Outcome
 from bulkdelete.rows import InputSummary, Row
 from bulkdelete.settings import Settings
@@ -22,24 +24,65 @@ _STATUS_LINE = {
 
 def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     """Return the end-of-run summary a person reads."""
-    mode = "permanent erasure" if summary.permanent else "deactivation"
-    rate = summary.requests / summary.duration if summary.duration > 0 else 0.0
+    mode = "PERMANENT erasure" if summary.permanent else "deactivation"
     lines = [
         f"bulkdelete {_STATUS_LINE[summary.status]}: {summary.rows} rows in "
         f"{summary.duration:.1f} s ({mode}, {summary.target})",
     ]
     width = max(len(o.value) for o in Outcome)
     lines += [f"  {o.value:<{width}}  {summary.counts.get(o, 0):>9}" for o in Outcome]
+    if summary.skipped:
+        lines.append(f"  {'skipped':<{width}}  {summary.skipped:>9}  (settled by an earlier run)")
+    if summary.unsent:
+        lines.append(
+            f"  {'unsent':<{width}}  {summary.unsent:>9}  (read, not sent: the run stopped)"
+        )
+    lines += [f"  failed with {code}: {n}" for code, n in summary.failures_by_code.items()]
     lines.append(
-        f"  requests sent {summary.requests}, {rate:.1f}/s; "
-        f"{summary.retried_uids} UIDs needed more than one attempt"
+        f"  {summary.requests} requests, {summary.average_rate:.1f}/s on average, "
+        f"{summary.peak_rate:.0f}/s at peak; {summary.retried_uids} UIDs needed retries"
     )
+    if summary.not_found_unproven:
+        lines.append(
+            f"  note: {summary.not_found_unproven} UIDs were not found. CometChat says so for "
+            "deactivated users too, so these may be deactivated, not erased (see README)."
+        )
     if summary.fatal_code or summary.fatal_message:
-        lines.append(f"  stopped because: {summary.fatal_code}: {summary.fatal_message}")
+        reason = ": ".join(part for part in (summary.fatal_code, summary.fatal_message) if part)
+        lines.append(f"  stopped because: {reason}")
     lines.append(f"  audit: {summary.audit_path}")
     if resume_command:
         lines.append(f"  to finish the job, run: {resume_command}")
     return "\n".join(lines)
+
+
+def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
+    """Return the same facts as ``summary_text`` as one JSON document, for machines."""
+    return orjson.dumps(
+        {
+            "run_id": summary.run_id,
+            "status": summary.status.value,
+            "permanent": summary.permanent,
+            "target": summary.target,
+            "audit": str(summary.audit_path),
+            "rows": summary.rows,
+            "outcomes": {o.value: summary.counts.get(o, 0) for o in Outcome},
+            "skipped": summary.skipped,
+            "unsent": summary.unsent,
+            "failures_by_code": dict(summary.failures_by_code),
+            "requests": summary.requests,
+            "duration_seconds": round(summary.duration, 3),
+            "average_rate": round(summary.average_rate, 3),
+            "peak_rate": round(summary.peak_rate, 3),
+            "retried_uids": summary.retried_uids,
+            "not_found_in_permanent_run": summary.not_found_unproven,
+            "fatal_code": summary.fatal_code,
+            "fatal_message": summary.fatal_message,
+            "all_final": summary.all_final,
+            "resume_command": resume_command,
+        },
+        option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
+    )
 
 
 def dry_run_text(settings: Settings, scanned: InputSummary, rows: Iterable[Row]) -> str:

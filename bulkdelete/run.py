@@ -18,7 +18,7 @@ import dataclasses
 import ssl
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -29,6 +29,7 @@ import structlog
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, send_counter
 from bulkdelete.audit import AuditWriter, ResumeIndex, event_record, row_record
+from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
@@ -120,6 +121,8 @@ class _Run:
         self.total = total
         self.started = time.monotonic()
         self.retrying = 0
+        self.failures: Counter[str] = Counter()
+        self.peak_rate = 0.0
         self.run_id = run_id
         self.audit = audit
         self.client = client
@@ -142,6 +145,9 @@ class _Run:
 
     def record(self, row: Row, result: Result) -> None:
         self.counts[result.outcome] += 1
+        if result.outcome is Outcome.FAILED:
+            code = result.error_code or f"HTTP {result.http_status}"
+            self.failures[code] += 1
         self.audit.write(
             row_record(
                 run_id=self.run_id,
@@ -301,8 +307,13 @@ class _Run:
         )
 
     async def report_progress(self) -> None:
+        ticks_per_second = round(1 / _PROGRESS_TICK)
+        recent: deque[int] = deque([self.requests], maxlen=ticks_per_second + 1)
         while True:
             await asyncio.sleep(_PROGRESS_TICK)
+            recent.append(self.requests)
+            if len(recent) == recent.maxlen:
+                self.peak_rate = max(self.peak_rate, float(recent[-1] - recent[0]))
             self.progress.update(self.snapshot())
 
     async def watch_stop(self) -> None:
@@ -329,13 +340,18 @@ class _Run:
         queue: asyncio.Queue[Row | None] = asyncio.Queue(
             maxsize=self.settings.concurrency * _QUEUE_PER_WORKER
         )
-        async with asyncio.TaskGroup() as group:
-            workers = [
-                group.create_task(self.work(queue), name=f"worker-{n}")
-                for n in range(self.settings.concurrency)
-            ]
-            await group.create_task(self.produce(rows, queue), name="producer")
-            await self._wait_workers(workers)
+        try:
+            async with asyncio.TaskGroup() as group:
+                workers = [
+                    group.create_task(self.work(queue), name=f"worker-{n}")
+                    for n in range(self.settings.concurrency)
+                ]
+                await group.create_task(self.produce(rows, queue), name="producer")
+                await self._wait_workers(workers)
+        except* AuditError as failed:
+            # Outcomes can no longer be recorded: nothing more may be sent.
+            self.pacer.halt()
+            raise failed.exceptions[0] from None
 
     async def _wait_workers(self, workers: list[asyncio.Task[None]]) -> None:
         """Wait for the workers; after a stop request, give them ``stop_grace`` seconds."""
@@ -489,6 +505,9 @@ def _summarise(run: _Run, started: float) -> Summary:
         retried_uids=run.retried,
         skipped=run.skipped,
         unsent=run.unsent,
+        failures_by_code=dict(run.failures.most_common()),
+        # A run shorter than a second sent all its requests within one second.
+        peak_rate=run.peak_rate or float(run.requests),
     )
 
 

@@ -101,6 +101,10 @@ class Settings:
             )
         if self.max_attempts < 1:
             raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
+        if not self.max_retry_time >= 0:  # also refuses NaN
+            raise UsageError(
+                f"--max-retry-time must be 0 seconds or more, got {self.max_retry_time}"
+            )
         if not self.max_outage > 0:
             raise UsageError(f"--max-outage must be above 0 seconds, got {self.max_outage}")
         if not self.timeout > 0:

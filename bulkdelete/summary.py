@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkdelete.outcome import Outcome
@@ -35,6 +35,18 @@ class Summary:
     retried_uids: int = 0
     skipped: int = 0  # rows an earlier run already settled (``--resume``)
     unsent: int = 0  # valid rows read but not sent because the run stopped
+    failures_by_code: Mapping[str, int] = field(default_factory=dict)
+    peak_rate: float = 0.0  # most requests sent in any one second, sampled every 0.25 s
+
+    @property
+    def average_rate(self) -> float:
+        """Requests per second over the whole run."""
+        return self.requests / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def not_found_unproven(self) -> int:
+        """In a permanent run, UIDs answered not-found: they may be deactivated, not erased."""
+        return self.counts.get(Outcome.NOT_FOUND, 0) if self.permanent else 0
 
     @property
     def rows(self) -> int:
