@@ -174,7 +174,11 @@ class Pacer:
         self._in_flight += 1
         if self._outage_since is not None:
             self._probing = True
-        await self._limiter.acquire()
+        try:
+            await self._limiter.acquire()
+        except BaseException:  # cancelled while waiting for the rate: give the place back
+            self.release()
+            raise
         if self._halted:
             self.release()
             return False

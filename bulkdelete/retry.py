@@ -13,11 +13,12 @@ whole and the attempts a UID makes do not count against its own limits: the run'
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from bulkdelete.outcome import Answer, Verdict, classify
 from bulkdelete.pacing import HALT_CHECK, Observation, Pacer
@@ -81,6 +82,83 @@ def _may_have_applied(answer: Answer) -> bool:
     return status is None or status >= _SERVER_ERROR or answer.sends > 1
 
 
+class _Tries:
+    """The attempts made for one UID so far, and how each is paced, sent and counted."""
+
+    def __init__(
+        self, attempt: Callable[[], Awaitable[Answer]], policy: RetryPolicy, pacer: Pacer
+    ) -> None:
+        self._attempt = attempt
+        self._policy = policy
+        self._pacer = pacer
+        self.answer: Answer | None = None
+        self.attempts = self.sends = self.counted = 0
+        self.ambiguous = self.halted = False
+        self.own_time = 0.0  # seconds of backoff outside run-wide outages
+
+    async def once(self) -> bool:
+        """Make one paced attempt; return False, sending nothing, when the run is halted."""
+        pacer = self._pacer
+        if self.answer is not None and _may_have_applied(self.answer):
+            self.ambiguous = True
+        if not await pacer.turn():
+            self.halted = True
+            return False
+        in_outage = pacer.in_outage
+        sent_at = time.monotonic()
+        try:
+            answer = await self._attempt()
+        except BaseException:
+            pacer.release()
+            raise
+        seen = observation(answer, round_trip=time.monotonic() - sent_at)
+        pacer.observe(seen)
+        self.answer = answer
+        self.attempts += 1
+        self.sends += answer.sends
+        if not (in_outage and seen.unavailable):
+            self.counted += 1
+        return True
+
+    async def sleep(self, seconds: float) -> None:
+        """Back off, in short steps so a halted run does not sit out a long backoff."""
+        if not self._pacer.in_outage:
+            self.own_time += seconds
+        while seconds > 0 and not self._pacer.halted:
+            step = min(seconds, HALT_CHECK)
+            await self._policy.sleep(step)
+            seconds -= step
+
+    def backoff(self, attempt_number: int) -> float:
+        """Seconds to wait after attempt ``attempt_number`` (1-based) before the next one."""
+        if self.answer is not None and self.answer.http_status == TOO_MANY_REQUESTS:
+            return 0.0  # the pacer's run-wide pause does the waiting for every worker at once
+        policy = self._policy
+        exponential = policy.backoff_multiplier * 2.0 ** (attempt_number - 1)
+        return min(policy.backoff_max, exponential) + random.uniform(0, policy.jitter)  # noqa: S311  (jitter, not security)
+
+    def exhausted(self, upcoming_sleep: float) -> bool:
+        """Tell whether this UID has used up its attempts or its time."""
+        if self._pacer.in_outage:
+            return False  # the run's outage bound decides, not this UID's
+        policy = self._policy
+        return (
+            self.counted >= policy.max_attempts or self.own_time + upcoming_sleep >= policy.max_time
+        )
+
+    def result(self) -> Attempted | None:
+        answer = self.answer
+        if answer is None:
+            return None
+        return Attempted(
+            answer=answer,
+            attempts=self.attempts,
+            sends=self.sends,
+            ambiguous_earlier=self.ambiguous or answer.sends > 1,
+            abandoned=self.halted,
+        )
+
+
 async def call_with_retries(
     attempt: Callable[[], Awaitable[Answer]],
     *,
@@ -93,78 +171,38 @@ async def call_with_retries(
     Every attempt first waits for ``pacer.turn()``. Once the pacer is halted no further attempt
     is made: the result is ``None`` when nothing was sent, else ``abandoned`` is set.
     """
-    backoff = wait_exponential_jitter(
-        multiplier=policy.backoff_multiplier, max=policy.backoff_max, jitter=policy.jitter
-    )
-    attempts = sends = counted = 0
-    ambiguous = halted = False
-    answer: Answer | None = None
-    own_time = 0.0  # seconds this UID spent outside run-wide outages
-
-    def wait(state: RetryCallState) -> float:
-        if answer is not None and answer.http_status == TOO_MANY_REQUESTS:
-            return 0.0  # the pacer's run-wide pause does the waiting for every worker at once
-        return float(backoff(state))
-
-    def stop(state: RetryCallState) -> bool:
-        if pacer.in_outage:
-            return False  # the run's outage bound decides, not this UID's
-        upcoming = state.upcoming_sleep or 0.0
-        return counted >= policy.max_attempts or own_time + upcoming >= policy.max_time
+    tries = _Tries(attempt, policy, pacer)
+    # Most UIDs need one attempt. It is made before any tenacity loop is built: setting one up
+    # costs more than a whole request on loopback.
+    if not await tries.once() or tries.answer is None or not _is_retryable(tries.answer):
+        return tries.result()
+    first_wait = tries.backoff(1)
+    if tries.exhausted(first_wait):
+        return tries.result()
+    if on_retry is not None:
+        on_retry(tries.answer, 1, first_wait)
+    await tries.sleep(first_wait)
 
     def before_sleep(state: RetryCallState) -> None:
-        if on_retry is not None and answer is not None and state.next_action is not None:
-            on_retry(answer, state.attempt_number, state.next_action.sleep)
-
-    async def sleep(seconds: float) -> None:
-        nonlocal own_time
-        if not pacer.in_outage:
-            own_time += seconds
-        # In short steps, so a halted run does not sit out a long backoff.
-        while seconds > 0 and not pacer.halted:
-            step = min(seconds, HALT_CHECK)
-            await policy.sleep(step)
-            seconds -= step
+        if on_retry is not None and tries.answer is not None and state.next_action is not None:
+            on_retry(tries.answer, tries.attempts, state.next_action.sleep)
 
     retrying = AsyncRetrying(
         retry=retry_if_result(_is_retryable),
-        stop=stop,
-        wait=wait,
-        sleep=sleep,
+        stop=lambda state: tries.exhausted(state.upcoming_sleep or 0.0),
+        # tenacity numbers its attempts from 1; this loop starts at the UID's second.
+        wait=lambda state: tries.backoff(state.attempt_number + 1),
+        sleep=tries.sleep,
         before_sleep=before_sleep,
-        # Giving up ends the loop quietly; the last answer is already in ``answer``.
+        # Giving up ends the loop quietly; the last answer is already in ``tries``.
         retry_error_callback=lambda _state: None,
         reraise=True,
     )
     async for try_ in retrying:
         with try_:
-            if answer is not None and _may_have_applied(answer):
-                ambiguous = True
-            if not await pacer.turn():
-                halted = True
+            if not await tries.once():
                 break
-            in_outage = pacer.in_outage
-            sent_at = time.monotonic()
-            try:
-                answer = await attempt()
-            except BaseException:
-                pacer.release()
-                raise
-            seen = observation(answer, round_trip=time.monotonic() - sent_at)
-            pacer.observe(seen)
-            attempts += 1
-            sends += answer.sends
-            if not (in_outage and seen.unavailable):
-                counted += 1
         outcome = try_.retry_state.outcome
         if outcome is not None and not outcome.failed:
-            try_.retry_state.set_result(answer)
-    if answer is None:
-        return None
-    return Attempted(
-        answer=answer,
-        attempts=attempts,
-        sends=sends,
-        ambiguous_earlier=ambiguous or answer.sends > 1,
-        abandoned=halted,
-    )
+            try_.retry_state.set_result(tries.answer)
+    return tries.result()

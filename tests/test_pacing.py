@@ -1,0 +1,332 @@
+"""Run-wide pacing: the pause every request obeys, the halt, the outage breaker, the rate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from bulkdelete.pacing import OUTAGE_THRESHOLD, Observation, Pacer
+
+# A ceiling far above what the pause tests send, so only pauses ever make turn() wait.
+UNLIMITED = 1_000_000.0
+
+
+class FakeTime:
+    """A clock, and a sleep that advances it instantly and records each delay."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self.during_sleep: Callable[[], None] | None = None
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.now += delay
+        hook, self.during_sleep = self.during_sleep, None
+        if hook is not None:
+            hook()
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def fake() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def pacer(fake: FakeTime) -> Pacer:
+    return Pacer(UNLIMITED, clock=fake.clock, sleep=fake.sleep)
+
+
+async def test_turn_does_not_wait_when_not_paused(fake: FakeTime, pacer: Pacer) -> None:
+    """Without a pause, turn() returns at once and allows the request."""
+    expected: tuple[bool, list[float], float] = (True, [], 0.0)
+    assert expected == (await pacer.turn(), fake.sleeps, pacer.paused_for)
+
+
+async def test_pause_makes_turn_wait_until_resume(fake: FakeTime, pacer: Pacer) -> None:
+    """After pause(5), turn() sleeps until exactly 5 s later and then allows the request."""
+    pacer.pause(5.0)
+    paused_for = pacer.paused_for
+    allowed = await pacer.turn()
+    expected = (5.0, True, 105.0, 0.0)
+    assert expected == (paused_for, allowed, fake.now, pacer.paused_for)
+
+
+async def test_shorter_later_pause_does_not_shorten(fake: FakeTime, pacer: Pacer) -> None:
+    """A shorter pause during a longer one leaves the resume time where it was."""
+    pacer.pause(10.0)
+    fake.now += 1.0
+    pacer.pause(2.0)
+    paused_for = pacer.paused_for
+    await pacer.turn()
+    expected = (9.0, 110.0)
+    assert expected == (paused_for, fake.now)
+
+
+async def test_longer_later_pause_extends(fake: FakeTime, pacer: Pacer) -> None:
+    """A pause reaching past the current one moves the resume time out."""
+    pacer.pause(2.0)
+    pacer.pause(10.0)
+    paused_for = pacer.paused_for
+    await pacer.turn()
+    expected = (10.0, 110.0)
+    assert expected == (paused_for, fake.now)
+
+
+async def test_pause_extended_while_waiting_is_obeyed(fake: FakeTime, pacer: Pacer) -> None:
+    """A turn already waiting also waits out a pause another worker adds meanwhile."""
+    pacer.pause(1.0)
+    fake.during_sleep = lambda: pacer.pause(30.0)  # another worker's 429, mid-wait
+    await pacer.turn()
+    # The second pause was set at the end of the first sleep step and runs 30 s from there.
+    expected = pytest.approx((100.0 + fake.sleeps[0] + 30.0, 0.0))
+    assert expected == (fake.now, pacer.paused_for)
+
+
+async def test_pauses_counts_pauses_that_took_effect(fake: FakeTime, pacer: Pacer) -> None:
+    """``pauses`` counts each pause that moved the resume time, not ones it already covered."""
+    pacer.pause(10.0)
+    pacer.pause(3.0)  # inside the first: no new pause
+    after_two = pacer.pauses
+    await pacer.turn()
+    pacer.pause(5.0)  # a fresh pause after the first ended
+    expected = (1, 2)
+    assert expected == (after_two, pacer.pauses)
+
+
+async def test_every_waiting_turn_obeys_the_pause(fake: FakeTime, pacer: Pacer) -> None:
+    """A pause holds every worker: none is let through before the resume time."""
+    released: list[float] = []
+
+    async def worker() -> None:
+        await pacer.turn()
+        released.append(fake.now)
+
+    pacer.pause(4.0)
+    await asyncio.gather(*(worker() for _ in range(5)))
+    assert len(released) == 5
+    assert min(released) >= 104.0
+
+
+async def test_halt_makes_turn_refuse(pacer: Pacer) -> None:
+    """After halt(), turn() returns False: the caller must send nothing."""
+    before = (pacer.halted, await pacer.turn())
+    pacer.halt()
+    after = (pacer.halted, await pacer.turn())
+    expected = ((False, True), (True, False))
+    assert expected == (before, after)
+
+
+async def test_halt_during_a_long_pause_is_noticed_quickly(fake: FakeTime, pacer: Pacer) -> None:
+    """A turn waiting out a long pause returns False soon after a halt, not at the resume time."""
+    pacer.pause(300.0)
+    fake.during_sleep = pacer.halt
+    allowed = await pacer.turn()
+    expected = (False, 1)
+    assert expected == (allowed, len(fake.sleeps))
+    assert fake.sleeps[0] < 300.0  # it slept one short step, then saw the halt
+
+
+# --- observe(): 429s, the outage breaker, the budget, and requests in flight ---------------------
+
+DOWN = Observation(unavailable=True)
+FINE = Observation()
+WALL = 1_700_000_000.0  # the wall clock (unix time) the rate-limit headers are read against
+
+
+async def answered(pacer: Pacer, seen: Observation) -> None:
+    """Send one request through the pacer (turn, then observe its answer)."""
+    assert await pacer.turn()
+    pacer.observe(seen)
+
+
+async def test_observed_429_pauses_the_run_for_retry_after(pacer: Pacer) -> None:
+    """A 429 with Retry-After pauses every request for that long."""
+    await answered(pacer, Observation(throttled=True, retry_after=7.0))
+    expected = (7.0, 1)
+    assert expected == (pacer.paused_for, pacer.pauses)
+
+
+async def test_observed_429_without_retry_after_still_pauses(pacer: Pacer) -> None:
+    """A 429 with no Retry-After pauses the run for some time anyway."""
+    await answered(pacer, Observation(throttled=True))
+    assert pacer.paused_for > 0
+
+
+async def test_observed_429_with_a_huge_retry_after_is_capped(pacer: Pacer) -> None:
+    """A Retry-After of a year does not pause the run for a year."""
+    year = 365 * 24 * 3600.0
+    await answered(pacer, Observation(throttled=True, retry_after=year))
+    assert 0 < pacer.paused_for < year
+
+
+async def test_a_few_failures_are_not_an_outage(pacer: Pacer) -> None:
+    """Fewer than OUTAGE_THRESHOLD unavailable answers in a row do not pause the run."""
+    for _ in range(OUTAGE_THRESHOLD - 1):
+        await answered(pacer, DOWN)
+    expected = (False, 0.0)
+    assert expected == (pacer.in_outage, pacer.paused_for)
+
+
+async def test_a_success_resets_the_count_of_failures(pacer: Pacer) -> None:
+    """Failures separated by a success never add up to an outage."""
+    for _ in range(3):
+        for _ in range(OUTAGE_THRESHOLD - 1):
+            await answered(pacer, DOWN)
+        await answered(pacer, FINE)
+    assert False is pacer.in_outage
+
+
+async def test_failures_in_a_row_start_an_outage_with_growing_pauses(pacer: Pacer) -> None:
+    """OUTAGE_THRESHOLD unavailable answers in a row pause the run, longer after each failure."""
+    for _ in range(OUTAGE_THRESHOLD - 1):
+        await answered(pacer, DOWN)
+    pauses = []
+    for _ in range(4):
+        await answered(pacer, DOWN)
+        pauses.append(pacer.paused_for)
+    assert pacer.in_outage
+    assert 0 < pauses[0] < pauses[1] < pauses[2] < pauses[3]
+
+
+async def test_a_success_ends_the_outage(pacer: Pacer) -> None:
+    """One good answer ends the outage; a single failure after it does not start a new one."""
+    for _ in range(OUTAGE_THRESHOLD):
+        await answered(pacer, DOWN)
+    during = pacer.in_outage
+    await answered(pacer, FINE)
+    after = pacer.in_outage
+    await answered(pacer, DOWN)
+    expected = (True, False, False)
+    assert expected == (during, after, pacer.in_outage)
+
+
+async def test_during_an_outage_one_probe_at_a_time(pacer: Pacer) -> None:
+    """In an outage, once the pause ends, one request probes; others wait for its answer."""
+    for _ in range(OUTAGE_THRESHOLD):
+        await answered(pacer, DOWN)
+    probe = await pacer.turn()
+    waiter = asyncio.create_task(pacer.turn())
+    for _ in range(20):  # let the waiter loop on its (instant) sleeps for a while
+        await asyncio.sleep(0)
+    still_waiting = not waiter.done()
+    pacer.observe(FINE)  # the probe's answer: the server is back
+    expected = (True, True, True)
+    assert expected == (probe, still_waiting, await waiter)
+
+
+async def test_an_outage_longer_than_max_outage_halts_the_run(fake: FakeTime) -> None:
+    """Past max_outage the pacer marks the outage exceeded and halts, so the run stops."""
+    pacer = Pacer(UNLIMITED, max_outage=60.0, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(OUTAGE_THRESHOLD):
+        await answered(pacer, DOWN)
+    fake.now += 40.0
+    await answered(pacer, DOWN)
+    before = (pacer.outage_exceeded, pacer.halted)
+    fake.now += 30.0
+    await answered(pacer, DOWN)  # 70 s into the outage
+    after = (pacer.outage_exceeded, pacer.halted, await pacer.turn())
+    expected = ((False, False), (True, True, False))
+    assert expected == (before, after)
+
+
+async def test_429_halves_the_rate_and_it_recovers(fake: FakeTime) -> None:
+    """A 429 at least halves the rate; after a long quiet spell it is back at the ceiling."""
+    pacer = Pacer(100.0, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
+    await answered(pacer, Observation(throttled=True, retry_after=1.0))
+    throttled_rate = pacer.rate
+    fake.now += 600.0
+    await answered(pacer, FINE)
+    assert throttled_rate <= 50.0
+    expected = 100.0
+    assert expected == pacer.rate
+
+
+async def test_budget_keeps_a_reserve_for_the_live_app(fake: FakeTime) -> None:
+    """With max_share 0.5, a fresh 600/min window is spent at (600 - 300) / 60 s = 5 per second."""
+    pacer = Pacer(1000.0, max_share=0.5, clock=fake.clock, wall_clock=lambda: WALL)
+    await answered(pacer, Observation(limit=600, remaining=600, reset_at=WALL + 60))
+    expected = 5.0
+    assert expected == pytest.approx(pacer.rate)
+
+
+async def test_the_ceiling_caps_a_larger_budget(fake: FakeTime) -> None:
+    """A fixed --rate is a ceiling: a generous budget never raises the rate above it."""
+    pacer = Pacer(10.0, clock=fake.clock, wall_clock=lambda: WALL)
+    await answered(pacer, Observation(limit=10_000, remaining=10_000, reset_at=WALL + 60))
+    expected = 10.0
+    assert expected == pacer.rate
+
+
+async def test_an_exhausted_budget_pauses_until_the_reset(fake: FakeTime) -> None:
+    """With nothing left in the window, the run pauses until the window resets."""
+    pacer = Pacer(100.0, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
+    await answered(pacer, Observation(limit=600, remaining=0, reset_at=WALL + 20))
+    expected = 20.0
+    assert expected == pytest.approx(pacer.paused_for)
+
+
+async def test_requests_in_flight_are_capped(fake: FakeTime) -> None:
+    """With max_concurrency 2, a third turn waits until one of the first two is released."""
+    pacer = Pacer(UNLIMITED, max_concurrency=2, clock=fake.clock, sleep=fake.sleep)
+    first, second = await pacer.turn(), await pacer.turn()
+    third = asyncio.create_task(pacer.turn())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    held = not third.done()
+    pacer.release()  # the first request ended without an answer
+    expected = (True, True, True, True)
+    assert expected == (first, second, held, await third)
+
+
+async def test_a_turn_cancelled_while_waiting_for_the_rate_frees_its_place() -> None:
+    """Cancelling a turn that waits on the rate limiter leaves no request counted in flight."""
+    pacer = Pacer(1.0)  # one request per second: the second turn waits in the limiter
+    assert await pacer.turn()
+    pacer.release()
+    waiting = asyncio.create_task(pacer.turn())
+    for _ in range(3):  # let it reach the limiter's wait; no real time needs to pass
+        await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    expected = 0
+    assert expected == pacer.in_flight
+
+
+async def _release_times(rate: float, turns: int) -> list[float]:
+    """Take ``turns`` turns from a real Pacer; return when each was released, from the start."""
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(rate)  # real clock and sleep: aiolimiter paces on the loop's clock
+    start = loop.time()
+    released: list[float] = []
+    for _ in range(turns):
+        await pacer.turn()
+        released.append(loop.time() - start)
+        pacer.release()  # the request is done at once; only the rate holds the next one
+    return released
+
+
+async def test_rate_ceiling_over_real_time() -> None:
+    """N turns at rate R take about (N - burst)/R seconds, the burst being at most 5% of R."""
+    rate, turns = 400.0, 60
+    released = await _release_times(rate, turns)
+    burst_allowed = 0.05 * rate  # at most 50 ms worth at once
+    at_once = sum(1 for t in released if t < 0.005)
+    assert at_once <= burst_allowed + 1
+    # After the burst the remaining turns come at the rate: (60 - 20) / 400 = 0.1 s.
+    expected = (turns - burst_allowed) / rate
+    assert 0.8 * expected <= released[-1] <= expected + 0.1
+
+
+async def test_low_rate_has_no_burst() -> None:
+    """At 20/s (5% of a second is one request) the second turn already waits a full 1/R."""
+    rate = 20.0
+    released = await _release_times(rate, 2)
+    assert 0.8 / rate <= released[-1] <= 1 / rate + 0.1
