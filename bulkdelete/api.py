@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import email.utils
 import math
+import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Final
 from urllib.parse import quote
@@ -20,6 +22,7 @@ import aiohttp
 import orjson
 
 from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, RateInfo
+from bulkdelete.settings import Settings
 
 _JSON_HEADERS: Final = {"accept": "application/json", "content-type": "application/json"}
 _BODIES: Final = {flag: orjson.dumps({"permanent": flag}) for flag in (True, False)}
@@ -140,6 +143,10 @@ class Client:
         """Send one DELETE for a normalised UID and return its answer; never raises for I/O."""
         return await self._call("DELETE", user_url(self._base_url, uid), _BODIES[permanent])
 
+    async def get_user(self, uid: str) -> Answer:
+        """Send one ``GET /users/{uid}`` (a read-back after a delete); never raises for I/O."""
+        return await self._call("GET", user_url(self._base_url, uid), None)
+
     async def check_access(self) -> Answer:
         """Send one harmless authenticated read (``GET /users?perPage=1``) to test the key."""
         return await self._call("GET", f"{self._base_url.rstrip('/')}/users?perPage=1", None)
@@ -167,6 +174,35 @@ class Client:
         return Answer(
             status, code, message, rate=rate_info(headers, now=time.time()), sends=sends.count
         )
+
+
+def _ssl_context(ca_bundle: Path | None) -> ssl.SSLContext | bool:
+    if ca_bundle is None:
+        return True  # aiohttp's default: verified against the system store
+    return ssl.create_default_context(cafile=str(ca_bundle))
+
+
+def open_session(settings: Settings) -> aiohttp.ClientSession:
+    """Return the run's one ``ClientSession``, sized so requests never queue for a socket.
+
+    Timeouts cover the whole attempt; since workers never outnumber the connector's sockets,
+    no time is spent waiting for a pool slot (aiohttp counts that wait against the timeout).
+    """
+    connector = aiohttp.TCPConnector(
+        limit=settings.concurrency,
+        limit_per_host=settings.concurrency,
+        ttl_dns_cache=300,
+        ssl=_ssl_context(settings.ca_bundle),
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=settings.timeout,
+        connect=settings.timeout,
+        sock_connect=settings.timeout,
+        sock_read=settings.timeout,
+    )
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trace_configs=[send_counter()]
+    )
 
 
 def _describe(exc: BaseException) -> str:

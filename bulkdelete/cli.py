@@ -23,9 +23,9 @@ from typing import Any, NoReturn
 import click
 import structlog
 
-from bulkdelete import logs, render
+from bulkdelete import logs, readback, render
 from bulkdelete._version import __version__
-from bulkdelete.audit import load_resume_index
+from bulkdelete.audit import load_resume_index, read_records
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, Reporter, choose_reporter
 from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
@@ -91,6 +91,20 @@ def _read_api_key(key_file: Path | None) -> Secret:
     else:
         value = os.environ.get("COMETCHAT_API_KEY", "").strip()
     return Secret(value)
+
+
+def _target(app_id: str | None, region: str, base_url: str | None) -> tuple[str, str]:
+    """Return the API root and how to name it to a person."""
+    if base_url:
+        return base_url, base_url
+    if app_id:
+        return default_base_url(app_id, region), f"app {app_id} in region {region}"
+    raise UsageError("give --app-id (or COMETCHAT_APP_ID), or --base-url (or COMETCHAT_BASE_URL)")
+
+
+def _audit_key() -> Secret | None:
+    key = os.environ.get("BULKDELETE_AUDIT_KEY", "")
+    return Secret(key) if key else None
 
 
 def _default_audit_path() -> Path:
@@ -250,6 +264,11 @@ def cli() -> None:
     help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
 )
 @click.option(
+    "--verify-deleted",
+    is_flag=True,
+    help="After the run, read back every UID it deleted (like `bulkdelete check`).",
+)
+@click.option(
     "--summary-json",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the end-of-run summary as JSON to this file.",
@@ -287,6 +306,7 @@ def delete(
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
+    verify_deleted: bool,
     summary_json: Path | None,
     yes: bool,
     no_progress: bool,
@@ -312,24 +332,15 @@ def delete(
         # With a live bar, log lines must go through its console to land above it.
         stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
     )
-    if base_url:
-        target = base_url
-    elif app_id:
-        base_url = default_base_url(app_id, region)
-        target = f"app {app_id} in region {region}"
-    else:
-        raise UsageError(
-            "give --app-id (or COMETCHAT_APP_ID), or --base-url (or COMETCHAT_BASE_URL)"
-        )
+    base_url, target = _target(app_id, region, base_url)
     if resume and audit_path is None:
         raise UsageError("--resume needs --audit naming the audit of the run to continue")
     if dry_run and not api_key.reveal():
         api_key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
-    audit_key = os.environ.get("BULKDELETE_AUDIT_KEY", "")
     settings = Settings(
         base_url=base_url,
         api_key=api_key,
-        audit_key=Secret(audit_key) if audit_key else None,
+        audit_key=_audit_key(),
         audit_path=audit_path or _default_audit_path(),
         permanent=permanent,
         rate=rate,
@@ -365,7 +376,14 @@ def delete(
     click.echo(render.summary_text(summary, resume_command=resume_command))
     if summary_json is not None:
         summary_json.write_bytes(render.summary_json(summary, resume_command=resume_command))
-    sys.exit(exit_code(summary, signum=signum))
+    code = exit_code(summary, signum=signum)
+    if verify_deleted and summary.status is RunStatus.COMPLETED:
+        uids = list(readback.deleted_uids(settings.audit_path, run_id=summary.run_id))
+        checked, check_signal = _check(settings, uids)
+        click.echo(readback.check_text(checked))
+        if not checked.all_gone:
+            _exit_after_check(checked, check_signal)
+    sys.exit(code)
 
 
 _KIND = {True: "permanent erasure", False: "deactivation"}
@@ -466,6 +484,83 @@ def report(audits: tuple[Path, ...], as_json: bool, failed_out: Path | None) -> 
     if failed_out is not None:
         count = reporting.write_failed_csv(result, failed_out)
         click.echo(f"wrote {count} failed UIDs to {failed_out}", err=True)
+
+
+@cli.command()
+@click.argument("audit", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--app-id", envvar="COMETCHAT_APP_ID", help="[env COMETCHAT_APP_ID]")
+@click.option("--region", envvar="COMETCHAT_REGION", type=click.Choice(REGIONS), default="us")
+@click.option(
+    "--base-url",
+    envvar="COMETCHAT_BASE_URL",
+    help="API root including /v3 [default: the one the audit's last run used].",
+)
+@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--rate", type=RateType(), default="auto", show_default=True)
+@click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--ca-bundle", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--log-level", type=click.Choice(logs.LEVELS), default="warning", show_default=True)
+def check(
+    audit: Path,
+    app_id: str | None,
+    region: str,
+    base_url: str | None,
+    api_key_file: Path | None,
+    rate: float | None,
+    concurrency: int,
+    ca_bundle: Path | None,
+    log_level: str,
+) -> None:
+    """Read back every UID AUDIT records as deleted, and append what the API says.
+
+    Exit 0 when the API returns none of them; 1 when some are still returned or unanswered.
+    """
+    api_key = _read_api_key(api_key_file)
+    logs.configure(level=log_level, secrets=[api_key.reveal()])
+    if not base_url and not app_id:
+        base_url = _last_base_url(audit)
+    base_url, target = _target(app_id, region, base_url)
+    settings = Settings(
+        base_url=base_url,
+        api_key=api_key,
+        audit_key=_audit_key(),
+        audit_path=audit,
+        rate=rate,
+        concurrency=concurrency,
+        target=target,
+        ca_bundle=ca_bundle,
+    )
+    uids = list(readback.deleted_uids(audit))  # read whole before the check appends to it
+    summary, signum = _check(settings, uids)
+    click.echo(readback.check_text(summary))
+    _exit_after_check(summary, signum)
+
+
+def _last_base_url(audit: Path) -> str | None:
+    base_url = None
+    for _number, record in read_records(audit):
+        if record.get("event") == "run_started":
+            base_url = record["settings"]["base_url"]
+    return base_url
+
+
+def _check(settings: Settings, uids: Sequence[str]) -> tuple[readback.CheckSummary, int | None]:
+    received: list[int] = []
+
+    async def main() -> readback.CheckSummary:
+        stop = asyncio.Event()
+        _install_signal_handlers(stop, received)
+        return await readback.read_back(settings, uids, check_id=new_run_id(), stop=stop)
+
+    return asyncio.run(main()), received[0] if received else None
+
+
+def _exit_after_check(summary: readback.CheckSummary, signum: int | None) -> NoReturn:
+    if summary.fatal_code:
+        sys.exit(ExitCode.FATAL)
+    if signum is not None:
+        sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)
+    sys.exit(ExitCode.OK if summary.all_gone else ExitCode.INCOMPLETE)
 
 
 @cli.command("fake-server")

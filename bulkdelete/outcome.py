@@ -108,6 +108,24 @@ def classify(answer: Answer) -> Verdict:  # noqa: PLR0911  (one return per rule,
     return Verdict.FAIL
 
 
+class ReadBack(enum.StrEnum):
+    """What reading a deleted user back says about it."""
+
+    GONE = "gone"  # ERR_UID_NOT_FOUND: removed, or (CometChat does not tell) deactivated
+    PRESENT = "present"  # the API still returns the user
+    UNKNOWN = "unknown"  # no usable answer
+
+
+def read_back_result(answer: Answer) -> ReadBack:
+    """Decide what the final answer to ``GET /users/{uid}`` says about a deleted user."""
+    verdict = classify(answer)
+    if verdict is Verdict.NOT_FOUND:
+        return ReadBack.GONE
+    if verdict is Verdict.DELETED:  # a 2xx: the read found the user
+        return ReadBack.PRESENT
+    return ReadBack.UNKNOWN
+
+
 def final_result(answer: Answer, *, attempts: int, ambiguous_earlier: bool = False) -> Result:
     """Turn the last answer for a UID into its audited result.
 

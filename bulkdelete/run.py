@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ssl
 import time
 import uuid
 from collections import Counter, deque
@@ -27,7 +26,7 @@ import aiohttp
 import structlog
 
 from bulkdelete._version import __version__
-from bulkdelete.api import Client, send_counter
+from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, ResumeIndex, event_record, row_record
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
@@ -68,35 +67,6 @@ class Resume:
 def new_run_id() -> str:
     """Return a fresh run id that sorts by start time."""
     return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-
-
-def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
-    if settings.ca_bundle is None:
-        return True  # aiohttp's default: verified against the system store
-    return ssl.create_default_context(cafile=str(settings.ca_bundle))
-
-
-def open_session(settings: Settings) -> aiohttp.ClientSession:
-    """Return the run's one ``ClientSession``, sized so requests never queue for a socket.
-
-    Timeouts cover the whole attempt; since workers never outnumber the connector's sockets,
-    no time is spent waiting for a pool slot (aiohttp counts that wait against the timeout).
-    """
-    connector = aiohttp.TCPConnector(
-        limit=settings.concurrency,
-        limit_per_host=settings.concurrency,
-        ttl_dns_cache=300,
-        ssl=_ssl_context(settings),
-    )
-    timeout = aiohttp.ClientTimeout(
-        total=settings.timeout,
-        connect=settings.timeout,
-        sock_connect=settings.timeout,
-        sock_read=settings.timeout,
-    )
-    return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, trace_configs=[send_counter()]
-    )
 
 
 class _Run:

@@ -1,0 +1,181 @@
+"""Read-back: ask the API for each deleted user and record whether it still answers.
+
+``bulkdelete check AUDIT`` (and ``delete --verify-deleted``) sends one paced, retried
+``GET /users/{uid}`` per UID the audit records as deleted, and appends a ``read_back`` line
+for each to the same audit, between ``check_started`` and ``check_finished`` lines. CometChat
+answers ``ERR_UID_NOT_FOUND`` both for a removed user and for a deactivated one, so ``gone``
+proves the API no longer returns the user, not that it was erased.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bulkdelete._version import __version__
+from bulkdelete.api import Client, open_session
+from bulkdelete.audit import AuditWriter, event_record, read_records
+from bulkdelete.outcome import ReadBack, Verdict, classify, read_back_result
+from bulkdelete.pacing import Pacer
+from bulkdelete.retry import RetryPolicy, call_with_retries
+from bulkdelete.settings import Settings
+
+_MAX_LISTED = 1000  # UIDs still present are listed in the summary up to this many
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSummary:
+    """What a read-back found."""
+
+    check_id: str
+    counts: Mapping[ReadBack, int]
+    requests: int
+    duration: float
+    present: tuple[str, ...]  # UIDs the API still returns (up to 1,000)
+    unchecked: int  # UIDs not read back because the check stopped
+    fatal_code: str | None = None
+
+    @property
+    def all_gone(self) -> bool:
+        """True when every UID was read back and none is still returned."""
+        return (
+            self.fatal_code is None
+            and self.unchecked == 0
+            and self.counts.get(ReadBack.PRESENT, 0) == 0
+            and self.counts.get(ReadBack.UNKNOWN, 0) == 0
+        )
+
+
+def deleted_uids(audit: Path, *, run_id: str | None = None) -> Iterator[str]:
+    """Yield the UIDs an audit records as deleted (only those of ``run_id``, if given)."""
+    for _number, record in read_records(audit):
+        if record.get("outcome") == "deleted" and (run_id is None or record["run_id"] == run_id):
+            yield record["normalised_uid"]
+
+
+async def read_back(
+    settings: Settings,
+    uids: Iterable[str],
+    *,
+    check_id: str,
+    stop: asyncio.Event | None = None,
+    policy: RetryPolicy | None = None,
+) -> CheckSummary:
+    """Read every UID back through the API and append what was found to the settings' audit."""
+    policy = policy or RetryPolicy(
+        max_attempts=settings.max_attempts, max_time=settings.max_retry_time
+    )
+    pacer = Pacer(
+        settings.rate_ceiling,
+        max_concurrency=settings.concurrency,
+        max_share=settings.max_share,
+        max_outage=settings.max_outage,
+    )
+    counts: Counter[ReadBack] = Counter()
+    present: list[str] = []
+    fatal: list[str] = []
+    requests = 0
+    started = time.monotonic()
+    pending = iter(uids)  # shared by the workers: each UID is taken once
+    chain_key = settings.audit_key.reveal().encode() if settings.audit_key else None
+
+    async with (
+        open_session(settings) as session,
+        AuditWriter(settings.audit_path, chain_key=chain_key) as audit,
+    ):
+        client = Client(session, base_url=settings.base_url, api_key=settings.api_key.reveal())
+        audit.write(
+            event_record(
+                "check_started", run_id=check_id, version=__version__, settings=settings.public()
+            )
+        )
+
+        async def worker() -> None:
+            nonlocal requests
+            for uid in pending:
+                if pacer.halted:
+                    return
+                attempted = await call_with_retries(
+                    functools.partial(client.get_user, uid), policy=policy, pacer=pacer
+                )
+                if attempted is None:
+                    return
+                requests += attempted.attempts
+                answer = attempted.answer
+                if classify(answer) is Verdict.FATAL:
+                    fatal.append(answer.error_code or f"HTTP {answer.http_status}")
+                    pacer.halt()
+                    return
+                result = read_back_result(answer)
+                counts[result] += 1
+                if result is ReadBack.PRESENT and len(present) < _MAX_LISTED:
+                    present.append(uid)
+                audit.write(
+                    event_record(
+                        "read_back",
+                        run_id=check_id,
+                        normalised_uid=uid,
+                        result=result.value,
+                        http_status=answer.http_status,
+                        error_code=answer.error_code,
+                        attempts=attempted.attempts,
+                    )
+                )
+
+        async def watch_stop() -> None:
+            if stop is not None:
+                await stop.wait()
+                pacer.halt()
+
+        watcher = asyncio.create_task(watch_stop())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(settings.concurrency):
+                    group.create_task(worker())
+        finally:
+            watcher.cancel()
+        unchecked = sum(1 for _ in pending)
+        summary = CheckSummary(
+            check_id=check_id,
+            counts=dict(counts),
+            requests=requests,
+            duration=time.monotonic() - started,
+            present=tuple(present),
+            unchecked=unchecked,
+            fatal_code=fatal[0] if fatal else None,
+        )
+        audit.write(
+            event_record(
+                "check_finished",
+                run_id=check_id,
+                totals={result.value: counts.get(result, 0) for result in ReadBack},
+                unchecked=unchecked,
+                requests=requests,
+                duration_seconds=round(summary.duration, 3),
+                fatal_code=summary.fatal_code,
+            )
+        )
+    return summary
+
+
+def check_text(summary: CheckSummary) -> str:
+    """Return what a person reads at the end of a read-back."""
+    gone = summary.counts.get(ReadBack.GONE, 0)
+    still = summary.counts.get(ReadBack.PRESENT, 0)
+    unknown = summary.counts.get(ReadBack.UNKNOWN, 0)
+    lines = [
+        f"read-back {summary.check_id}: {gone} gone, {still} still returned by the API, "
+        f"{unknown} without a usable answer, {summary.unchecked} not checked "
+        f"({summary.requests} requests in {summary.duration:.1f} s)",
+        "  'gone' means the API no longer returns the user (removed, or only deactivated).",
+    ]
+    if summary.present:
+        lines.append("  still returned: " + ", ".join(summary.present[:20]))
+    if summary.fatal_code:
+        lines.append(f"  stopped because: {summary.fatal_code}")
+    return "\n".join(lines)
