@@ -28,6 +28,7 @@ import orjson
 
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Result
+from bulkdelete.uidset import UidSet
 
 Record = Mapping[str, Any]
 
@@ -311,7 +312,7 @@ class ResumeIndex:
     name the same file by another path.
     """
 
-    final_uids: set[str] = field(default_factory=set)
+    final_uids: UidSet = field(default_factory=UidSet)
     settled_rows: set[tuple[str, int]] = field(default_factory=set)
     unknown: dict[str, str] = field(default_factory=dict)  # uid sent, no outcome: uid -> run id
     permanent: set[bool] = field(default_factory=set)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from bulkdelete.errors import InputError
+from bulkdelete.uidset import UidSet
 
 MAX_UID_LENGTH = 100
 MAX_LINE_BYTES = 64 * 1024
@@ -175,7 +176,7 @@ def read_rows(sources: Sequence[Source], *, column: str | None) -> Iterator[Row]
 
     Meant to run after ``scan`` accepted the same sources; raises ``InputError`` as ``scan`` does.
     """
-    seen: set[str] = set()
+    seen = UidSet()
     for source in sources:
         with _opened(source) as stream:
             for number, raw, known in _entries(stream.readline, source.name, column):
@@ -186,14 +187,13 @@ def read_rows(sources: Sequence[Source], *, column: str | None) -> Iterator[Row]
                     yield make_row(where, raw, seen)
 
 
-def make_row(source: str, raw: str, seen: set[str]) -> Row:
+def make_row(source: str, raw: str, seen: UidSet) -> Row:
     """Validate one value into a ``Row``; ``seen`` holds the UIDs met so far and is updated."""
     uid, reason = validate_uid(raw)
     if uid is None:
         return Row(source, raw, None, reason)
-    if uid in seen:
+    if not seen.add(uid):
         return Row(source, raw, uid, None, duplicate=True)
-    seen.add(uid)
     return Row(source, raw, uid, None)
 
 

@@ -36,6 +36,7 @@ from bulkdelete.retry import RetryPolicy, call_with_retries
 from bulkdelete.rows import Row, make_row
 from bulkdelete.settings import Settings
 from bulkdelete.summary import RunStatus, Summary
+from bulkdelete.uidset import UidSet
 
 _QUEUE_PER_WORKER: Final = 4
 _PROGRESS_TICK: Final = 0.25
@@ -381,7 +382,7 @@ async def delete_users(
     Setting ``stop`` asks for a graceful stop. Returns the run's ``Summary``; never raises for
     one UID's failure.
     """
-    seen: set[str] = set()
+    seen = UidSet()
 
     async def rows() -> AsyncIterator[Row]:
         number = 0
