@@ -18,6 +18,8 @@ The library API runs the same pipeline as the CLI::
     print(summary.counts, summary.all_final)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from bulkdelete._version import __version__
 from bulkdelete.errors import (
     AuditError,
@@ -27,9 +29,11 @@ from bulkdelete.errors import (
     UsageError,
 )
 from bulkdelete.outcome import Outcome
-from bulkdelete.run import delete_users
 from bulkdelete.settings import Secret, Settings, default_base_url
 from bulkdelete.summary import RunStatus, Summary
+
+if TYPE_CHECKING:
+    from bulkdelete.run import delete_users
 
 __all__ = [
     "AuditError",
@@ -46,3 +50,13 @@ __all__ = [
     "default_base_url",
     "delete_users",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # delete_users brings aiohttp with it: commands that send nothing (a dry run over a
+    # million rows) stay small by importing it only when it is asked for.
+    if name == "delete_users":
+        from bulkdelete.run import delete_users  # noqa: PLC0415
+
+        return delete_users
+    raise AttributeError(f"module 'bulkdelete' has no attribute {name!r}")

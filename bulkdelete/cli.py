@@ -9,27 +9,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import getpass
 import os
 import shlex
 import signal
-import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import structlog
 
-from bulkdelete import logs, readback, render
+from bulkdelete import logs, render
 from bulkdelete._version import __version__
-from bulkdelete.audit import load_resume_index, read_records
+from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
-from bulkdelete.progress import BarReporter, ConsoleWriter, Reporter, choose_reporter
-from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
-from bulkdelete.run import Resume, new_run_id, run_delete
+from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
+from bulkdelete.rows import Source, read_rows, scan, spool_stdin
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_SHARE,
@@ -38,7 +35,10 @@ from bulkdelete.settings import (
     Settings,
     default_base_url,
 )
-from bulkdelete.summary import RunStatus, Summary
+from bulkdelete.summary import CheckSummary, RunStatus, Summary
+
+if TYPE_CHECKING:
+    from bulkdelete.launch import Ended
 
 
 class ExitCode(enum.IntEnum):
@@ -123,21 +123,6 @@ def _sources(inputs: Sequence[str]) -> Iterator[list[Source]]:
             else:
                 sources.append(Source(path=Path(name), name=name))
         yield sources
-
-
-def _install_signal_handlers(stop: asyncio.Event, received: list[int]) -> None:
-    """First SIGINT/SIGTERM: graceful stop. Second: cancel the run at once."""
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if stop.is_set() and main is not None:
-            main.cancel()
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
 
 
 def _confirm_permanent(settings: Settings, valid: int, *, from_stdin: bool) -> None:
@@ -369,91 +354,25 @@ def delete(
             )
         if permanent and not yes and valid is not None:
             _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
-        plan = _resume_plan(settings, scanned) if resume else None
+        from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
+
+        plan = launch.resume_plan(settings, scanned) if resume else None
         click.echo(f"audit: {settings.audit_path}")
-        summary, signum = _run(settings, sources, scanned, plan, reporter)
+        ended = launch.delete(settings, sources, scanned, resume=plan, reporter=reporter)
+    summary, signum = ended.result, ended.signum
+    if summary is None:  # a second signal cut the run short; the audit was closed cleanly
+        sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)
     resume_command = _resume_command(summary)
     click.echo(render.summary_text(summary, resume_command=resume_command))
     if summary_json is not None:
         summary_json.write_bytes(render.summary_json(summary, resume_command=resume_command))
     code = exit_code(summary, signum=signum)
     if verify_deleted and summary.status is RunStatus.COMPLETED:
-        uids = list(readback.deleted_uids(settings.audit_path, run_id=summary.run_id))
-        checked, check_signal = _check(settings, uids)
-        click.echo(readback.check_text(checked))
-        if not checked.all_gone:
-            _exit_after_check(checked, check_signal)
+        checked = launch.check_audit(settings, run_id=summary.run_id)
+        if checked.result is None or not checked.result.all_gone:
+            _exit_after_check(checked)
+        click.echo(render.check_text(checked.result))
     sys.exit(code)
-
-
-_KIND = {True: "permanent erasure", False: "deactivation"}
-
-
-def _resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
-    """Read the audit to continue and check it was written by a run like this one."""
-    if not settings.audit_path.is_file():
-        raise UsageError(f"--resume: there is no audit at {settings.audit_path} to continue")
-    index = load_resume_index(settings.audit_path)
-    if index.runs == 0:
-        raise UsageError(f"--resume: {settings.audit_path} records no bulkdelete run")
-    if index.permanent != {settings.permanent}:
-        kinds = " and ".join(sorted(_KIND[p] for p in index.permanent))
-        raise UsageError(
-            f"--resume: the audit records {kinds}, this run is a {_KIND[settings.permanent]}; "
-            "a resumed run must make the same --permanent choice"
-        )
-    if index.base_urls != {settings.base_url}:
-        raise UsageError("--resume: the audit's runs went to another target than this one")
-    return Resume(index=index, file_hashes={f.name: f.sha256 for f in scanned.files})
-
-
-def _run(
-    settings: Settings,
-    sources: Sequence[Source],
-    scanned: InputSummary,
-    resume: Resume | None,
-    reporter: Reporter,
-) -> tuple[Summary, int | None]:
-    received: list[int] = []
-    manifest: dict[str, Any] = {
-        "operator": _operator(),
-        "inputs": [
-            {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
-            for f in scanned.files
-        ],
-    }
-
-    async def main() -> Summary:
-        stop = asyncio.Event()
-        _install_signal_handlers(stop, received)
-        return await run_delete(
-            settings,
-            read_rows(sources, column=settings.column),
-            stop=stop,
-            run_id=new_run_id(),
-            manifest=manifest,
-            resume=resume,
-            progress=reporter,
-            total=scanned.rows,
-        )
-
-    try:
-        summary = asyncio.run(main())
-    except asyncio.CancelledError:
-        # A second signal cancelled the run; the audit was closed on the way out.
-        sys.exit(
-            ExitCode.SIGTERM if received and received[-1] == signal.SIGTERM else ExitCode.SIGINT
-        )
-    return summary, received[0] if received else None
-
-
-def _operator() -> dict[str, str]:
-    """Name who ran this, for the manifest: the login name and the host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no USER: a bare container
-        user = f"uid {os.getuid()}"
-    return {"user": user, "host": socket.gethostname()}
 
 
 def _resume_command(summary: Summary) -> str | None:
@@ -530,10 +449,9 @@ def check(
         target=target,
         ca_bundle=ca_bundle,
     )
-    uids = list(readback.deleted_uids(audit))  # read whole before the check appends to it
-    summary, signum = _check(settings, uids)
-    click.echo(readback.check_text(summary))
-    _exit_after_check(summary, signum)
+    from bulkdelete import launch  # noqa: PLC0415  (only a read-back needs the HTTP stack)
+
+    _exit_after_check(launch.check_audit(settings))
 
 
 def _last_base_url(audit: Path) -> str | None:
@@ -544,22 +462,14 @@ def _last_base_url(audit: Path) -> str | None:
     return base_url
 
 
-def _check(settings: Settings, uids: Sequence[str]) -> tuple[readback.CheckSummary, int | None]:
-    received: list[int] = []
-
-    async def main() -> readback.CheckSummary:
-        stop = asyncio.Event()
-        _install_signal_handlers(stop, received)
-        return await readback.read_back(settings, uids, check_id=new_run_id(), stop=stop)
-
-    return asyncio.run(main()), received[0] if received else None
-
-
-def _exit_after_check(summary: readback.CheckSummary, signum: int | None) -> NoReturn:
+def _exit_after_check(ended: Ended[CheckSummary]) -> NoReturn:
+    summary = ended.result
+    if summary is not None:
+        click.echo(render.check_text(summary))
+    if ended.signum is not None or summary is None:
+        sys.exit(ExitCode.SIGTERM if ended.signum == signal.SIGTERM else ExitCode.SIGINT)
     if summary.fatal_code:
         sys.exit(ExitCode.FATAL)
-    if signum is not None:
-        sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)
     sys.exit(ExitCode.OK if summary.all_gone else ExitCode.INCOMPLETE)
 
 

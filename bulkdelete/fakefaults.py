@@ -11,7 +11,8 @@ Rate window
     ``X-Rate-Limit-Remaining``, ``X-Rate-Limit-Reset`` (old) and/or ``X-RateLimit-Limit``,
     ``X-RateLimit-Remaining``, ``X-RateLimit-Reset`` (new). Over the limit the answer is
     ``429 ERR_TOO_MANY_REQUESTS`` with ``Retry-After``: whole seconds to the window's end, at
-    least 1.
+    least 1. Simulated live traffic (other clients of the same app) takes from the same windows
+    through ``RateWindow.take``.
 
 Faults, drawn per DELETE by ``FaultDice``
     reset     the connection is reset (TCP RST) before anything is applied; no answer
@@ -95,9 +96,13 @@ class RateWindow:
         self._used = 0
         self._reset = ""
 
-    def admit(self) -> tuple[dict[str, str], int | None]:
-        """Count a request; return its limit headers and, if it is over the limit, Retry-After."""
-        now = time.monotonic()
+    @property
+    def started(self) -> float | None:
+        """Return the ``time.monotonic()`` at which the first window opened, None before that."""
+        return self._start
+
+    def _count(self, now: float) -> None:
+        """Count one request at ``now``, opening a new window first when the current one is over."""
         if now >= self._end:
             if self._start is None:
                 self._start = now
@@ -107,6 +112,16 @@ class RateWindow:
             self._used = 0
             self._reset = str(math.ceil(time.time() + self._end - now))
         self._used += 1
+
+    def take(self) -> bool:
+        """Count a request that needs no answer (simulated live traffic); return if it fit."""
+        self._count(time.monotonic())
+        return self._used <= self._limit
+
+    def admit(self) -> tuple[dict[str, str], int | None]:
+        """Count a request; return its limit headers and, if it is over the limit, Retry-After."""
+        now = time.monotonic()
+        self._count(now)
         remaining = str(max(0, self._limit - self._used))
         headers: dict[str, str] = {}
         for limit_name, remaining_name, reset_name in self._names:

@@ -24,6 +24,19 @@ Rate window and faults
     ``fakefaults`` describes both. With ``limit=None`` no limit applies and no limit header is
     sent. Faults hit only DELETEs that passed steps 1 to 3.
 
+Live traffic
+    ``live_rate`` requests per second stand for the other clients of the same app (its logins,
+    user creation): while the server runs, a background task takes them from the same rate window
+    at a steady pace, accrued on a short tick, and counts how many the window refused. They make no
+    HTTP request and do not count in ``requests``.
+
+Timeline
+    ``timeline`` counts, per whole second since the first counted request (live or ours), our
+    requests that passed the gate (``our_ok``, whatever the endpoint answered), ours refused by the
+    window (``our_429``) and the live ones admitted or refused. The first counted request also
+    opens the first rate window, so with a whole-second ``window`` every window is a run of whole
+    seconds of the timeline. Only the last ``_TIMELINE_SECONDS`` seconds with traffic are kept.
+
 ``latency`` delays every answer but the stats. ``GET /_fake/stats`` (no key, not counted) returns
 ``FakeStats.as_json()``. Any other path or method is a 404 counted in ``unmatched_paths``.
 """
@@ -31,6 +44,7 @@ Rate window and faults
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import heapq
 import io
@@ -39,7 +53,7 @@ import json
 import math
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +74,10 @@ from bulkdelete.fakefaults import (
 __all__ = ["STATS", "FakeConfig", "FakeServer", "FakeStats", "build_app", "load_users", "serve"]
 
 _MAX_PER_PAGE = 1000
+# Live traffic accrues on this tick (seconds): steady enough, and one task whatever the rate.
+_LIVE_TICK = 0.01
+_TIMELINE_SECONDS = 3600
+_TIMELINE_KEYS = ("our_ok", "our_429", "live_ok", "live_refused")
 # Handlers still running at stop (a slow fault) get this long before they are cancelled.
 _SHUTDOWN_GRACE = 0.25
 
@@ -68,7 +86,8 @@ _SHUTDOWN_GRACE = 0.25
 class FakeConfig:
     """What the fake knows and how it misbehaves; field names match ``bulkdelete fake-server``.
 
-    Rates are fractions of DELETEs in ``[0, 1]``; times are seconds. ``users`` is lowercased here.
+    Fault rates are fractions of DELETEs in ``[0, 1]``; ``live_rate`` is requests per second;
+    times are seconds. ``users`` is lowercased here.
     Raise ``ValueError`` on a value the server cannot honour.
     """
 
@@ -89,6 +108,7 @@ class FakeConfig:
     latency: float = 0.0
     revoke_key_after: int | None = None
     fault_retry_after: float = 1.0
+    live_rate: float = 0.0
 
     def __post_init__(self) -> None:
         problems = [
@@ -103,6 +123,7 @@ class FakeConfig:
                 ("latency", self.latency),
                 ("fault_retry_after", self.fault_retry_after),
                 ("revoke_key_after", self.revoke_key_after or 0),
+                ("live_rate", self.live_rate),
             )
             if value < 0
         ]
@@ -143,7 +164,9 @@ class FakeStats:
     reached the handler, whatever their answer; ``permanent_flags`` lists the valid ``permanent``
     values received; ``applied`` is each deleted user's state. ``status_counts`` counts answers
     actually sent (a reset or drop sends none); ``faults`` counts injected faults by kind and
-    ``rejected_over_limit`` the 429s of the real window.
+    ``rejected_over_limit`` the 429s of the real window. ``live_sent`` counts the simulated live
+    requests, ``live_refused`` those the window refused; ``timeline`` is described in the module
+    docstring (its seconds become string keys in JSON).
     """
 
     requests: int = 0
@@ -159,11 +182,15 @@ class FakeStats:
     rejected_over_limit: int = 0
     unmatched_paths: int = 0
     bad_requests: int = 0
+    live_sent: int = 0
+    live_refused: int = 0
+    timeline: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """Return the counters as JSON-ready values; status codes become string keys."""
         counters = {counter.name: getattr(self, counter.name) for counter in fields(self)}
         counters["status_counts"] = {str(code): n for code, n in sorted(self.status_counts.items())}
+        counters["timeline"] = {str(second): dict(row) for second, row in self.timeline.items()}
         return counters
 
 
@@ -212,6 +239,60 @@ class _Fake:
         self._fault_retry_after = retry_after_text(config.fault_retry_after)
         self._key_uses = 0
         self._created_at = int(time.time())
+        self._timeline_start: float | None = None
+
+    def _record(self, kind: str) -> None:
+        """Count one request of ``kind`` (one of ``_TIMELINE_KEYS``) in the current second."""
+        now = time.monotonic()
+        if self._timeline_start is None:
+            started = self._window.started if self._window is not None else None
+            self._timeline_start = now if started is None else started
+        second = int(now - self._timeline_start)
+        timeline = self._stats.timeline
+        row = timeline.get(second)
+        if row is None:
+            row = timeline[second] = dict.fromkeys(_TIMELINE_KEYS, 0)
+            if len(timeline) > _TIMELINE_SECONDS:
+                del timeline[next(iter(timeline))]  # seconds are inserted in order
+        row[kind] += 1
+
+    def _send_live(self, count: int) -> None:
+        """Take ``count`` live requests from the window, counting the ones it refuses."""
+        stats = self._stats
+        for _ in range(count):
+            stats.live_sent += 1
+            if self._window is None or self._window.take():
+                self._record("live_ok")
+            else:
+                stats.live_refused += 1
+                self._record("live_refused")
+
+    async def _live_traffic(self) -> None:
+        """Send ``live_rate`` requests per second until cancelled, carrying fractions over."""
+        rate = self._config.live_rate
+        credit = 1.0  # the first live request goes out at once
+        last = time.monotonic()
+        while True:
+            now = time.monotonic()
+            credit += (now - last) * rate
+            last = now
+            whole = int(credit)
+            credit -= whole
+            self._send_live(whole)
+            await asyncio.sleep(_LIVE_TICK)
+
+    async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
+        """Run the live traffic, if any, while the app runs (an aiohttp cleanup context)."""
+        if not self._config.live_rate:
+            yield
+            return
+        task = asyncio.create_task(self._live_traffic())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _is_active(self, uid: str) -> bool:
         return uid not in self._stats.applied and (self._config.all_exist or uid in self._users)
@@ -240,8 +321,10 @@ class _Fake:
             self._key_uses += 1
         if retry_after is not None:
             self._stats.rejected_over_limit += 1
+            self._record("our_429")
             headers["Retry-After"] = str(retry_after)
             return headers, (429, error_body("ERR_TOO_MANY_REQUESTS", "Rate limit exceeded."))
+        self._record("our_ok")
         return headers, None
 
     async def _reply(
@@ -358,6 +441,7 @@ def build_app(config: FakeConfig) -> web.Application:
     fake = _Fake(config, stats)
     app = web.Application()
     app[STATS] = stats
+    app.cleanup_ctx.append(fake.lifetime)
     router = app.router
     router.add_get("/_fake/stats", fake.stats, allow_head=False)
     router.add_delete("/v3/users/{uid}", fake.delete_user)

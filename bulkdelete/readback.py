@@ -13,8 +13,7 @@ import asyncio
 import functools
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from bulkdelete._version import __version__
@@ -24,31 +23,9 @@ from bulkdelete.outcome import ReadBack, Verdict, classify, read_back_result
 from bulkdelete.pacing import Pacer
 from bulkdelete.retry import RetryPolicy, call_with_retries
 from bulkdelete.settings import Settings
+from bulkdelete.summary import CheckSummary
 
 _MAX_LISTED = 1000  # UIDs still present are listed in the summary up to this many
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSummary:
-    """What a read-back found."""
-
-    check_id: str
-    counts: Mapping[ReadBack, int]
-    requests: int
-    duration: float
-    present: tuple[str, ...]  # UIDs the API still returns (up to 1,000)
-    unchecked: int  # UIDs not read back because the check stopped
-    fatal_code: str | None = None
-
-    @property
-    def all_gone(self) -> bool:
-        """True when every UID was read back and none is still returned."""
-        return (
-            self.fatal_code is None
-            and self.unchecked == 0
-            and self.counts.get(ReadBack.PRESENT, 0) == 0
-            and self.counts.get(ReadBack.UNKNOWN, 0) == 0
-        )
 
 
 def deleted_uids(audit: Path, *, run_id: str | None = None) -> Iterator[str]:
@@ -161,21 +138,3 @@ async def read_back(
             )
         )
     return summary
-
-
-def check_text(summary: CheckSummary) -> str:
-    """Return what a person reads at the end of a read-back."""
-    gone = summary.counts.get(ReadBack.GONE, 0)
-    still = summary.counts.get(ReadBack.PRESENT, 0)
-    unknown = summary.counts.get(ReadBack.UNKNOWN, 0)
-    lines = [
-        f"read-back {summary.check_id}: {gone} gone, {still} still returned by the API, "
-        f"{unknown} without a usable answer, {summary.unchecked} not checked "
-        f"({summary.requests} requests in {summary.duration:.1f} s)",
-        "  'gone' means the API no longer returns the user (removed, or only deactivated).",
-    ]
-    if summary.present:
-        lines.append("  still returned: " + ", ".join(summary.present[:20]))
-    if summary.fatal_code:
-        lines.append(f"  stopped because: {summary.fatal_code}")
-    return "\n".join(lines)

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 
 import orjson
 
-from bulkdelete.outcome import Outcome
+from bulkdelete.outcome import Outcome, ReadBack
 from bulkdelete.rows import InputSummary, Row
 from bulkdelete.settings import Settings
-from bulkdelete.summary import RunStatus, Summary
+from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
 _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",
@@ -101,4 +101,22 @@ def dry_run_text(settings: Settings, scanned: InputSummary, rows: Iterable[Row])
         f"invalid {statuses['invalid']}, duplicate {statuses['duplicate']}",
     ]
     lines += [f"  invalid: {count:>7}  {reason}" for reason, count in reasons.most_common()]
+    return "\n".join(lines)
+
+
+def check_text(summary: CheckSummary) -> str:
+    """Return what a person reads at the end of a read-back."""
+    gone = summary.counts.get(ReadBack.GONE, 0)
+    still = summary.counts.get(ReadBack.PRESENT, 0)
+    unknown = summary.counts.get(ReadBack.UNKNOWN, 0)
+    lines = [
+        f"read-back {summary.check_id}: {gone} gone, {still} still returned by the API, "
+        f"{unknown} without a usable answer, {summary.unchecked} not checked "
+        f"({summary.requests} requests in {summary.duration:.1f} s)",
+        "  'gone' means the API no longer returns the user (removed, or only deactivated).",
+    ]
+    if summary.present:
+        lines.append("  still returned: " + ", ".join(summary.present[:20]))
+    if summary.fatal_code:
+        lines.append(f"  stopped because: {summary.fatal_code}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""What one run did, as a value: the ``Summary`` the CLI reports and the library returns."""
+"""What a run did, as values: a delete run's ``Summary``, a read-back's ``CheckSummary``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bulkdelete.outcome import Outcome
+from bulkdelete.outcome import Outcome, ReadBack
 
 
 class RunStatus(enum.StrEnum):
@@ -61,3 +61,26 @@ class Summary:
         """
         failed = self.counts.get(Outcome.FAILED, 0) + self.counts.get(Outcome.INVALID, 0)
         return self.status is RunStatus.COMPLETED and failed == 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSummary:
+    """What a read-back found."""
+
+    check_id: str
+    counts: Mapping[ReadBack, int]
+    requests: int
+    duration: float
+    present: tuple[str, ...]  # UIDs the API still returns (up to 1,000)
+    unchecked: int  # UIDs not read back because the check stopped
+    fatal_code: str | None = None
+
+    @property
+    def all_gone(self) -> bool:
+        """True when every UID was read back and none is still returned."""
+        return (
+            self.fatal_code is None
+            and self.unchecked == 0
+            and self.counts.get(ReadBack.PRESENT, 0) == 0
+            and self.counts.get(ReadBack.UNKNOWN, 0) == 0
+        )

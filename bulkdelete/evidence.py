@@ -1,0 +1,392 @@
+"""Check audits as evidence: the hash chain, each run's manifest, one final outcome per row.
+
+``verify`` hashes every audit line exactly as it is on disk. In each file, on its own: the first
+line's ``prev`` is null and every other line's ``prev`` is the link (``audit.link``) of the line
+before it. A line belongs to the run of the latest ``run_started`` at or before it and is linked
+with that run's ``audit_chain``: SHA-256, or HMAC-SHA256 with the audit key. A ``run_finished``
+line must count its run's outcome lines. An unterminated last line is the torn tail of a kill:
+it is noted, not checked (the next run cuts it off).
+
+Given the input files, every run's manifest must list exactly their SHA-256 hashes, and every
+input row must be settled by exactly one audit line across all runs and files: a valid row's
+UID by one ``deleted`` or ``not_found`` line (``failed`` is not final), an invalid or duplicate
+row by one line with that outcome at its (file SHA-256, line).
+
+A file's head is the link of its last line. Each line holds the link of the one before, so the
+head commits to the whole file: an auditor who writes it down can later show that nothing was
+changed, cut or appended since, even where anyone could recompute an unkeyed chain.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from bulkdelete.audit import link
+from bulkdelete.errors import InputError
+from bulkdelete.rows import Row, Source, read_rows
+
+_KEYED: Final = "hmac-sha256"
+_CHAINS: Final = frozenset({"sha256", _KEYED})
+_FINAL: Final = frozenset({"deleted", "not_found"})
+_ROW_ONLY: Final = frozenset({"invalid", "duplicate"})
+_OUTCOMES: Final = _FINAL | _ROW_ONLY | {"failed"}
+_MAX_FINDINGS: Final = 20  # beyond these, problems are counted, not listed
+_RECENT: Final = 64  # earlier lines searched to tell where a misplaced line's prev points
+_BITS: Final = 40  # a line reference packs (file index, line) in one int: memory per UID
+_MASK: Final = (1 << _BITS) - 1
+_Recent = collections.deque[tuple[int, bytes]]  # (line number, bytes) of the lines just read
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: the file and line (``None`` for the whole file) and what is wrong there."""
+
+    path: str
+    line: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What ``verify`` found: ``ok`` only when there is no finding; the first problem first.
+
+    ``head`` is the link of the last audit's last line (``None`` when its chain is keyed and no
+    key was given), ``heads`` that of every audit. ``notes`` are not failures.
+    """
+
+    ok: bool
+    findings: tuple[Finding, ...]
+    lines: int
+    runs: int
+    head: str | None
+    rows_checked: int = 0
+    notes: tuple[str, ...] = ()
+    heads: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(slots=True)
+class _Run:
+    run_id: str
+    line: int
+    key: bytes | None
+    checkable: bool  # False for a keyed chain when no key was given
+    inputs: dict[str, str]  # input name as the run's rows name it -> SHA-256
+    column: str | None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    finished: int | None = None
+
+
+def verify(
+    audits: Sequence[Path], *, inputs: Sequence[Path] = (), key: bytes | None = None
+) -> Verification:
+    """Check ``audits`` and, given ``inputs`` (the files the runs read), their manifests and rows.
+
+    ``key`` verifies runs whose chain is keyed (``audit_chain: hmac-sha256``). Streams every
+    file; memory grows with the number of UIDs, not of lines. Never raises for what it finds:
+    an unreadable file is a finding too.
+    """
+    check = _Checker([str(path) for path in audits], key)
+    if inputs:
+        check.hash_inputs(inputs)
+    else:
+        check.notes.append("no input files given: manifests and row outcomes were not checked")
+    for index, path in enumerate(audits):
+        check.file(index, path)
+    rows = check.rows()
+    if key is not None and check.runs and not check.keyed_runs:
+        check.notes.append("an audit key was given, but no run's chain is keyed")
+    if check.unlisted:
+        check.notes.append(f"{check.unlisted} more problems were found and not listed")
+    return Verification(
+        ok=not check.findings,
+        findings=tuple(check.findings),
+        lines=check.lines,
+        runs=check.runs,
+        head=check.heads[-1][1] if check.heads else None,
+        rows_checked=rows,
+        notes=tuple(check.notes),
+        heads=tuple(check.heads),
+    )
+
+
+def verification_text(v: Verification) -> str:
+    """Return what ``bulkdelete verify`` prints: ``PASS`` or ``FAIL`` first, then details."""
+    if v.ok:
+        rows = f"; {v.rows_checked} input rows, one final outcome each" if v.rows_checked else ""
+        lines = [f"PASS: {v.lines} lines in {v.runs} runs, chain intact{rows}"]
+    else:
+        lines = [f"FAIL: {v.findings[0]}", *(f"also: {f}" for f in v.findings[1:])]
+        lines.append(f"checked: {v.lines} lines, {v.runs} runs, {v.rows_checked} input rows")
+    for path, head in v.heads:
+        shown = head or "unknown (the last run's chain is keyed and no key was given)"
+        lines.append(f"head: {shown}" if len(v.heads) == 1 else f"head of {path}: {shown}")
+    lines += [f"note: {note}" for note in v.notes]
+    return "\n".join(lines)
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class _Checker:
+    def __init__(self, audits: list[str], key: bytes | None) -> None:
+        self.audits, self.key, self.index = audits, key, 0
+        self.findings: list[Finding] = []
+        self.notes: list[str] = []
+        self.unlisted = self.lines = self.runs = self.keyed_runs = self.orphans_seen = 0
+        self.heads: list[tuple[str, str | None]] = []
+        self.started: dict[str, int] = {}  # run id -> its run_started line
+        self.first_run: _Run | None = None
+        self.inputs: dict[str, str] | None = None  # input path -> SHA-256; None: unchecked
+        self.manifests_match = True
+        self.finals: dict[str, int] = {}  # uid -> its first final line
+        self.extra_finals: dict[str, list[int]] = {}
+        self.failed: dict[str, int] = {}  # uid -> its last failed line
+        self.settled: dict[tuple[str, int], list[tuple[int, str, str]]] = {}
+
+    def find(self, path: str, line: int | None, problem: str) -> None:
+        if len(self.findings) < _MAX_FINDINGS:
+            self.findings.append(Finding(path, line, problem))
+        else:
+            self.unlisted += 1
+
+    def at(self, ref: int, problem: str) -> None:
+        self.find(self.audits[ref >> _BITS], ref & _MASK, problem)
+
+    def where(self, ref: int) -> str:
+        line = ref & _MASK
+        return str(line) if len(self.audits) == 1 else f"{self.audits[ref >> _BITS]}:{line}"
+
+    def hash_inputs(self, paths: Sequence[Path]) -> None:
+        self.inputs = {}
+        for path in paths:
+            try:
+                with path.open("rb") as handle:
+                    self.inputs[str(path)] = hashlib.file_digest(handle, "sha256").hexdigest()
+            except OSError as exc:
+                self.find(str(path), None, f"cannot read the input: {exc.strerror or exc}")
+                self.manifests_match = False
+
+    def file(self, index: int, path: Path) -> None:
+        self.index, name, number = index, str(path), 0
+        run: _Run | None = None
+        previous: bytes | None = None
+        recent: _Recent = collections.deque(maxlen=_RECENT)
+        try:
+            with path.open("rb") as handle:
+                for raw in handle:
+                    if not raw.endswith(b"\n"):
+                        self.notes.append(
+                            f"{name}:{number + 1} is cut short: a kill's torn tail, "
+                            "not checked (the next run cuts it off)"
+                        )
+                        break
+                    number += 1
+                    ref, line = index << _BITS | number, raw[:-1]
+                    try:
+                        run = self.line(ref, line, run, previous, recent)
+                    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                        self.at(ref, f"not a bulkdelete audit line ({exc!r})")
+                    previous = line
+                    recent.append((number, line))
+        except OSError as exc:
+            self.find(name, None, f"cannot read the audit: {exc.strerror or exc}")
+        self.lines += number
+        if number == 0:
+            self.find(name, None, "holds no complete line: not a bulkdelete audit")
+        self.end(run)
+        key, checkable = (run.key, run.checkable) if run else (self.key, True)
+        head = None if previous is None or not checkable else link(previous, key)
+        self.heads.append((name, head))
+
+    def line(
+        self, ref: int, line: bytes, run: _Run | None, previous: bytes | None, recent: _Recent
+    ) -> _Run | None:
+        """Check one complete line; return the run that the next line belongs to."""
+        record = _parse(line)
+        if record is None:
+            self.at(ref, "not a JSON object: the line was edited or damaged")
+            return run
+        if record.get("event") == "run_started":
+            self.end(run)
+            run = self.start(ref, record)
+        key, checkable = (run.key, run.checkable) if run else (self.key, True)
+        expected = None if previous is None else link(previous, key)
+        if checkable and record.get("prev", 0) != expected:
+            self.broken(ref, record, previous is None, key, recent)
+        self.record(ref, record, run)
+        return run
+
+    def broken(
+        self, ref: int, record: dict[str, Any], first: bool, key: bytes | None, recent: _Recent
+    ) -> None:
+        if len(self.findings) >= _MAX_FINDINGS:  # it would not be listed: spare the search
+            self.unlisted += 1
+            return
+        before, prev = (ref & _MASK) - 1, record.get("prev", 0)
+        if first:
+            problem = "a file's first line must have prev null: lines before it were removed"
+        elif prev is None:
+            problem = "prev is null, as only a file's first line has: lines were put before it"
+        elif earlier := next((n for n, body in recent if link(body, key) == prev), None):
+            problem = (
+                f"prev links to line {earlier}, not to line {before} just before it: "
+                "a line was duplicated or moved here, or lines were removed"
+            )
+        else:
+            problem = (
+                f"prev does not match line {before}: that line was edited, or a line "
+                "was removed, duplicated or moved here"
+            )
+        keyed = " (or the audit key is not the one this run used)" if key and not first else ""
+        self.at(ref, problem + keyed)
+
+    def start(self, ref: int, record: dict[str, Any]) -> _Run:
+        run_id, settings = str(record.get("run_id")), record.get("settings") or {}
+        chain, column = settings.get("audit_chain", "sha256"), settings.get("column")
+        keyed = chain == _KEYED
+        self.runs, self.keyed_runs = self.runs + 1, self.keyed_runs + keyed
+        if chain not in _CHAINS:
+            self.at(ref, f"run {run_id} has an unknown audit_chain {chain!r}")
+        elif keyed and self.key is None:
+            self.at(ref, f"run {run_id}'s chain is keyed: set BULKDELETE_AUDIT_KEY to verify it")
+        if (first := self.started.setdefault(run_id, ref)) != ref:
+            self.at(
+                ref,
+                f"run {run_id} already started at {self.audits[first >> _BITS]}:"
+                f"{first & _MASK}: a copied line, or an audit given twice",
+            )
+        read = [(str(f["name"]), str(f["sha256"])) for f in record.get("inputs") or ()]
+        key = self.key if keyed else None
+        checkable = chain in _CHAINS and (key is not None or not keyed)
+        column = column if isinstance(column, str) else None
+        run = _Run(run_id, ref & _MASK, key, checkable, dict(read), column)
+        self.first_run = self.first_run or run
+        if self.inputs is not None and Counter(self.inputs.values()) != Counter(
+            sha for _, sha in read
+        ):
+            self.manifests_match = False
+            given = ", ".join(f"{p} (sha256 {sha[:12]}…)" for p, sha in self.inputs.items())
+            its = ", ".join(f"{n} (sha256 {sha[:12]}…)" for n, sha in read) or "nothing"
+            self.at(ref, f"input {given} is not what this run read: {its}")
+        return run
+
+    def end(self, run: _Run | None) -> None:
+        if run is not None and run.finished is None:
+            self.notes.append(
+                f"{self.audits[self.index]}:{run.line}: run {run.run_id} has no "
+                "run_finished line: it was killed (or its last lines removed)"
+            )
+
+    def record(self, ref: int, record: dict[str, Any], run: _Run | None) -> None:
+        run_id, event, outcome = record.get("run_id"), record.get("event"), record.get("outcome")
+        if run is None:
+            if self.orphans_seen < self.index + 1:  # one finding for the file, not every line
+                self.orphans_seen = self.index + 1
+                self.at(ref, "comes before any run_started line, like any line up to the next one")
+        elif run_id != run.run_id:
+            self.at(ref, f"a line of run {run_id} inside run {run.run_id} (line {run.line} on)")
+        elif event == "run_started":
+            return
+        elif run.finished is not None:
+            self.at(ref, f"comes after its run's run_finished line {run.finished}")
+        elif event == "run_finished":
+            run.finished, counted = ref & _MASK, run.outcomes.total()
+            totals = {k: v for k, v in (record.get("totals") or {}).items() if v}
+            if record.get("rows") != counted:
+                self.at(
+                    ref,
+                    f"run_finished says {record.get('rows')} rows, the run has "
+                    f"{counted} outcome lines: a line was removed or added",
+                )
+            elif totals != dict(run.outcomes):
+                self.at(
+                    ref,
+                    f"run_finished totals {totals} are not what its outcome lines "
+                    f"say, {dict(run.outcomes)}",
+                )
+        elif outcome not in _OUTCOMES:
+            if outcome is not None or event is None:
+                self.at(ref, f"neither a known outcome nor an event: {outcome!r}")
+        else:
+            run.outcomes[outcome] += 1
+            if self.inputs is not None:
+                self.tally(ref, record, run, outcome)
+
+    def tally(self, ref: int, record: dict[str, Any], run: _Run, outcome: str) -> None:
+        uid, source = record.get("normalised_uid"), str(record.get("source"))
+        if outcome in _ROW_ONLY:
+            name, _, line = source.rpartition(":")
+            if (sha := run.inputs.get(name)) is None or not line.isdigit():
+                self.at(ref, f"source {source!r} is not a line of this run's inputs")
+            else:
+                self.settled.setdefault((sha, int(line)), []).append((ref, outcome, source))
+        elif not isinstance(uid, str):
+            self.at(ref, f"a {outcome} line without a normalised_uid")
+        elif outcome == "failed":
+            self.failed[uid] = ref
+        elif uid in self.finals:
+            self.extra_finals.setdefault(uid, []).append(ref)
+        else:
+            self.finals[uid] = ref
+
+    def rows(self) -> int:
+        first, inputs, count = self.first_run, self.inputs, 0
+        if not inputs or first is None:
+            return 0
+        if not self.manifests_match:
+            self.notes.append("rows were not checked: the inputs are not the files the runs read")
+            return 0
+        read = list(first.inputs.values())  # duplicates are judged in the order runs read files
+        paths = sorted(inputs, key=lambda path: read.index(inputs[path]))
+        try:
+            for row in read_rows([Source.file(path) for path in paths], column=first.column):
+                count += 1
+                self.row(row, inputs)
+        except InputError as exc:
+            self.find(exc.source, exc.line, f"cannot read the input: {exc}")
+        for uid, ref in self.finals.items():
+            self.at(ref, f"uid {uid!r} has a final outcome but is in none of the inputs")
+        for entries in self.settled.values():
+            for ref, outcome, source in entries:
+                self.at(ref, f"records {source} as {outcome}, but the inputs hold no such row")
+        return count
+
+    def row(self, row: Row, inputs: dict[str, str]) -> None:
+        name, _, line = row.source.rpartition(":")
+        number, uid, status = int(line), row.uid or "", row.status
+        if status == "valid":
+            if (first := self.finals.pop(uid, None)) is None:
+                failed = self.failed.get(uid)
+                why = "" if failed is None else f"; line {self.where(failed)} says failed"
+                self.find(name, number, f"uid {uid!r} has no final outcome in any run{why}")
+            elif extra := self.extra_finals.pop(uid, None):
+                lines = ", ".join(self.where(ref) for ref in [first, *extra])
+                self.at(extra[0], f"uid {uid!r} has {len(extra) + 1} final outcomes: lines {lines}")
+            return
+        entries = self.settled.pop((inputs[name], number), [])
+        same = [ref for ref, outcome, _ in entries if outcome == status]
+        for ref, outcome, _ in entries:
+            if outcome != status:
+                self.at(ref, f"records {row.source} as {outcome}, but that row is {status}")
+        if not same:
+            self.find(name, number, f"this {status} row has no {status} line in the audit")
+        elif len(same) > 1:
+            lines = ", ".join(self.where(ref) for ref in same)
+            self.at(same[1], f"row {row.source} has {len(same)} {status} lines: lines {lines}")

@@ -1,0 +1,133 @@
+"""Run the CLI's asyncio programs (a delete run, a read-back) under SIGINT/SIGTERM handling.
+
+Kept apart from ``cli`` so that commands which send nothing (``--dry-run``, ``report``,
+``verify``) never import aiohttp: a dry run over a million rows must stay small. The first
+SIGINT/SIGTERM asks the program to stop gracefully; a second cancels it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from bulkdelete.audit import load_resume_index
+from bulkdelete.errors import UsageError
+from bulkdelete.progress import Reporter
+from bulkdelete.readback import deleted_uids, read_back
+from bulkdelete.rows import InputSummary, Source, read_rows
+from bulkdelete.run import Resume, new_run_id, run_delete
+from bulkdelete.settings import Settings
+from bulkdelete.summary import CheckSummary, Summary
+
+_T = TypeVar("_T")
+_KIND = {True: "permanent erasure", False: "deactivation"}
+
+
+@dataclass(frozen=True, slots=True)
+class Ended(Generic[_T]):
+    """How a program ended: its result (None when a second signal cancelled it), and the
+    first signal received, if any."""
+
+    result: _T | None
+    signum: int | None
+
+
+def _run_program(program: Callable[[asyncio.Event], Awaitable[_T]]) -> Ended[_T]:
+    received: list[int] = []
+
+    async def main() -> _T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            if stop.is_set() and task is not None:
+                task.cancel()  # the second signal: stop now (the audit is still closed cleanly)
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        return await program(stop)
+
+    try:
+        result: _T | None = asyncio.run(main())
+    except asyncio.CancelledError:
+        result = None
+    return Ended(result, received[0] if received else None)
+
+
+def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
+    """Read the audit to continue and check it was written by a run like this one."""
+    if not settings.audit_path.is_file():
+        raise UsageError(f"--resume: there is no audit at {settings.audit_path} to continue")
+    index = load_resume_index(settings.audit_path)
+    if index.runs == 0:
+        raise UsageError(f"--resume: {settings.audit_path} records no bulkdelete run")
+    if index.permanent != {settings.permanent}:
+        kinds = " and ".join(sorted(_KIND[p] for p in index.permanent))
+        raise UsageError(
+            f"--resume: the audit records {kinds}, this run is a {_KIND[settings.permanent]}; "
+            "a resumed run must make the same --permanent choice"
+        )
+    if index.base_urls != {settings.base_url}:
+        raise UsageError("--resume: the audit's runs went to another target than this one")
+    return Resume(index=index, file_hashes={f.name: f.sha256 for f in scanned.files})
+
+
+def operator() -> dict[str, str]:
+    """Name who runs this, for the manifest: the login name and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no USER: a bare container
+        user = f"uid {os.getuid()}"
+    return {"user": user, "host": socket.gethostname()}
+
+
+def delete(
+    settings: Settings,
+    sources: Sequence[Source],
+    scanned: InputSummary,
+    *,
+    resume: Resume | None,
+    reporter: Reporter,
+) -> Ended[Summary]:
+    """Run the delete pipeline over the sources, recording the manifest of this run."""
+    manifest = {
+        "operator": operator(),
+        "inputs": [
+            {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
+            for f in scanned.files
+        ],
+    }
+    return _run_program(
+        lambda stop: run_delete(
+            settings,
+            read_rows(sources, column=settings.column),
+            stop=stop,
+            run_id=new_run_id(),
+            manifest=manifest,
+            resume=resume,
+            progress=reporter,
+            total=scanned.rows,
+        )
+    )
+
+
+def check(settings: Settings, uids: Sequence[str]) -> Ended[CheckSummary]:
+    """Read the UIDs back, appending what was found to the settings' audit."""
+    return _run_program(lambda stop: read_back(settings, uids, check_id=new_run_id(), stop=stop))
+
+
+def check_audit(settings: Settings, *, run_id: str | None = None) -> Ended[CheckSummary]:
+    """Read back the UIDs the settings' audit records as deleted (by ``run_id`` only, if given).
+
+    They are all read before the check starts appending to the same file.
+    """
+    return check(settings, list(deleted_uids(settings.audit_path, run_id=run_id)))
