@@ -45,7 +45,7 @@ class ExitCode(enum.IntEnum):
     """The process exit codes, one meaning each."""
 
     OK = 0  # every UID ended deleted or not_found
-    INCOMPLETE = 1  # finished, but some rows failed or were invalid
+    INCOMPLETE = 1  # finished, but some rows failed or were invalid (verify: FAIL)
     USAGE = 2  # a usage or input error; nothing was sent
     FATAL = 3  # a fatal API answer (bad key, no access, plan) aborted the run
     SIGINT = 130
@@ -388,15 +388,29 @@ def _resume_command(summary: Summary) -> str | None:
 @click.argument("audits", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 @click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report (works offline) for a reviewer.",
+)
+@click.option(
     "--failed-out",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the UIDs whose latest outcome is failed as a CSV that `delete` accepts.",
 )
-def report(audits: tuple[Path, ...], as_json: bool, failed_out: Path | None) -> None:
+def report(
+    audits: tuple[Path, ...], as_json: bool, html_path: Path | None, failed_out: Path | None
+) -> None:
     """Tell what the audits say: the state of every UID, runs, failures, unknown fates."""
     from bulkdelete import report as reporting  # noqa: PLC0415  (only this command needs it)
+    from bulkdelete import report_html  # noqa: PLC0415
 
     result = reporting.build_report(audits)
+    if html_path is not None:
+        html_path.write_text(
+            report_html.report_html(result, report_html.throughput(audits)), encoding="utf-8"
+        )
+        click.echo(f"wrote the HTML report to {html_path}", err=True)
     click.echo(
         reporting.report_json(result) if as_json else reporting.report_text(result), nl=False
     )
@@ -471,6 +485,32 @@ def _exit_after_check(ended: Ended[CheckSummary]) -> NoReturn:
     if summary.fatal_code:
         sys.exit(ExitCode.FATAL)
     sys.exit(ExitCode.OK if summary.all_gone else ExitCode.INCOMPLETE)
+
+
+@cli.command()
+@click.argument(
+    "audits", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
+)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="A file the runs read; repeat for each. Checks every run's manifest against its "
+    "SHA-256 and that each row has exactly one final outcome.",
+)
+def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
+    """Check AUDIT files: hash chain, run manifests, one final outcome per input row.
+
+    Prints PASS, or FAIL with the first broken line and what is wrong; exits 0 only on PASS,
+    1 otherwise. A keyed chain (HMAC) is checked with the key in env BULKDELETE_AUDIT_KEY.
+    """
+    from bulkdelete import evidence  # noqa: PLC0415  (only this command needs it)
+
+    key = _audit_key()
+    result = evidence.verify(audits, inputs=inputs, key=key.reveal().encode() if key else None)
+    click.echo(evidence.verification_text(result))
+    sys.exit(ExitCode.OK if result.ok else ExitCode.INCOMPLETE)
 
 
 @cli.command("fake-server")

@@ -34,6 +34,7 @@ from bulkdelete.errors import InputError
 from bulkdelete.rows import Row, Source, read_rows
 
 _KEYED: Final = "hmac-sha256"
+_STARTS: Final = frozenset({"run_started", "check_started"})
 _CHAINS: Final = frozenset({"sha256", _KEYED})
 _FINAL: Final = frozenset({"deleted", "not_found"})
 _ROW_ONLY: Final = frozenset({"invalid", "duplicate"})
@@ -84,6 +85,7 @@ class _Run:
     checkable: bool  # False for a keyed chain when no key was given
     inputs: dict[str, str]  # input name as the run's rows name it -> SHA-256
     column: str | None
+    check: bool = False  # a read-back (check_started ... check_finished), not a delete run
     outcomes: Counter[str] = field(default_factory=Counter)
     finished: int | None = None
 
@@ -223,7 +225,7 @@ class _Checker:
         if record is None:
             self.at(ref, "not a JSON object: the line was edited or damaged")
             return run
-        if record.get("event") == "run_started":
+        if record.get("event") in _STARTS:
             self.end(run)
             run = self.start(ref, record)
         key, checkable = (run.key, run.checkable) if run else (self.key, True)
@@ -276,7 +278,10 @@ class _Checker:
         key = self.key if keyed else None
         checkable = chain in _CHAINS and (key is not None or not keyed)
         column = column if isinstance(column, str) else None
-        run = _Run(run_id, ref & _MASK, key, checkable, dict(read), column)
+        check = record.get("event") == "check_started"
+        run = _Run(run_id, ref & _MASK, key, checkable, dict(read), column, check)
+        if check:  # a read-back reads no input: it has no manifest to compare
+            return run
         self.first_run = self.first_run or run
         if self.inputs is not None and Counter(self.inputs.values()) != Counter(
             sha for _, sha in read
@@ -289,9 +294,10 @@ class _Checker:
 
     def end(self, run: _Run | None) -> None:
         if run is not None and run.finished is None:
+            last = "check_finished" if run.check else "run_finished"
             self.notes.append(
                 f"{self.audits[self.index]}:{run.line}: run {run.run_id} has no "
-                "run_finished line: it was killed (or its last lines removed)"
+                f"{last} line: it was killed (or its last lines removed)"
             )
 
     def record(self, ref: int, record: dict[str, Any], run: _Run | None) -> None:
@@ -302,25 +308,14 @@ class _Checker:
                 self.at(ref, "comes before any run_started line, like any line up to the next one")
         elif run_id != run.run_id:
             self.at(ref, f"a line of run {run_id} inside run {run.run_id} (line {run.line} on)")
-        elif event == "run_started":
+        elif event in _STARTS:
             return
         elif run.finished is not None:
-            self.at(ref, f"comes after its run's run_finished line {run.finished}")
+            self.at(ref, f"comes after its run's last line {run.finished}")
+        elif run.check:
+            self.read_back(ref, record, run)
         elif event == "run_finished":
-            run.finished, counted = ref & _MASK, run.outcomes.total()
-            totals = {k: v for k, v in (record.get("totals") or {}).items() if v}
-            if record.get("rows") != counted:
-                self.at(
-                    ref,
-                    f"run_finished says {record.get('rows')} rows, the run has "
-                    f"{counted} outcome lines: a line was removed or added",
-                )
-            elif totals != dict(run.outcomes):
-                self.at(
-                    ref,
-                    f"run_finished totals {totals} are not what its outcome lines "
-                    f"say, {dict(run.outcomes)}",
-                )
+            self.finish(ref, record, run)
         elif outcome not in _OUTCOMES:
             if outcome is not None or event is None:
                 self.at(ref, f"neither a known outcome nor an event: {outcome!r}")
@@ -328,6 +323,38 @@ class _Checker:
             run.outcomes[outcome] += 1
             if self.inputs is not None:
                 self.tally(ref, record, run, outcome)
+
+    def finish(self, ref: int, record: dict[str, Any], run: _Run) -> None:
+        run.finished, counted = ref & _MASK, run.outcomes.total()
+        totals = {k: v for k, v in (record.get("totals") or {}).items() if v}
+        if record.get("rows") != counted:
+            self.at(
+                ref,
+                f"run_finished says {record.get('rows')} rows, the run has "
+                f"{counted} outcome lines: a line was removed or added",
+            )
+        elif totals != dict(run.outcomes):
+            self.at(
+                ref,
+                f"run_finished totals {totals} are not what its outcome lines "
+                f"say, {dict(run.outcomes)}",
+            )
+
+    def read_back(self, ref: int, record: dict[str, Any], run: _Run) -> None:
+        event = record.get("event")
+        if event == "read_back":
+            run.outcomes[str(record.get("result"))] += 1
+        elif event == "check_finished":
+            run.finished = ref & _MASK
+            totals = {k: v for k, v in (record.get("totals") or {}).items() if v}
+            if totals != dict(run.outcomes):
+                self.at(
+                    ref,
+                    f"check_finished totals {totals} are not what its read_back lines say, "
+                    f"{dict(run.outcomes)}: a line was removed or added",
+                )
+        else:
+            self.at(ref, f"a {event or 'non-event'} line inside read-back {run.run_id}")
 
     def tally(self, ref: int, record: dict[str, Any], run: _Run, outcome: str) -> None:
         uid, source = record.get("normalised_uid"), str(record.get("source"))

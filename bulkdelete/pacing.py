@@ -40,7 +40,8 @@ _BURST_SECONDS = 0.05
 _OUTAGE_FIRST_PAUSE = 0.5
 _OUTAGE_MAX_PAUSE = 30.0
 _RERATE_TOLERANCE = 0.05  # a rate change smaller than this keeps the current limiter
-_RECOVERY_PER_SECOND = 0.05  # after a 429 the rate regains 5% of itself per second
+_RECOVERY_PER_SECOND = 0.1  # the rate regains 10% of itself per second
+_FACTOR_INTERVAL = 1.0  # seconds between two adjustments for 429s
 _MIN_FACTOR = 1 / 64
 _MIN_RATE = 0.5  # requests per second: never stall completely while budget remains
 _MIN_HORIZON = 0.5  # seconds; the reset time is only known to the second
@@ -134,6 +135,7 @@ class Pacer:
         self._budget = _Budget()
         self._factor = 1.0
         self._factor_at = clock()
+        self._interval_answers = self._interval_throttled = 0
         self.rate = ceiling
         self._limiter = _limiter(ceiling)
         self._round_trip = _FIRST_ROUND_TRIP
@@ -203,18 +205,32 @@ class Pacer:
             self.throttled += 1
             pause = seen.retry_after if seen.retry_after is not None else DEFAULT_THROTTLE_PAUSE
             self.pause(min(pause, MAX_RETRY_AFTER))
-            self._factor = max(_MIN_FACTOR, self._factor / 2)
-            self._factor_at = self._clock()
+            self._interval_throttled += 1
+        self._interval_answers += 1
         self._budget.update(seen, now=self._wall_clock(), in_flight=self._in_flight)
         self._track_outage(seen)
         self._rerate()
 
-    def _rerate(self) -> None:
+    def _adjust_factor(self) -> None:
+        """Once a second: cut the rate by half the share of answers that were 429s, then let it
+        regain 10% a second.
+
+        Cutting in proportion to the 429s (not halving on each one) slows a run that really
+        overruns its limit (most answers refused) to half within a second or two, while a
+        server that refuses a few percent at random costs nothing lasting.
+        """
         now = self._clock()
-        self._factor = min(
-            1.0, self._factor * (1 + _RECOVERY_PER_SECOND) ** (now - self._factor_at)
-        )
+        elapsed = now - self._factor_at
+        if elapsed < _FACTOR_INTERVAL:
+            return
+        share = self._interval_throttled / self._interval_answers if self._interval_answers else 0
+        recovery = (1 + _RECOVERY_PER_SECOND) ** elapsed
+        self._factor = min(1.0, max(_MIN_FACTOR, self._factor * (1 - share / 2) * recovery))
         self._factor_at = now
+        self._interval_answers = self._interval_throttled = 0
+
+    def _rerate(self) -> None:
+        self._adjust_factor()
         rate = self._ceiling
         budget_rate = self._budget.rate(now=self._wall_clock(), max_share=self._max_share)
         if budget_rate is not None:

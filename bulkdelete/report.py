@@ -38,6 +38,7 @@ from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Outcome
 
 NO_CODE: Final = "NO_CODE"  # a failure with an HTTP status but no ``error.code``
+_READ_BACK_EVENTS: Final = frozenset({"check_started", "read_back", "check_finished"})
 TRANSPORT: Final = "TRANSPORT"  # a failure with neither
 KILLED: Final = "killed"  # the status of a run with no ``run_finished`` line
 
@@ -94,6 +95,7 @@ class Report:
     failures_by_code: Mapping[str, int]  # failed UIDs by error code, most frequent first
     unknown: tuple[str, ...]  # sorted UIDs sent with no outcome after it
     not_found_in_permanent: tuple[str, ...]  # sorted UIDs last not found by a permanent run
+    read_back: Mapping[str, int] = field(default_factory=dict)  # latest read-back per UID
 
 
 @dataclass(slots=True)
@@ -114,6 +116,7 @@ class _Reader:
     uids: dict[str, UidState] = field(default_factory=dict)
     row_kinds: dict[str, Outcome] = field(default_factory=dict)  # source -> invalid/duplicate
     unknown: set[str] = field(default_factory=set)
+    read_back: dict[str, str] = field(default_factory=dict)  # uid -> gone/present/unknown
 
     def read(self, path: Path) -> None:
         started_here = False
@@ -129,6 +132,10 @@ class _Reader:
 
     def _record(self, path: str, number: int, record: dict[str, Any]) -> None:
         run_id, event, ts = record["run_id"], record.get("event"), record["ts"]
+        if event in _READ_BACK_EVENTS:  # a read-back (bulkdelete check) is not a delete run
+            if event == "read_back":
+                self.read_back[record["normalised_uid"]] = record["result"]
+            return
         if event == "run_started":
             settings = record.get("settings") or {}
             target = settings.get("target") or settings.get("base_url") or ""
@@ -205,6 +212,7 @@ def build_report(paths: Sequence[Path]) -> Report:
         failures_by_code=dict(sorted(failures.items(), key=lambda item: (-item[1], item[0]))),
         unknown=tuple(sorted(reader.unknown)),
         not_found_in_permanent=tuple(sorted(not_found)),
+        read_back=dict(Counter(reader.read_back.values())),
     )
 
 

@@ -204,6 +204,7 @@ class _Run:
                 self.retrying -= 1
         if attempted is None:
             return None
+        self.requests += attempted.sends - attempted.attempts  # aiohttp's own resends
         if attempted.attempts > 1:
             self.retried += 1
         if classify(attempted.answer) is Verdict.FATAL:

@@ -236,15 +236,31 @@ async def test_an_outage_longer_than_max_outage_halts_the_run(fake: FakeTime) ->
     assert expected == (before, after)
 
 
-async def test_429_halves_the_rate_and_it_recovers(fake: FakeTime) -> None:
-    """A 429 at least halves the rate; after a long quiet spell it is back at the ceiling."""
-    pacer = Pacer(100.0, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
-    await answered(pacer, Observation(throttled=True, retry_after=1.0))
+async def test_a_second_of_429s_halves_the_rate_and_it_recovers(fake: FakeTime) -> None:
+    """When every answer of a second is a 429 the rate about halves; a quiet spell restores it."""
+    pacer = Pacer(1e6, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
+    for _ in range(10):
+        await answered(pacer, Observation(throttled=True, retry_after=0.0))
+    fake.now += 1.0
+    await answered(pacer, Observation(throttled=True, retry_after=0.0))
     throttled_rate = pacer.rate
     fake.now += 600.0
     await answered(pacer, FINE)
-    assert throttled_rate <= 50.0
-    expected = 100.0
+    fake.now += 1.0
+    await answered(pacer, FINE)
+    assert 0.5e6 <= throttled_rate <= 0.6e6  # halved, then a second's 10% recovery
+    expected = 1e6
+    assert expected == pacer.rate
+
+
+async def test_random_429s_cost_only_their_share(fake: FakeTime) -> None:
+    """4% of answers refused at random, for five minutes, leave the rate at its ceiling."""
+    pacer = Pacer(1e6, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
+    for _second in range(300):
+        for n in range(100):
+            await answered(pacer, Observation(throttled=n % 25 == 0, retry_after=0.0))
+        fake.now += 1.0
+    expected = 1e6
     assert expected == pacer.rate
 
 
