@@ -268,6 +268,9 @@ def report_text(report: Report) -> str:
     counts.append(("unknown state", len(report.unknown)))
     lines += ["", "latest outcome per UID:"]
     lines += [f"  {label:<16}{count:>9}" for label, count in counts]
+    if report.read_back:
+        found = " · ".join(f"{result} {n}" for result, n in sorted(report.read_back.items()))
+        lines += ["", f"read back (bulkdelete check, latest per UID): {found}"]
     if report.failures_by_code:
         lines += ["", "failed UIDs by error code:"]
         lines += [f"  {code:<32}{count:>9}" for code, count in report.failures_by_code.items()]
@@ -307,6 +310,7 @@ def report_json(report: Report) -> str:
         "failures_by_code": report.failures_by_code,
         "unknown": report.unknown,
         "not_found_in_permanent": report.not_found_in_permanent,
+        "read_back": report.read_back,
     }
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()
 

@@ -62,3 +62,21 @@ def test_verify_deleted_reads_back_after_the_run(fake_server: FakeFactory, tmp_p
     assert "12 gone" in done.stdout
     stats = server.stats()
     assert stats["status_counts"]["404"] == 1 + 12  # never-existed, then the 12 read-backs
+
+
+def test_check_lines_keep_report_and_verify_working(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """A read-back appended to an audit is reported, and verify still passes over it."""
+    server = fake_server(users=USERS)
+    source, audit = _input(tmp_path), tmp_path / "audit.jsonl"
+    run_cli("delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+            "--verify-deleted")  # fmt: skip
+
+    report = run_cli("report", str(audit))
+    verify = run_cli("verify", str(audit), "--input", str(source))
+
+    assert report.returncode == 0, report.stderr
+    assert "read back (bulkdelete check, latest per UID): gone 12" in report.stdout
+    assert verify.returncode == 0, verify.stdout
+    assert verify.stdout.startswith("PASS")
