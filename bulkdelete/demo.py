@@ -44,7 +44,7 @@ async def run_demo(
     config = FakeConfig(
         api_key=key,
         users=load_users(samples / _DEMO_USERS),
-        limit=600,
+        limit=3000,
         window=60.0,
         seed=2026,
         fail_rate=0.05,
