@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,3 +65,34 @@ def audit_lines(path: Path) -> list[dict[str, Any]]:
 def row_records(path: Path) -> list[dict[str, Any]]:
     """Return the per-row records (those with an outcome) of an audit file."""
     return [r for r in audit_lines(path) if "outcome" in r]
+
+
+Lines = list[bytes]
+
+
+def remove_line(lines: Lines, k: int) -> Lines:
+    """Return the audit lines without line index ``k``."""
+    return [*lines[:k], *lines[k + 1 :]]
+
+
+def duplicate_line(lines: Lines, k: int) -> Lines:
+    """Return the audit lines with line index ``k`` written twice."""
+    return [*lines[: k + 1], lines[k], *lines[k + 1 :]]
+
+
+def move_line(lines: Lines, k: int) -> Lines:
+    """Return the audit lines with lines ``k`` and ``k + 1`` swapped."""
+    return [*lines[:k], lines[k + 1], lines[k], *lines[k + 2 :]]
+
+
+def tampers(
+    edit: Callable[[Lines, int], Lines],
+) -> dict[str, tuple[Callable[[Lines, int], Lines], int]]:
+    """Return the four ways to tamper with line index k, and how far past line k + 1
+    (1-based) the chain first breaks for each."""
+    return {
+        "edited": (edit, 1),
+        "removed": (remove_line, 0),
+        "duplicated": (duplicate_line, 1),
+        "moved": (move_line, 0),
+    }

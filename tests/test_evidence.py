@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from helpers import API_KEY
+from helpers import API_KEY, Lines, duplicate_line, move_line, remove_line, tampers
 
 from bulkdelete.audit import link, load_resume_index
 from bulkdelete.evidence import Finding, Verification, verification_text, verify
@@ -27,7 +27,6 @@ from bulkdelete.settings import Secret, Settings
 UIDS = [f"user-{n:03d}" for n in range(80)]
 EXISTING = frozenset(UIDS[:70])  # the rest are answered not found
 KEY = b"audit-key-5e1d"
-Lines = list[bytes]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,25 +213,7 @@ def _edit(lines: Lines, k: int) -> Lines:
     return [*lines[:k], lines[k].replace(b'"attempts":1', b'"attempts":2'), *lines[k + 1 :]]
 
 
-def _remove(lines: Lines, k: int) -> Lines:
-    return [*lines[:k], *lines[k + 1 :]]
-
-
-def _duplicate(lines: Lines, k: int) -> Lines:
-    return [*lines[: k + 1], lines[k], *lines[k + 1 :]]
-
-
-def _move(lines: Lines, k: int) -> Lines:
-    return [*lines[:k], lines[k + 1], lines[k], *lines[k + 2 :]]
-
-
-# How the lines change at index k, and how far past line k + 1 (1-based) the first break is.
-TAMPERS: dict[str, tuple[Callable[[Lines, int], Lines], int]] = {
-    "edited": (_edit, 1),
-    "removed": (_remove, 0),
-    "duplicated": (_duplicate, 1),
-    "moved": (_move, 0),
-}
+TAMPERS = tampers(_edit)
 
 
 @pytest.mark.parametrize("how", TAMPERS)
@@ -268,7 +249,7 @@ def test_every_single_line_tamper_is_caught_where_it_happens(
     A last line edited or removed leaves no later line to notice: the head is what shows it.
     """
     lines = _lines(recorded.clean)
-    kinds = [(_edit_time, 1), (_remove, 0), (_duplicate, 1), (_move, 0)]
+    kinds = [(_edit_time, 1), (remove_line, 0), (duplicate_line, 1), (move_line, 0)]
     missed = []
     for change, offset in kinds:
         for k in range(len(lines) - 2):

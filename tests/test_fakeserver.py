@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -190,6 +191,72 @@ async def test_window_resets_after_its_length(session: aiohttp.ClientSession, st
     assert (limited.headers["Retry-After"], admitted.headers["X-RateLimit-Remaining"]) == ("1", "0")
 
 
+async def test_live_traffic_is_refused_once_the_window_is_spent(start: Start) -> None:
+    """Live traffic at twice the window's budget is refused past the limit, in every window."""
+    began = time.monotonic()
+    server, _ = await start(limit=10, window=0.5, live_rate=40)
+    await asyncio.sleep(1.25)
+    stats = server.stats
+    windows = math.ceil((time.monotonic() - began) / 0.5)
+    admitted = sum(row["live_ok"] for row in stats.timeline.values())
+    refused = sum(row["live_refused"] for row in stats.timeline.values())
+    assert (admitted + refused, refused) == (stats.live_sent, stats.live_refused)
+    assert stats.live_sent >= 45
+    assert 20 < admitted <= 10 * windows
+    assert stats.requests == 0
+
+
+async def test_live_traffic_lowers_the_remaining_budget(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """Clients see live traffic in the remaining budget, and 429 once it has spent the window."""
+    server, base = await start(all_exist=True, limit=20, window=60, live_rate=100)
+    await asyncio.sleep(0.1)
+    first = await call(session, "DELETE", f"{base}/users/a")
+    assert first.status == 200
+    assert int(first.headers["X-Rate-Limit-Remaining"]) < 19
+    await asyncio.sleep(0.25)
+    late = await call(session, "DELETE", f"{base}/users/b")
+    assert (late.status, late.headers["X-RateLimit-Remaining"]) == (429, "0")
+    assert server.stats.live_refused > 0
+    seconds = server.stats.timeline
+    assert sum(row["our_ok"] for row in seconds.values()) == 1
+    assert sum(row["our_429"] for row in seconds.values()) == 1
+
+
+async def test_live_traffic_is_never_refused_without_a_limit(start: Start) -> None:
+    """With no limit every live request is admitted."""
+    server, _ = await start(live_rate=200)
+    await asyncio.sleep(0.2)
+    assert server.stats.live_sent >= 20
+    assert server.stats.live_refused == 0
+
+
+async def test_live_traffic_stops_with_the_server(start: Start) -> None:
+    """Stopping the server stops its live traffic."""
+    server, _ = await start(live_rate=200)
+    await asyncio.sleep(0.05)
+    await server.stop()
+    sent = server.stats.live_sent
+    await asyncio.sleep(0.05)
+    assert server.stats.live_sent == sent
+
+
+async def test_timeline_counts_our_requests_per_second(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """The timeline splits our requests by second into admitted and refused by the window."""
+    server, base = await start(all_exist=True, limit=2, window=1)
+    for n in range(3):
+        await call(session, "DELETE", f"{base}/users/u{n}")
+    await asyncio.sleep(1.05)
+    await call(session, "DELETE", f"{base}/users/u9")
+    assert server.stats.timeline == {
+        0: {"our_ok": 2, "our_429": 1, "live_ok": 0, "live_refused": 0},
+        1: {"our_ok": 1, "our_429": 0, "live_ok": 0, "live_refused": 0},
+    }
+
+
 async def test_reset_fault_sends_no_answer(session: aiohttp.ClientSession, start: Start) -> None:
     """A reset closes the connection unanswered and applies nothing; the client resends once."""
     server, base = await start(users=frozenset({"x"}), reset_rate=1.0)
@@ -335,6 +402,9 @@ async def test_stats_endpoint_reports_counters(
         "rejected_over_limit": 0,
         "unmatched_paths": 0,
         "bad_requests": 0,
+        "live_sent": 0,
+        "live_refused": 0,
+        "timeline": {"0": {"our_ok": 2, "our_429": 0, "live_ok": 0, "live_refused": 0}},
     }
 
 
@@ -398,7 +468,14 @@ def test_load_users_reads_the_uid_column_of_a_csv(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [{"fail_rate": 1.5}, {"window": 0}, {"limit": 0}, {"api_key": ""}, {"bad_key_status": 200}],
+    [
+        {"fail_rate": 1.5},
+        {"window": 0},
+        {"limit": 0},
+        {"api_key": ""},
+        {"bad_key_status": 200},
+        {"live_rate": -1.0},
+    ],
 )
 def test_config_rejects_impossible_values(settings: dict[str, Any]) -> None:
     """A setting the server cannot honour is a ValueError."""

@@ -7,15 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import API_KEY, cli_env, run_cli
+from helpers import API_KEY, Lines, cli_env, run_cli, tampers
 
 UIDS = [f"member-{n:04d}" for n in range(300)]
 AUDIT_KEY = "verify-cli-key-41c9"
-Lines = list[bytes]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,25 +119,7 @@ def _edit(lines: Lines, k: int) -> Lines:
     return [*lines[:k], edited, *lines[k + 1 :]]
 
 
-def _remove(lines: Lines, k: int) -> Lines:
-    return [*lines[:k], *lines[k + 1 :]]
-
-
-def _duplicate(lines: Lines, k: int) -> Lines:
-    return [*lines[: k + 1], lines[k], *lines[k + 1 :]]
-
-
-def _move(lines: Lines, k: int) -> Lines:
-    return [*lines[:k], lines[k + 1], lines[k], *lines[k + 2 :]]
-
-
-# How the lines change at index k, and how far past line k + 1 (1-based) the first break is.
-TAMPERS: dict[str, tuple[Callable[[Lines, int], Lines], int]] = {
-    "edited": (_edit, 1),
-    "removed": (_remove, 0),
-    "duplicated": (_duplicate, 1),
-    "moved": (_move, 0),
-}
+TAMPERS = tampers(_edit)
 
 
 def test_verify_passes_a_killed_stopped_and_resumed_audit(recorded: Recorded) -> None:
