@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,3 +97,13 @@ def tampers(
         "duplicated": (duplicate_line, 1),
         "moved": (move_line, 0),
     }
+
+
+def wait_for_outcomes(audit: Path, count: int, timeout: float = 30) -> None:
+    """Wait until a running process has written ``count`` outcome lines to ``audit``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if audit.exists() and audit.read_bytes().count(b'"outcome"') >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{audit} did not reach {count} outcomes in {timeout} s")

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from helpers import API_KEY, FakeFactory, audit_lines, cli_env, row_records, run_cli
+from helpers import (
+    API_KEY,
+    FakeFactory,
+    audit_lines,
+    cli_env,
+    row_records,
+    run_cli,
+    wait_for_outcomes,
+)
 
 EXISTING = [f"user-{n:03d}" for n in range(40)]
 MISSING = [f"gone-{n:03d}" for n in range(10)]
@@ -310,7 +318,7 @@ def test_sigterm_stops_gracefully_with_exit_143(fake_server: FakeFactory, tmp_pa
          "--audit", str(audit), "--rate", "200", "--concurrency", "10"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
     )  # fmt: skip
-    _wait_for_lines(audit, 30)
+    wait_for_outcomes(audit, 30)
     process.send_signal(signal.SIGTERM)
     stdout, _ = process.communicate(timeout=30)
 
@@ -337,15 +345,6 @@ def test_demo_runs_clean(tmp_path: Path) -> None:
     assert "deleted" in done.stdout
     outcomes = Counter(r["outcome"] for r in row_records(tmp_path / "demo.jsonl"))
     assert outcomes == {"deleted": 100, "not_found": 20, "duplicate": 1}
-
-
-def _wait_for_lines(path: Path, count: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= count:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{path} did not reach {count} lines")
 
 
 def _run_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:

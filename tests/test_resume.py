@@ -11,7 +11,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import FakeFactory, FakeProcess, audit_lines, cli_env, row_records, run_cli
+from helpers import (
+    FakeFactory,
+    FakeProcess,
+    audit_lines,
+    cli_env,
+    row_records,
+    run_cli,
+    wait_for_outcomes,
+)
 
 UIDS = [f"member-{n:04d}" for n in range(600)]
 CONCURRENCY = 8
@@ -41,15 +49,6 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_outcomes(audit: Path, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if audit.exists() and audit.read_bytes().count(b'"outcome"') >= count:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"{audit} did not reach {count} outcomes")
-
-
 def _final_lines_per_uid(audit: Path) -> Counter[str]:
     return Counter(
         r["normalised_uid"] for r in row_records(audit) if r["outcome"] in {"deleted", "not_found"}
@@ -66,7 +65,7 @@ def test_two_kill9s_then_resume_keep_the_invariant(
 
     for stop_after in (150, 380):
         process = _start([*args, "--resume"] if audit.exists() else args)
-        _wait_for_outcomes(audit, stop_after)
+        wait_for_outcomes(audit, stop_after)
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=10) == -signal.SIGKILL
     done = run_cli(*args, "--resume")
@@ -88,7 +87,7 @@ def test_sigterm_then_resume_sends_nothing_twice(fake_server: FakeFactory, tmp_p
     source, audit = _input(tmp_path), tmp_path / "audit.jsonl"
     args = _delete_args(server, source, audit)
     process = _start(args)
-    _wait_for_outcomes(audit, 200)
+    wait_for_outcomes(audit, 200)
 
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
@@ -184,7 +183,7 @@ def test_unknown_state_after_kill_is_named_by_sending_lines(
     server = fake_server("--latency", "0.3", users=UIDS[:100])
     source, audit = _input(tmp_path, UIDS[:100]), tmp_path / "audit.jsonl"
     process = _start(_delete_args(server, source, audit))
-    _wait_for_outcomes(audit, 20)
+    wait_for_outcomes(audit, 20)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
 

@@ -6,12 +6,11 @@ import dataclasses
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import API_KEY, Lines, cli_env, run_cli, tampers
+from helpers import API_KEY, Lines, cli_env, run_cli, tampers, wait_for_outcomes
 
 UIDS = [f"member-{n:04d}" for n in range(300)]
 AUDIT_KEY = "verify-cli-key-41c9"
@@ -63,15 +62,6 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.stdout.close()
 
 
-def _wait_for_outcomes(audit: Path, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if audit.exists() and audit.read_bytes().count(b'"outcome"') >= count:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"{audit} did not reach {count} outcomes")
-
-
 def _interrupt(args: list[str], audit: Path, after: int, signum: signal.Signals) -> int:
     """Start a delete, wait for ``after`` outcome lines in the audit, signal it, return its code."""
     process = subprocess.Popen(
@@ -80,7 +70,7 @@ def _interrupt(args: list[str], audit: Path, after: int, signum: signal.Signals)
         stderr=subprocess.DEVNULL,
         env=_env(),
     )
-    _wait_for_outcomes(audit, after)
+    wait_for_outcomes(audit, after)
     process.send_signal(signum)
     return process.wait(timeout=15)
 
