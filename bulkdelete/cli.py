@@ -145,6 +145,45 @@ def _count_valid(sources: Sequence[Source], column: str | None) -> int:
     return sum(1 for row in read_rows(sources, column=column) if row.uid and not row.duplicate)
 
 
+# Options that delete and check share.
+_APP_ID = click.option(
+    "--app-id", envvar="COMETCHAT_APP_ID", help="CometChat app id [env COMETCHAT_APP_ID]."
+)
+_REGION = click.option(
+    "--region",
+    envvar="COMETCHAT_REGION",
+    type=click.Choice(REGIONS),
+    default="us",
+    show_default=True,
+    help="App region [env COMETCHAT_REGION].",
+)
+_API_KEY_FILE = click.option(
+    "--api-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the REST API key from this file instead of env COMETCHAT_API_KEY.",
+)
+_RATE = click.option(
+    "--rate",
+    type=RateType(),
+    default="auto",
+    show_default=True,
+    help="Ceiling in requests per second; auto starts at CometChat's documented 10,000/min. "
+    "Either way the run follows the rate-limit headers and pauses on 429s.",
+)
+_CONCURRENCY = click.option(
+    "--concurrency",
+    type=int,
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Most requests in flight (the run sizes it to rate x round trip below this).",
+)
+_CA_BUNDLE = click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="PEM file of CAs to trust for a private TLS endpoint.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bulkdelete")
 def cli() -> None:
@@ -153,27 +192,14 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, metavar="[INPUT ...]")
-@click.option(
-    "--app-id", envvar="COMETCHAT_APP_ID", help="CometChat app id [env COMETCHAT_APP_ID]."
-)
-@click.option(
-    "--region",
-    envvar="COMETCHAT_REGION",
-    type=click.Choice(REGIONS),
-    default="us",
-    show_default=True,
-    help="App region [env COMETCHAT_REGION].",
-)
+@_APP_ID
+@_REGION
 @click.option(
     "--base-url",
     envvar="COMETCHAT_BASE_URL",
     help="API root including /v3 [env COMETCHAT_BASE_URL]; overrides --app-id/--region.",
 )
-@click.option(
-    "--api-key-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the REST API key from this file instead of env COMETCHAT_API_KEY.",
-)
+@_API_KEY_FILE
 @click.option(
     "--permanent",
     is_flag=True,
@@ -185,14 +211,7 @@ def cli() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="JSONL audit to append to [default: bulkdelete-audit-<UTC time>.jsonl].",
 )
-@click.option(
-    "--rate",
-    type=RateType(),
-    default="auto",
-    show_default=True,
-    help="Ceiling in requests per second; auto starts at CometChat's documented 10,000/min. "
-    "Either way the run follows the rate-limit headers and pauses on 429s.",
-)
+@_RATE
 @click.option(
     "--max-share",
     type=float,
@@ -200,13 +219,7 @@ def cli() -> None:
     show_default=True,
     help="Most of the advertised limit this run may take; the rest stays for the live app.",
 )
-@click.option(
-    "--concurrency",
-    type=int,
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Most requests in flight (the run sizes it to rate x round trip below this).",
-)
+@_CONCURRENCY
 @click.option(
     "--max-attempts",
     type=int,
@@ -233,11 +246,7 @@ def cli() -> None:
     "--column",
     help="CSV column holding the UIDs [default: a header named uid, else the first column].",
 )
-@click.option(
-    "--ca-bundle",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="PEM file of CAs to trust for a private TLS endpoint.",
-)
+@_CA_BUNDLE
 @click.option(
     "--max-deletes",
     type=click.IntRange(min=0),
@@ -421,17 +430,17 @@ def report(
 
 @cli.command()
 @click.argument("audit", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--app-id", envvar="COMETCHAT_APP_ID", help="[env COMETCHAT_APP_ID]")
-@click.option("--region", envvar="COMETCHAT_REGION", type=click.Choice(REGIONS), default="us")
+@_APP_ID
+@_REGION
 @click.option(
     "--base-url",
     envvar="COMETCHAT_BASE_URL",
     help="API root including /v3 [default: the one the audit's last run used].",
 )
-@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--rate", type=RateType(), default="auto", show_default=True)
-@click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True)
-@click.option("--ca-bundle", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_API_KEY_FILE
+@_RATE
+@_CONCURRENCY
+@_CA_BUNDLE
 @click.option("--log-level", type=click.Choice(logs.LEVELS), default="warning", show_default=True)
 def check(
     audit: Path,
