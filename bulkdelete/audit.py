@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -129,6 +130,7 @@ class AuditWriter:
         self._fd = -1
         self._task: asyncio.Task[None] | None = None
         self._error: AuditError | None = None
+        self._sync_now = False
 
     async def __aenter__(self) -> Self:
         try:
@@ -208,27 +210,30 @@ class AuditWriter:
 
     async def _drain_until_closed(self) -> None:
         loop = asyncio.get_running_loop()
-        dirty = False
-        last_sync = time.monotonic()
+        sync_due: asyncio.TimerHandle | None = None  # set while written lines await an fsync
         while True:
-            if not self._pending and not self._closing:
-                timeout = last_sync + self._fsync_interval - time.monotonic() if dirty else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+            if not self._pending and not self._closing and not self._sync_now:
+                await self._wake.wait()
             self._wake.clear()
             if self._pending:
                 batch, self._pending = self._pending, []
                 self._write_all(b"".join(batch))
                 self.lines_written += len(batch)
-                dirty = True
                 self._wake_writers()
                 self._batch_written = loop.create_future()
+                if sync_due is None:
+                    sync_due = loop.call_later(self._fsync_interval, self._request_sync)
             if self._closing and not self._pending:
+                if sync_due is not None:
+                    sync_due.cancel()  # close() fsyncs
                 return
-            if dirty and time.monotonic() - last_sync >= self._fsync_interval:
+            if self._sync_now:
+                self._sync_now, sync_due = False, None
                 await asyncio.to_thread(os.fsync, self._fd)
-                last_sync = time.monotonic()
-                dirty = False
+
+    def _request_sync(self) -> None:
+        self._sync_now = True
+        self._wake.set()
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -260,11 +265,17 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, record
 
 
+@functools.lru_cache(maxsize=2)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
 def timestamp() -> str:
     """Return the current time as RFC 3339 UTC with milliseconds, as every audit line carries."""
     now = time.time()
-    whole = time.gmtime(now)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', whole)}.{int(now % 1 * 1000):03d}Z"
+    whole = int(now)
+    # Formatting the date costs more than the rest of a line: it is done once per second.
+    return f"{_second(whole)}.{int((now - whole) * 1000):03d}Z"
 
 
 def row_record(
