@@ -79,6 +79,43 @@ def link(line: bytes, key: bytes | None) -> str:
     return hmac.new(key, line, hashlib.sha256).hexdigest()
 
 
+class Pseudonyms:
+    """What the audit calls a UID: the UID itself, or with a key an HMAC-SHA256 pseudonym.
+
+    With ``--audit-uid-hash`` the audit proves what happened to each user without naming
+    them; whoever holds the key (``BULKDELETE_AUDIT_KEY``) can recompute a UID's pseudonym
+    from an input file and find its lines.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+
+    @property
+    def active(self) -> bool:
+        """True when UIDs are replaced by pseudonyms."""
+        return self._key is not None
+
+    def of(self, value: str) -> str:
+        """Return what the audit records for ``value``."""
+        if self._key is None:
+            return value
+        return (
+            "hmac:"
+            + hmac.new(self._key, value.encode("utf-8", "surrogatepass"), "sha256").hexdigest()
+        )
+
+    def scrub(self, text: str | None, *values: str | None) -> str | None:
+        """Replace each of ``values`` inside ``text`` (a server message may quote the UID)."""
+        if text is None or self._key is None:
+            return text
+        for value in values:
+            if value:
+                text = text.replace(value, self.of(value))
+        return text
+
+
 def last_line(path: Path) -> bytes | None:
     """Return the last line of ``path`` without its newline; None for a missing or empty file.
 
@@ -328,6 +365,7 @@ class ResumeIndex:
     unknown: dict[str, str] = field(default_factory=dict)  # uid sent, no outcome: uid -> run id
     permanent: set[bool] = field(default_factory=set)
     base_urls: set[str] = field(default_factory=set)
+    uid_hash: set[bool] = field(default_factory=set)
     runs: int = 0
 
     def settles(self, *, uid: str | None, file_sha256: str | None, line: int) -> bool:
@@ -349,6 +387,7 @@ def load_resume_index(path: Path) -> ResumeIndex:
             settings = record.get("settings") or {}
             index.permanent.add(bool(settings.get("permanent")))
             index.base_urls.add(str(settings.get("base_url")))
+            index.uid_hash.add(bool(settings.get("uid_hash")))
             files_by_run[run_id] = {f["name"]: f["sha256"] for f in record.get("inputs") or ()}
         elif event == "sending":
             index.unknown[record["normalised_uid"]] = run_id

@@ -258,6 +258,11 @@ def cli() -> None:
     help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
 )
 @click.option(
+    "--audit-uid-hash",
+    is_flag=True,
+    help="Name UIDs in the audit by an HMAC (key: env BULKDELETE_AUDIT_KEY), not in clear.",
+)
+@click.option(
     "--verify-deleted",
     is_flag=True,
     help="After the run, read back every UID it deleted (like `bulkdelete check`).",
@@ -300,6 +305,7 @@ def delete(
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
+    audit_uid_hash: bool,
     verify_deleted: bool,
     summary_json: Path | None,
     yes: bool,
@@ -327,6 +333,10 @@ def delete(
         stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
     )
     base_url, target = _target(app_id, region, base_url)
+    if audit_uid_hash and verify_deleted:
+        raise UsageError(
+            "--verify-deleted needs the UIDs in the audit; it cannot follow --audit-uid-hash"
+        )
     if resume and audit_path is None:
         raise UsageError("--resume needs --audit naming the audit of the run to continue")
     if dry_run and not api_key.reveal():
@@ -335,6 +345,7 @@ def delete(
         base_url=base_url,
         api_key=api_key,
         audit_key=_audit_key(),
+        uid_hash=audit_uid_hash,
         audit_path=audit_path or _default_audit_path(),
         permanent=permanent,
         rate=rate,
@@ -424,6 +435,12 @@ def report(
         reporting.report_json(result) if as_json else reporting.report_text(result), nl=False
     )
     if failed_out is not None:
+        if any(r.get("event") == "run_started" and r["settings"].get("uid_hash")
+               for path in audits for _n, r in read_records(path)):  # fmt: skip
+            raise UsageError(
+                "--failed-out: the audit names UIDs by pseudonyms (--audit-uid-hash), which "
+                "cannot be deleted; find the failed rows by their source (file:line) instead"
+            )
         count = reporting.write_failed_csv(result, failed_out)
         click.echo(f"wrote {count} failed UIDs to {failed_out}", err=True)
 
@@ -459,8 +476,13 @@ def check(
     """
     api_key = _read_api_key(api_key_file)
     logs.configure(level=log_level, secrets=[api_key.reveal()])
-    if not base_url and not app_id:
-        base_url = _last_base_url(audit)
+    started = [r for _n, r in read_records(audit) if r.get("event") == "run_started"]
+    if any(r["settings"].get("uid_hash") for r in started):
+        raise UsageError(
+            f"{audit} names UIDs by pseudonyms (--audit-uid-hash): nothing to read back"
+        )
+    if not base_url and not app_id and started:
+        base_url = started[-1]["settings"]["base_url"]
     base_url, target = _target(app_id, region, base_url)
     settings = Settings(
         base_url=base_url,
@@ -475,14 +497,6 @@ def check(
     from bulkdelete import launch  # noqa: PLC0415  (only a read-back needs the HTTP stack)
 
     _exit_after_check(launch.check_audit(settings))
-
-
-def _last_base_url(audit: Path) -> str | None:
-    base_url = None
-    for _number, record in read_records(audit):
-        if record.get("event") == "run_started":
-            base_url = record["settings"]["base_url"]
-    return base_url
 
 
 def _exit_after_check(ended: Ended[CheckSummary]) -> NoReturn:

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import orjson
 
-from bulkdelete.audit import link
+from bulkdelete.audit import Pseudonyms, link
 from bulkdelete.errors import InputError
 from bulkdelete.rows import Row, Source, read_rows
 
@@ -86,6 +86,7 @@ class _Run:
     inputs: dict[str, str]  # input name as the run's rows name it -> SHA-256
     column: str | None
     check: bool = False  # a read-back (check_started ... check_finished), not a delete run
+    uid_hash: bool = False  # the run named UIDs by HMAC pseudonyms
     outcomes: Counter[str] = field(default_factory=Counter)
     finished: int | None = None
 
@@ -155,6 +156,7 @@ class _Checker:
         self.heads: list[tuple[str, str | None]] = []
         self.started: dict[str, int] = {}  # run id -> its run_started line
         self.first_run: _Run | None = None
+        self.pseudonyms = Pseudonyms(None)
         self.inputs: dict[str, str] | None = None  # input path -> SHA-256; None: unchecked
         self.manifests_match = True
         self.finals: dict[str, int] = {}  # uid -> its first final line
@@ -279,7 +281,10 @@ class _Checker:
         checkable = chain in _CHAINS and (key is not None or not keyed)
         column = column if isinstance(column, str) else None
         check = record.get("event") == "check_started"
-        run = _Run(run_id, ref & _MASK, key, checkable, dict(read), column, check)
+        run = _Run(
+            run_id, ref & _MASK, key, checkable, dict(read), column, check,
+            uid_hash=bool(settings.get("uid_hash")),
+        )  # fmt: skip
         if check:  # a read-back reads no input: it has no manifest to compare
             return run
         self.first_run = self.first_run or run
@@ -380,6 +385,13 @@ class _Checker:
         if not self.manifests_match:
             self.notes.append("rows were not checked: the inputs are not the files the runs read")
             return 0
+        if first.uid_hash and self.key is None:
+            self.notes.append(
+                "rows were not checked: the audit names UIDs by pseudonyms, and "
+                "BULKDELETE_AUDIT_KEY is not set"
+            )
+            return 0
+        self.pseudonyms = Pseudonyms(self.key if first.uid_hash else None)
         read = list(first.inputs.values())  # duplicates are judged in the order runs read files
         paths = sorted(inputs, key=lambda path: read.index(inputs[path]))
         try:
@@ -397,7 +409,7 @@ class _Checker:
 
     def row(self, row: Row, inputs: dict[str, str]) -> None:
         name, _, line = row.source.rpartition(":")
-        number, uid, status = int(line), row.uid or "", row.status
+        number, uid, status = int(line), self.pseudonyms.of(row.uid or ""), row.status
         if status == "valid":
             if (first := self.finals.pop(uid, None)) is None:
                 failed = self.failed.get(uid)

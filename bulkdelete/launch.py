@@ -21,7 +21,7 @@ from bulkdelete.errors import UsageError
 from bulkdelete.progress import Reporter
 from bulkdelete.readback import deleted_uids, read_back
 from bulkdelete.rows import InputSummary, Source, read_rows
-from bulkdelete.run import Resume, new_run_id, run_delete
+from bulkdelete.run import Resume, new_run_id, pseudonyms_for, run_delete
 from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary, Summary
 
@@ -78,7 +78,13 @@ def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
         )
     if index.base_urls != {settings.base_url}:
         raise UsageError("--resume: the audit's runs went to another target than this one")
-    return Resume(index=index, file_hashes={f.name: f.sha256 for f in scanned.files})
+    if index.uid_hash != {settings.uid_hash}:
+        raise UsageError("--resume: use --audit-uid-hash exactly when the audit's runs did")
+    return Resume(
+        index=index,
+        file_hashes={f.name: f.sha256 for f in scanned.files},
+        pseudonyms=pseudonyms_for(settings),
+    )
 
 
 def operator() -> dict[str, str]:

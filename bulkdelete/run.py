@@ -27,7 +27,7 @@ import structlog
 
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
-from bulkdelete.audit import AuditWriter, ResumeIndex, event_record, row_record
+from bulkdelete.audit import AuditWriter, Pseudonyms, ResumeIndex, event_record, row_record
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
 from bulkdelete.pacing import Pacer
@@ -55,14 +55,22 @@ class Resume:
     index: ResumeIndex
     file_hashes: Mapping[str, str]  # input name as rows name it -> SHA-256 of its bytes
 
+    pseudonyms: Pseudonyms  # how the audit names UIDs
+
     def settles(self, row: Row) -> bool:
         """Tell whether an earlier run already settled this row."""
         name, _, line = row.source.rpartition(":")
         return self.index.settles(
-            uid=None if row.duplicate else row.uid,
+            uid=None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid),
             file_sha256=self.file_hashes.get(name),
             line=int(line),
         )
+
+
+def pseudonyms_for(settings: Settings) -> Pseudonyms:
+    """Return how this run's audit names UIDs: plainly, or by HMAC with the audit key."""
+    key = settings.audit_key.reveal().encode() if settings.audit_key and settings.uid_hash else None
+    return Pseudonyms(key)
 
 
 def new_run_id() -> str:
@@ -113,18 +121,24 @@ class _Run:
         self.skipped = 0
         self.unsent = 0
         self.fatal: Answer | None = None
+        self.pseudonyms = pseudonyms_for(settings)
 
     def record(self, row: Row, result: Result) -> None:
         self.counts[result.outcome] += 1
         if result.outcome is Outcome.FAILED:
             code = result.error_code or f"HTTP {result.http_status}"
             self.failures[code] += 1
+        named = self.pseudonyms
+        if named.active:  # the server's message may quote the UID
+            result = dataclasses.replace(
+                result, message=named.scrub(result.message, row.raw, row.uid)
+            )
         self.audit.write(
             row_record(
                 run_id=self.run_id,
                 source=row.source,
-                uid=row.raw,
-                normalised=row.uid,
+                uid=named.of(row.raw),
+                normalised=None if row.uid is None else named.of(row.uid),
                 permanent=self.settings.permanent,
                 result=result,
                 reason=row.reason,
@@ -175,7 +189,10 @@ class _Run:
                 # Intent before action: after a crash the audit names this UID as unknown.
                 await self.audit.write_through(
                     event_record(
-                        "sending", run_id=self.run_id, normalised_uid=uid, source=row.source
+                        "sending",
+                        run_id=self.run_id,
+                        normalised_uid=self.pseudonyms.of(uid),
+                        source=row.source,
                     )
                 )
                 announced = True
@@ -209,7 +226,9 @@ class _Run:
             self.retried += 1
         if classify(attempted.answer) is Verdict.FATAL:
             self.abort(attempted.answer)
-        earlier_run = self.resume.index.unknown.get(uid) if self.resume else None
+        earlier_run = (
+            self.resume.index.unknown.get(self.pseudonyms.of(uid)) if self.resume else None
+        )
         result = final_result(
             attempted.answer,
             attempts=attempted.attempts,

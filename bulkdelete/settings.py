@@ -80,6 +80,7 @@ class Settings:
     target: str = ""
     ca_bundle: Path | None = None
     audit_key: Secret | None = field(default=None, repr=False)  # HMAC key of the audit's chain
+    uid_hash: bool = False  # the audit names UIDs by HMAC pseudonyms (needs audit_key)
 
     def __post_init__(self) -> None:
         if not self.api_key.reveal():
@@ -109,6 +110,8 @@ class Settings:
             raise UsageError(f"--max-outage must be above 0 seconds, got {self.max_outage}")
         if not self.timeout > 0:
             raise UsageError(f"--timeout must be above 0 seconds, got {self.timeout}")
+        if self.uid_hash and not self.audit_key:
+            raise UsageError("--audit-uid-hash needs the HMAC key in BULKDELETE_AUDIT_KEY")
         if not self.target:
             object.__setattr__(self, "target", self.base_url)
 
@@ -133,4 +136,5 @@ class Settings:
             "column": self.column,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
             "audit_chain": "hmac-sha256" if self.audit_key else "sha256",
+            "uid_hash": self.uid_hash,
         }

@@ -21,7 +21,7 @@ from bulkdelete.audit import link, load_resume_index
 from bulkdelete.evidence import Finding, Verification, verification_text, verify
 from bulkdelete.fakeserver import FakeConfig, FakeServer
 from bulkdelete.rows import Row, Source, read_rows, scan
-from bulkdelete.run import Resume, run_delete
+from bulkdelete.run import Resume, pseudonyms_for, run_delete
 from bulkdelete.settings import Secret, Settings
 
 UIDS = [f"user-{n:03d}" for n in range(80)]
@@ -85,7 +85,11 @@ async def _run(
     plan = None
     if resume:
         hashes = {f.name: f.sha256 for f in scanned.files}
-        plan = Resume(index=load_resume_index(audit), file_hashes=hashes)
+        plan = Resume(
+            index=load_resume_index(audit),
+            file_hashes=hashes,
+            pseudonyms=pseudonyms_for(settings),
+        )
     await run_delete(settings, rows(), stop=stop, manifest=manifest, resume=plan, stop_grace=5)
 
 
