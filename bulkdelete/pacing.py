@@ -17,7 +17,7 @@ before it is sent and reports its answer to ``observe()``. From the answers it l
   ``max_outage`` sets ``outage_exceeded`` and halts the pacer, which stops the run.
 
 aiolimiter cannot change its rate, so a new limiter replaces the old one when the rate moves
-by more than a few percent; its bucket holds 50 ms of requests, so no run starts with a flood.
+by more than 2%; its bucket holds 50 ms of requests, so no run starts with a flood.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ DEFAULT_WINDOW = 60.0  # CometChat's limits are per minute
 _BURST_SECONDS = 0.05
 _OUTAGE_FIRST_PAUSE = 0.5
 _OUTAGE_MAX_PAUSE = 30.0
-_RERATE_TOLERANCE = 0.05  # a rate change smaller than this keeps the current limiter
+_RERATE_TOLERANCE = 0.02  # a rate change smaller than this keeps the current limiter
 _RECOVERY_PER_SECOND = 0.1  # the rate regains 10% of itself per second
 _FACTOR_INTERVAL = 1.0  # seconds between two adjustments for 429s
 _MIN_FACTOR = 1 / 64
 _MIN_RATE = 0.5  # requests per second: never stall completely while budget remains
 _MIN_HORIZON = 0.5  # seconds; the reset time is only known to the second
+_RESET_ROUNDING = 0.5  # seconds a whole-second reset time overstates the window's end, on average
 _FLIGHT_ROOM = 1.5  # in flight = rate x round trip x this
 _FIRST_ROUND_TRIP = 0.2  # assumed until measured
 _ROUND_TRIP_WEIGHT = 0.1
@@ -103,8 +104,9 @@ class _Budget:
         """Return the rate that spends what is left of this window by its end, or None."""
         if self.reset_at is None or self.limit is None or self.remaining is None:
             return None
-        # The clock or the header may be off: never plan beyond one window.
-        horizon = min(max(_MIN_HORIZON, self.reset_at - now), self.window)
+        # Reset times come in whole seconds, rounded up: the window ends half a second earlier
+        # on average. And the clock or the header may be off: never plan beyond one window.
+        horizon = min(max(_MIN_HORIZON, self.reset_at - now - _RESET_ROUNDING), self.window)
         reserve = (1 - max_share) * self.limit
         spendable = self.remaining - reserve - self.others_rate * horizon
         full = self.limit / self.window  # never faster than the advertised average

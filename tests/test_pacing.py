@@ -265,9 +265,12 @@ async def test_random_429s_cost_only_their_share(fake: FakeTime) -> None:
 
 
 async def test_budget_keeps_a_reserve_for_the_live_app(fake: FakeTime) -> None:
-    """With max_share 0.5, a fresh 600/min window is spent at (600 - 300) / 60 s = 5 per second."""
+    """With max_share 0.5, a fresh 600/min window is spent at (600 - 300) / 60 s = 5 per second.
+
+    The reset time is whole seconds rounded up, so 60.5 s on the header means 60 s on average.
+    """
     pacer = Pacer(1000.0, max_share=0.5, clock=fake.clock, wall_clock=lambda: WALL)
-    await answered(pacer, Observation(limit=600, remaining=600, reset_at=WALL + 60))
+    await answered(pacer, Observation(limit=600, remaining=600, reset_at=WALL + 60.5))
     expected = 5.0
     assert expected == pytest.approx(pacer.rate)
 
