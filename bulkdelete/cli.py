@@ -414,12 +414,21 @@ def _resume_command(summary: Summary) -> str | None:
     help="Also write a self-contained HTML report (works offline) for a reviewer.",
 )
 @click.option(
+    "--not-found-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the UIDs a permanent run found not found (maybe only deactivated) as a CSV.",
+)
+@click.option(
     "--failed-out",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the UIDs whose latest outcome is failed as a CSV that `delete` accepts.",
 )
 def report(
-    audits: tuple[Path, ...], as_json: bool, html_path: Path | None, failed_out: Path | None
+    audits: tuple[Path, ...],
+    as_json: bool,
+    html_path: Path | None,
+    not_found_out: Path | None,
+    failed_out: Path | None,
 ) -> None:
     """Tell what the audits say: the state of every UID, runs, failures, unknown fates."""
     from bulkdelete import report as reporting  # noqa: PLC0415  (only this command needs it)
@@ -434,15 +443,20 @@ def report(
     click.echo(
         reporting.report_json(result) if as_json else reporting.report_text(result), nl=False
     )
-    if failed_out is not None:
+    exports = [
+        (failed_out, reporting.write_failed_csv, "failed"),
+        (not_found_out, reporting.write_not_found_csv, "not found (permanent run)"),
+    ]
+    for out, write, what in exports:
+        if out is None:
+            continue
         if any(r.get("event") == "run_started" and r["settings"].get("uid_hash")
                for path in audits for _n, r in read_records(path)):  # fmt: skip
             raise UsageError(
-                "--failed-out: the audit names UIDs by pseudonyms (--audit-uid-hash), which "
-                "cannot be deleted; find the failed rows by their source (file:line) instead"
+                "the audit names UIDs by pseudonyms (--audit-uid-hash), which cannot be "
+                "deleted; find the rows by their source (file:line) instead"
             )
-        count = reporting.write_failed_csv(result, failed_out)
-        click.echo(f"wrote {count} failed UIDs to {failed_out}", err=True)
+        click.echo(f"wrote {write(result, out)} {what} UIDs to {out}", err=True)
 
 
 @cli.command()

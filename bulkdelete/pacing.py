@@ -161,6 +161,8 @@ class Pacer:
         True result must be followed by ``observe`` (or ``release``) for that request.
         """
         while not self._halted:
+            if self._outage_since is not None and self._check_outage_bound():
+                break
             delay = self._resume_at - self._clock()
             if delay <= 0 and self._outage_since is not None and self._probing:
                 delay = HALT_CHECK  # another request is probing the server: wait for its answer
@@ -200,7 +202,7 @@ class Pacer:
     def observe(self, seen: Observation) -> None:
         """Learn from one answer (and free its place among the requests in flight)."""
         self.release()
-        self._probing = False
+        was_probe, self._probing = self._probing, False
         if seen.round_trip is not None:
             self._round_trip += _ROUND_TRIP_WEIGHT * (seen.round_trip - self._round_trip)
         if seen.throttled:
@@ -210,7 +212,7 @@ class Pacer:
             self._interval_throttled += 1
         self._interval_answers += 1
         self._budget.update(seen, now=self._wall_clock(), in_flight=self._in_flight)
-        self._track_outage(seen)
+        self._track_outage(seen, was_probe=was_probe)
         self._rerate()
 
     def _adjust_factor(self) -> None:
@@ -245,7 +247,7 @@ class Pacer:
             self.rate = rate
             self._limiter = _limiter(rate)
 
-    def _track_outage(self, seen: Observation) -> None:
+    def _track_outage(self, seen: Observation, *, was_probe: bool) -> None:
         if not seen.unavailable:
             self._unavailable_in_a_row = 0
             self._outage_since = None
@@ -254,14 +256,24 @@ class Pacer:
         self._unavailable_in_a_row += 1
         if self._unavailable_in_a_row < OUTAGE_THRESHOLD:
             return
-        now = self._clock()
         if self._outage_since is None:
-            self._outage_since = now
-        elif now - self._outage_since >= self._max_outage:
+            self._outage_since = self._clock()
+        elif not was_probe:
+            return  # requests sent before the outage was seen: only probes move the backoff
+        if self._check_outage_bound():
+            return
+        # Never pause past the outage bound: the run must stop on time, not a backoff later.
+        left = self._max_outage - (self._clock() - self._outage_since)
+        self.pause(min(self._outage_pause, left))
+        self._outage_pause = min(self._outage_pause * 2, _OUTAGE_MAX_PAUSE)
+
+    def _check_outage_bound(self) -> bool:
+        """Halt the run once the outage has lasted ``max_outage``; tell whether it has."""
+        since = self._outage_since
+        if since is not None and self._clock() - since >= self._max_outage:
             self.outage_exceeded = True
             self.halt()
-        self.pause(self._outage_pause)
-        self._outage_pause = min(self._outage_pause * 2, _OUTAGE_MAX_PAUSE)
+        return self.outage_exceeded
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (a later pause only ever extends it)."""

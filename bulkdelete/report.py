@@ -321,11 +321,26 @@ def write_failed_csv(report: Report, path: Path) -> int:
     UTF-8 CSV with LF line ends and a ``uid`` column, so ``bulkdelete delete`` takes it as input.
     UIDs in unknown state are not failed and are not written.
     """
-    failed = sorted(
-        (s for s in report.uids.values() if s.outcome is Outcome.FAILED), key=lambda s: s.uid
+    return _write_states(report, path, Outcome.FAILED, only=None)
+
+
+def write_not_found_csv(report: Report, path: Path) -> int:
+    """Write the UIDs a permanent run last found not found (maybe only deactivated); return how
+    many. Same format as ``write_failed_csv``: a CSV that ``bulkdelete delete`` takes."""
+    return _write_states(report, path, Outcome.NOT_FOUND, only=set(report.not_found_in_permanent))
+
+
+def _write_states(report: Report, path: Path, outcome: Outcome, *, only: set[str] | None) -> int:
+    states = sorted(
+        (
+            s
+            for s in report.uids.values()
+            if s.outcome is outcome and (only is None or s.uid in only)
+        ),
+        key=lambda s: s.uid,
     )
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(_FAILED_CSV_HEADER)
-        writer.writerows((s.uid, s.error_code or "", s.http_status or "", s.run_id) for s in failed)
-    return len(failed)
+        writer.writerows((s.uid, s.error_code or "", s.http_status or "", s.run_id) for s in states)
+    return len(states)

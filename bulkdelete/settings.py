@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from bulkdelete.errors import UsageError
 
@@ -20,6 +21,7 @@ DEFAULT_RATE: Final = DOCUMENTED_LIMIT_PER_MINUTE / 60
 DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
 DEFAULT_MAX_SHARE: Final = 0.98
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Secret:
@@ -88,9 +90,13 @@ class Settings:
                 "no API key: set COMETCHAT_API_KEY or pass --api-key-file "
                 "(an empty value counts as none)"
             )
-        if not self.base_url.startswith(("https://", "http://")):
+        scheme = self.base_url.partition("://")[0]
+        if scheme not in ("https", "http"):
+            raise UsageError(f"the base URL must start with https://, got {self.base_url!r}")
+        if scheme == "http" and urlsplit(self.base_url).hostname not in _LOOPBACK:
+            # Plain HTTP would carry the API key in clear: only a local test server may use it.
             raise UsageError(
-                f"the base URL must start with https:// or http://, got {self.base_url!r}"
+                f"the base URL must use https:// (http:// is for 127.0.0.1), got {self.base_url!r}"
             )
         if self.rate is not None and not self.rate > 0:  # also refuses NaN
             raise UsageError(f"--rate must be above 0, got {self.rate}")

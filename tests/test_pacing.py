@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bulkdelete.pacing import OUTAGE_THRESHOLD, Observation, Pacer
+from bulkdelete.pacing import HALT_CHECK, OUTAGE_THRESHOLD, Observation, Pacer
 
 # A ceiling far above what the pause tests send, so only pauses ever make turn() wait.
 UNLIMITED = 1_000_000.0
@@ -222,18 +222,31 @@ async def test_during_an_outage_one_probe_at_a_time(pacer: Pacer) -> None:
 
 
 async def test_an_outage_longer_than_max_outage_halts_the_run(fake: FakeTime) -> None:
-    """Past max_outage the pacer marks the outage exceeded and halts, so the run stops."""
+    """Past max_outage the next request finds the run halted, even with no answer to wait for."""
     pacer = Pacer(UNLIMITED, max_outage=60.0, clock=fake.clock, sleep=fake.sleep)
     for _ in range(OUTAGE_THRESHOLD):
         await answered(pacer, DOWN)
     fake.now += 40.0
     await answered(pacer, DOWN)
     before = (pacer.outage_exceeded, pacer.halted)
-    fake.now += 30.0
-    await answered(pacer, DOWN)  # 70 s into the outage
-    after = (pacer.outage_exceeded, pacer.halted, await pacer.turn())
-    expected = ((False, False), (True, True, False))
+    fake.now += 30.0  # 70 s into the outage
+    after = (await pacer.turn(), pacer.outage_exceeded, pacer.halted)
+    expected = ((False, False), (False, True, True))
     assert expected == (before, after)
+
+
+async def test_the_outage_backoff_never_outlasts_max_outage(fake: FakeTime) -> None:
+    """Answers already in flight do not grow the backoff, and no pause runs past the bound."""
+    pacer = Pacer(UNLIMITED, max_outage=5.0, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(OUTAGE_THRESHOLD + 20):  # a burst of failures sent before the outage was seen
+        assert await pacer.turn()
+    for _ in range(OUTAGE_THRESHOLD + 20):
+        pacer.observe(DOWN)
+    waited_from = fake.now
+    while await pacer.turn():  # probes, one at a time, each failing
+        pacer.observe(DOWN)
+    assert pacer.outage_exceeded
+    assert fake.now - waited_from <= 5.0 + HALT_CHECK
 
 
 async def test_a_second_of_429s_halves_the_rate_and_it_recovers(fake: FakeTime) -> None:

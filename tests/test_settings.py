@@ -185,3 +185,27 @@ def test_invalid_max_retry_time_raises_usage_error(max_retry_time: float) -> Non
 def test_default_base_url(app_id: str, region: str, url: str) -> None:
     """The default base URL is CometChat's documented https://{appId}.api-{region}.cometchat.io/v3."""
     assert url == default_base_url(app_id, region)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://app.api-eu.cometchat.io/v3", True),
+        ("http://127.0.0.1:8080/v3", True),
+        ("http://localhost:8080/v3", True),
+        ("http://app.api-eu.cometchat.io/v3", False),
+        ("http://10.0.0.5/v3", False),
+        ("ftp://127.0.0.1/v3", False),
+    ],
+)
+def test_plain_http_only_for_loopback(url: str, allowed: bool) -> None:
+    """The key never travels in clear: http:// is refused unless the server is this machine."""
+
+    def make() -> Settings:
+        return Settings(base_url=url, api_key=Secret("k"), audit_path=Path("a.jsonl"))
+
+    if allowed:
+        assert make().base_url == url
+    else:
+        with pytest.raises(UsageError, match="https://"):
+            make()
