@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -409,3 +410,49 @@ def test_max_deletes_refuses_a_bigger_input(fake_server: FakeFactory, tmp_path: 
     )  # fmt: skip
     assert within.returncode == 1  # the invalid row
     assert len(server.stats()["deletes_by_uid"]) == 10
+
+
+def test_a_hostile_csv_deletes_exactly_its_valid_users(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """BOM, CRLF, quoted commas, path tricks, controls, formulas, look-alikes, a 1 MB line."""
+    valid = ["ok-1", "ok-2", "OK_3"]
+    hostile = [
+        "../apikeys", "a/b", "%2Fx", "x?y=1", "x#y", '"a,b"', "bell\x07", "=HYPERLINK(1)",
+        "+1", "@x", "\u0430lice", "\uff41", "tab\tin", "x" * 101, "",
+    ]  # fmt: skip
+    body = "\ufeffuid,email\r\n" + "".join(f"{v},e@example.com\r\n" for v in valid + hostile)
+    body += "y" * 1_000_000 + ",huge@example.com\r\n" + "ok-4,last@example.com\r\n"
+    source = tmp_path / "hostile.csv"
+    source.write_text(body, encoding="utf-8", newline="")
+    server = fake_server(users=["ok-1", "ok-2", "ok_3", "ok-4"])
+    audit = tmp_path / "audit.jsonl"
+
+    done = run_cli("delete", str(source), "--base-url", server.base_url, "--audit", str(audit))
+
+    assert done.returncode == 1  # invalid rows
+    assert "Traceback" not in done.stdout + done.stderr
+    stats = server.stats()
+    assert stats["deletes_by_uid"] == {"ok-1": 1, "ok-2": 1, "ok_3": 1, "ok-4": 1}
+    assert stats["unmatched_paths"] == 0
+    outcomes = Counter(r["outcome"] for r in row_records(audit))
+    assert outcomes == {"deleted": 4, "invalid": len(hostile) + 1}
+
+
+def test_summary_json_holds_the_summary_facts(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """--summary-json writes the run's totals, rates and status for machines."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:6] + MISSING[:2], extra=["bad/one,,"])
+    out = tmp_path / "summary.json"
+
+    done = run_cli("delete", str(source), "--base-url", server.base_url,
+                   "--audit", str(tmp_path / "a.jsonl"), "--summary-json", str(out))  # fmt: skip
+
+    assert done.returncode == 1
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert summary["status"] == "completed"
+    assert summary["outcomes"] == {"deleted": 6, "not_found": 2, "failed": 0, "invalid": 1,
+                                   "duplicate": 0}  # fmt: skip
+    assert summary["requests"] == 8 + 1  # and the credential check
+    assert summary["all_final"] is False
+    assert summary["audit"] == str(tmp_path / "a.jsonl")
