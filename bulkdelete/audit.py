@@ -142,8 +142,9 @@ def last_line(path: Path) -> bytes | None:
 class AuditWriter:
     """The one writer of an audit file; use as an async context manager inside the run's loop.
 
-    ``write`` never blocks and never fails for the caller; records reach the file in the order
-    they were written. ``write_through`` also waits until its line is in the kernel's hands.
+    ``write`` queues a record and returns at once; a writer task hands queued lines to the
+    kernel in batches, in the order they were written. ``write_through`` hands its line (and
+    all queued before it) to the kernel before it returns: a request may leave right after.
     """
 
     def __init__(
@@ -162,12 +163,11 @@ class AuditWriter:
         self._pending: list[bytes] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self._lines_queued = 0
-        self._batch_written: asyncio.Future[None] | None = None
         self._fd = -1
         self._task: asyncio.Task[None] | None = None
         self._error: AuditError | None = None
         self._sync_now = False
+        self._sync_due: asyncio.TimerHandle | None = None  # set while written lines await fsync
 
     async def __aenter__(self) -> Self:
         try:
@@ -180,7 +180,6 @@ class AuditWriter:
             raise AuditError(
                 f"cannot open the audit for appending: {exc.strerror}", path=str(self.path)
             ) from exc
-        self._batch_written = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._drain(), name="audit-writer")
         return self
 
@@ -198,21 +197,16 @@ class AuditWriter:
         line = orjson.dumps({**record, "prev": self._prev})
         self._prev = link(line, self._chain_key)
         self._pending.append(line + b"\n")
-        self._lines_queued += 1
         self._wake.set()
 
-    async def write_through(self, record: Record) -> None:
-        """Queue one record and return once it (and all before it) reached the kernel.
+    def write_through(self, record: Record) -> None:
+        """Write one record, and every record queued before it, to the kernel now.
 
-        Lines written through together share one ``os.write``, so this costs a loop turn, not
-        a system call, per record.
+        From then on the line survives kill -9. One ``os.write`` to the page cache costs a few
+        microseconds, less than waiting for the writer task's next batch.
         """
         self.write(record)
-        target = self._lines_queued
-        while self.lines_written < target and self._batch_written is not None:
-            await asyncio.shield(self._batch_written)
-            if self._error is not None:
-                raise self._error
+        self._flush()
 
     async def close(self) -> None:
         """Write every queued record, fsync, and close the file."""
@@ -224,6 +218,8 @@ class AuditWriter:
             await asyncio.shield(self._task)
         finally:
             self._task = None
+            if self._sync_due is not None:
+                self._sync_due.cancel()
             if self._fd >= 0:
                 with contextlib.suppress(OSError):
                     os.fsync(self._fd)
@@ -231,52 +227,46 @@ class AuditWriter:
                 self._fd = -1
 
     async def _drain(self) -> None:
-        try:
-            await self._drain_until_closed()
-        except OSError as exc:
-            self._error = AuditError(
-                f"cannot append to the audit: {exc.strerror or exc}", path=str(self.path)
-            )
-            self._wake_writers()
-            raise self._error from exc
-
-    def _wake_writers(self) -> None:
-        done = self._batch_written
-        if done is not None and not done.done():
-            done.set_result(None)
-
-    async def _drain_until_closed(self) -> None:
-        loop = asyncio.get_running_loop()
-        sync_due: asyncio.TimerHandle | None = None  # set while written lines await an fsync
         while True:
             if not self._pending and not self._closing and not self._sync_now:
                 await self._wake.wait()
             self._wake.clear()
-            if self._pending:
-                batch, self._pending = self._pending, []
-                self._write_all(b"".join(batch))
-                self.lines_written += len(batch)
-                self._wake_writers()
-                self._batch_written = loop.create_future()
-                if sync_due is None:
-                    sync_due = loop.call_later(self._fsync_interval, self._request_sync)
+            self._flush()
             if self._closing and not self._pending:
-                if sync_due is not None:
-                    sync_due.cancel()  # close() fsyncs
-                return
+                return  # close() fsyncs
             if self._sync_now:
-                self._sync_now, sync_due = False, None
-                await asyncio.to_thread(os.fsync, self._fd)
+                self._sync_now, self._sync_due = False, None
+                try:
+                    await asyncio.to_thread(os.fsync, self._fd)
+                except OSError as exc:
+                    raise self._failed(exc) from exc
+
+    def _flush(self) -> None:
+        """Hand every queued line to the kernel in one write, and see that an fsync follows."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        data = memoryview(b"".join(batch))
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        except OSError as exc:
+            raise self._failed(exc) from exc
+        self.lines_written += len(batch)
+        if self._sync_due is None:
+            self._sync_due = asyncio.get_running_loop().call_later(
+                self._fsync_interval, self._request_sync
+            )
+
+    def _failed(self, exc: OSError) -> AuditError:
+        self._error = AuditError(
+            f"cannot append to the audit: {exc.strerror or exc}", path=str(self.path)
+        )
+        return self._error
 
     def _request_sync(self) -> None:
         self._sync_now = True
         self._wake.set()
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
 
 
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

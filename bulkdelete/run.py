@@ -187,7 +187,7 @@ class _Run:
                 waiting = False
             if not announced:
                 # Intent before action: after a crash the audit names this UID as unknown.
-                await self.audit.write_through(
+                self.audit.write_through(
                     event_record(
                         "sending",
                         run_id=self.run_id,
