@@ -586,6 +586,12 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
     help="Retry-After of injected 429s.",
 )
 @click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option(
+    "--live-rate",
+    type=float,
+    default=0.0,
+    help="Requests per second of simulated other clients of the app, using the same window.",
+)
 @click.option("--revoke-key-after", type=int, help="The key stops working after this many DELETEs.")
 def fake_server(
     host: str, port: int, users_file: Path | None, all_exist: bool, **options: Any

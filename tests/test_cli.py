@@ -456,3 +456,20 @@ def test_summary_json_holds_the_summary_facts(fake_server: FakeFactory, tmp_path
     assert summary["requests"] == 8 + 1  # and the credential check
     assert summary["all_final"] is False
     assert summary["audit"] == str(tmp_path / "a.jsonl")
+
+
+def test_the_live_app_keeps_its_share_of_the_budget(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """With other clients using 30% of a fixed window, the run yields: none of theirs refused."""
+    server = fake_server("--all-exist", "--limit", "300", "--window", "6", "--live-rate", "15")
+    source = _csv(tmp_path / "in.csv", [f"busy-{n}" for n in range(240)])
+
+    done = run_cli("delete", str(source), "--base-url", server.base_url,
+                   "--audit", str(tmp_path / "a.jsonl"))  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    stats = server.stats()
+    assert stats["live_sent"] > 0
+    assert stats["live_refused"] == 0
+    assert len(stats["applied"]) == 240
