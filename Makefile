@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-COVERAGE_FLOOR := 85
+COVERAGE_FLOOR := 95
 
 .PHONY: demo test lint setup browser
 
@@ -33,5 +33,5 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: lint browser
-	$(BIN)/pytest --cov=bulkdelete --cov-branch --cov-report=term-missing:skip-covered \
+	$(BIN)/pytest --cov --cov-report=term \
 		--cov-fail-under=$(COVERAGE_FLOOR)
