@@ -150,7 +150,6 @@ class Pacer:
         self._outage_pause = _OUTAGE_FIRST_PAUSE
         self._probing = False
         self.pauses = 0
-        self.throttled = 0
         self.outage_exceeded = False
 
     async def turn(self) -> bool:
@@ -206,7 +205,6 @@ class Pacer:
         if seen.round_trip is not None:
             self._round_trip += _ROUND_TRIP_WEIGHT * (seen.round_trip - self._round_trip)
         if seen.throttled:
-            self.throttled += 1
             pause = seen.retry_after if seen.retry_after is not None else DEFAULT_THROTTLE_PAUSE
             self.pause(min(pause, MAX_RETRY_AFTER))
             self._interval_throttled += 1
@@ -326,11 +324,6 @@ class Pacer:
     def budget_left(self) -> int | None:
         """What the last answer said remains of the current window."""
         return self._budget.remaining
-
-    @property
-    def round_trip(self) -> float:
-        """The smoothed round trip, in seconds."""
-        return self._round_trip
 
 
 def _limiter(rate: float) -> AsyncLimiter:
