@@ -17,7 +17,8 @@ before it is sent and reports its answer to ``observe()``. From the answers it l
   ``max_outage`` sets ``outage_exceeded`` and halts the pacer, which stops the run.
 
 aiolimiter cannot change its rate, so a new limiter replaces the old one when the rate moves
-by more than 2%; its bucket holds 50 ms of requests, so no run starts with a flood.
+by more than 2% (at most once a second, unless it must fall fast). Its bucket holds 50 ms of
+requests and is filled before first use, so neither a run nor a new rate starts with a burst.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _BURST_SECONDS = 0.05
 _OUTAGE_FIRST_PAUSE = 0.5
 _OUTAGE_MAX_PAUSE = 30.0
 _RERATE_TOLERANCE = 0.02  # a rate change smaller than this keeps the current limiter
+_URGENT_DROP = 0.2  # a fall in rate this large is applied at once
 _RECOVERY_PER_SECOND = 0.1  # the rate regains 10% of itself per second
 _FACTOR_INTERVAL = 1.0  # seconds between two adjustments for 429s
 _MIN_FACTOR = 1 / 64
@@ -140,6 +142,8 @@ class Pacer:
         self._interval_answers = self._interval_throttled = 0
         self.rate = ceiling
         self._limiter = _limiter(ceiling)
+        self._primed: AsyncLimiter | None = None  # the limiter whose bucket was filled
+        self._rerated_at = clock()
         self._round_trip = _FIRST_ROUND_TRIP
         self._in_flight = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -180,7 +184,14 @@ class Pacer:
         if self._outage_since is not None:
             self._probing = True
         try:
-            await self._limiter.acquire()
+            limiter = self._limiter
+            if limiter is not self._primed:
+                # aiolimiter's bucket starts empty and would let a burst through: taking its
+                # whole capacity first (granted at once, it is empty) makes every request,
+                # the first included, wait its turn at the new rate.
+                self._primed = limiter
+                await limiter.acquire(limiter.max_rate)
+            await limiter.acquire()
         except BaseException:  # cancelled while waiting for the rate: give the place back
             self.release()
             raise
@@ -241,9 +252,15 @@ class Pacer:
                 self.pause(max(_MIN_HORIZON, (self._budget.reset_at or 0) - self._wall_clock()))
             rate = min(rate, max(budget_rate, _MIN_RATE))
         rate = max(_MIN_RATE, rate * self._factor)
-        if abs(rate - self.rate) > _RERATE_TOLERANCE * self.rate:
+        change = abs(rate - self.rate)
+        now = self._clock()
+        # Re-rate on a real change, at most once a second unless the rate must drop by a lot:
+        # every new limiter is a fresh bucket, and swapping on each answer let bursts through.
+        urgent = rate < self.rate * (1 - _URGENT_DROP)
+        if change > _RERATE_TOLERANCE * self.rate and (urgent or now >= self._rerated_at + 1.0):
             self.rate = rate
             self._limiter = _limiter(rate)
+            self._rerated_at = now
 
     def _track_outage(self, seen: Observation, *, was_probe: bool) -> None:
         if not seen.unavailable:
