@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COVERAGE_FLOOR := 95
 
-.PHONY: demo test lint setup browser
+.PHONY: demo test lint setup browser bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,9 @@ browser:
 test: lint browser
 	$(BIN)/pytest --cov --cov-report=term \
 		--cov-fail-under=$(COVERAGE_FLOOR)
+
+# Long benchmarks, outside `make test`: figures, not pass/fail timings. BENCHMARKS.md is written.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python bench/nothing_lost.py
+	$(BIN)/python bench/pacing.py

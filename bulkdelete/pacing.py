@@ -17,8 +17,8 @@ before it is sent and reports its answer to ``observe()``. From the answers it l
   ``max_outage`` sets ``outage_exceeded`` and halts the pacer, which stops the run.
 
 aiolimiter cannot change its rate, so a new limiter replaces the old one when the rate moves
-by more than 2% (at most once a second, unless it must fall fast). Its bucket holds 50 ms of
-requests and is filled before first use, so neither a run nor a new rate starts with a burst.
+by more than 2%. Its bucket holds 50 ms of requests and is filled before first use, so neither
+a run nor a new rate starts with a burst.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ _BURST_SECONDS = 0.05
 _OUTAGE_FIRST_PAUSE = 0.5
 _OUTAGE_MAX_PAUSE = 30.0
 _RERATE_TOLERANCE = 0.02  # a rate change smaller than this keeps the current limiter
-_URGENT_DROP = 0.2  # a fall in rate this large is applied at once
 _RECOVERY_PER_SECOND = 0.1  # the rate regains 10% of itself per second
 _FACTOR_INTERVAL = 1.0  # seconds between two adjustments for 429s
 _MIN_FACTOR = 1 / 64
@@ -143,7 +142,6 @@ class Pacer:
         self.rate = ceiling
         self._limiter = _limiter(ceiling)
         self._primed: AsyncLimiter | None = None  # the limiter whose bucket was filled
-        self._rerated_at = clock()
         self._round_trip = _FIRST_ROUND_TRIP
         self._in_flight = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -252,15 +250,9 @@ class Pacer:
                 self.pause(max(_MIN_HORIZON, (self._budget.reset_at or 0) - self._wall_clock()))
             rate = min(rate, max(budget_rate, _MIN_RATE))
         rate = max(_MIN_RATE, rate * self._factor)
-        change = abs(rate - self.rate)
-        now = self._clock()
-        # Re-rate on a real change, at most once a second unless the rate must drop by a lot:
-        # every new limiter is a fresh bucket, and swapping on each answer let bursts through.
-        urgent = rate < self.rate * (1 - _URGENT_DROP)
-        if change > _RERATE_TOLERANCE * self.rate and (urgent or now >= self._rerated_at + 1.0):
+        if abs(rate - self.rate) > _RERATE_TOLERANCE * self.rate:
             self.rate = rate
             self._limiter = _limiter(rate)
-            self._rerated_at = now
 
     def _track_outage(self, seen: Observation, *, was_probe: bool) -> None:
         if not seen.unavailable:

@@ -1,0 +1,88 @@
+"""The contenders bulkdelete is compared with in ``bench/pacing.py`` scenario 4.
+
+    python bench/_loops.py aiohttp BASE_URL UID_FILE CONCURRENCY
+    python bench/_loops.py requests BASE_URL UID_FILE
+
+``aiohttp``: CONCURRENCY tasks sharing one ``ClientSession`` (connector sized to CONCURRENCY, as
+bulkdelete sizes its own), each doing ``session.delete`` and reading the answer, UID after UID:
+the fastest a Python client can go without pacing, retries or an audit. ``requests``: one
+``requests.Session().delete`` after another, as public CometChat clean-up scripts do. Both send
+what bulkdelete sends: the same URL (UID percent-encoded as one segment), headers and body. The key
+is env ``COMETCHAT_API_KEY``. One JSON line on stdout: requests sent, seconds, answers by status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import requests
+
+BODY = b'{"permanent":false}'
+
+
+def _headers() -> dict[str, str]:
+    return {
+        "accept": "application/json",
+        "content-type": "application/json",
+        "apikey": os.environ["COMETCHAT_API_KEY"],
+    }
+
+
+def _url(base: str, uid: str) -> str:
+    return f"{base.rstrip('/')}/users/{quote(uid, safe='')}"
+
+
+async def aiohttp_loop(base: str, uids: list[str], concurrency: int) -> Counter[int]:
+    """Delete ``uids`` with ``concurrency`` tasks; return the answers by status."""
+    statuses: Counter[int] = Counter()
+    headers = _headers()
+    pending = iter(uids)
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for uid in pending:  # one shared iterator: each UID goes to one task
+                async with session.delete(_url(base, uid), data=BODY, headers=headers) as answer:
+                    await answer.read()
+                    statuses[answer.status] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
+
+
+def requests_loop(base: str, uids: list[str]) -> Counter[int]:
+    """Delete ``uids`` one after another; return the answers by status."""
+    statuses: Counter[int] = Counter()
+    headers = _headers()
+    with requests.Session() as session:
+        for uid in uids:
+            answer = session.delete(_url(base, uid), data=BODY, headers=headers, timeout=30)
+            statuses[answer.status_code] += 1
+    return statuses
+
+
+def main(argv: list[str]) -> None:
+    kind, base, uid_file = argv[:3]
+    uids = Path(uid_file).read_text(encoding="utf-8").split()
+    began = time.perf_counter()
+    if kind == "aiohttp":
+        statuses = asyncio.run(aiohttp_loop(base, uids, int(argv[3])))
+    elif kind == "requests":
+        statuses = requests_loop(base, uids)
+    else:
+        raise SystemExit(f"unknown loop {kind!r}: aiohttp or requests")
+    seconds = time.perf_counter() - began
+    sent = sum(statuses.values())
+    print(json.dumps({"sent": sent, "seconds": seconds, "statuses": dict(statuses)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
