@@ -140,7 +140,6 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    cli_fake_options: frozenset[str] = frozenset()
     loads: list[float] = field(default_factory=list)  # 1-minute load average at each scenario
 
     def sample_load(self) -> None:
@@ -232,29 +231,22 @@ class Fake:
                 self.process.wait()
 
 
-def fake_command(bench: Bench, settings: dict[str, Any]) -> list[str]:
-    """Return the command serving ``settings``: ``bulkdelete fake-server`` when it has an option
-    for each setting, else ``bench/_fakerun.py`` (which takes any ``FakeConfig`` field)."""
-    flags = {name: "--" + name.replace("_", "-") for name in settings}
-    if all(flag in bench.cli_fake_options for flag in flags.values()):
-        args = [*CLI, "fake-server", "--port", "0"]
-        for name, value in settings.items():
-            if value is True:
-                args.append(flags[name])
-            elif value not in (None, False):
-                args += [flags[name], str(value)]
-        return args
-    return [
-        sys.executable,
-        str(BENCH / "_fakerun.py"),
-        json.dumps({**settings, "api_key": API_KEY}),
-    ]
+def fake_command(settings: dict[str, Any]) -> list[str]:
+    """Return the ``bulkdelete fake-server`` command serving ``settings`` (FakeConfig fields)."""
+    args = [*CLI, "fake-server", "--port", "0"]
+    for name, value in settings.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value not in (None, False):
+            args += [flag, str(value)]
+    return args
 
 
 @contextmanager
 def fake_server(bench: Bench, scenario: str, settings: dict[str, Any]) -> Iterator[Fake]:
     """Run a fake server with ``settings`` for the ``with`` block."""
-    args = fake_command(bench, settings)
+    args = fake_command(settings)
     bench.note_command(scenario, args, "COMETCHAT_API_KEY=... ")
     log = bench.tmp / f"server-{scenario}-{time.monotonic_ns()}.log"
     process = bench.popen(args, log, stdout=subprocess.PIPE)
@@ -268,14 +260,6 @@ def fake_server(bench: Bench, scenario: str, settings: dict[str, Any]) -> Iterat
         yield fake
     finally:
         fake.stop()
-
-
-def probe_fake_options() -> frozenset[str]:
-    """Return the options ``bulkdelete fake-server`` has."""
-    out = subprocess.run(
-        [*CLI, "fake-server", "--help"], capture_output=True, text=True, check=False, cwd=ROOT
-    ).stdout
-    return frozenset(re.findall(r"--[a-z][a-z-]+", out))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -923,7 +907,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     partial = set(options.only) != set("12345")
     profile = QUICK if options.quick else FULL
     tmp = Path(tempfile.mkdtemp(prefix="bench-pacing-"))
-    bench = Bench(profile, tmp, cli_fake_options=probe_fake_options())
+    bench = Bench(profile, tmp)
     command = ".venv/bin/python bench/pacing.py" + (" --quick" if options.quick else "")
     if options.quick:
         bench.log("QUICK MODE: shortened windows and inputs; figures are for the harness only")
