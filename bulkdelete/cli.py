@@ -436,26 +436,25 @@ def report(
 
     result = reporting.build_report(audits)
     if html_path is not None:
-        html_path.write_text(
-            report_html.report_html(result, report_html.throughput(audits)), encoding="utf-8"
-        )
+        report_html.write_html_report(audits, html_path, report=result)
         click.echo(f"wrote the HTML report to {html_path}", err=True)
     click.echo(
         reporting.report_json(result) if as_json else reporting.report_text(result), nl=False
     )
     exports = [
-        (failed_out, reporting.write_failed_csv, "failed"),
-        (not_found_out, reporting.write_not_found_csv, "not found (permanent run)"),
+        (out, write, what)
+        for out, write, what in (
+            (failed_out, reporting.write_failed_csv, "failed"),
+            (not_found_out, reporting.write_not_found_csv, "not found (permanent run)"),
+        )
+        if out is not None
     ]
+    if exports and any(s.get("uid_hash") for s in _run_settings(audits)):
+        raise UsageError(
+            "the audit names UIDs by pseudonyms (--audit-uid-hash), which cannot be "
+            "deleted; find the rows by their source (file:line) instead"
+        )
     for out, write, what in exports:
-        if out is None:
-            continue
-        if any(r.get("event") == "run_started" and r["settings"].get("uid_hash")
-               for path in audits for _n, r in read_records(path)):  # fmt: skip
-            raise UsageError(
-                "the audit names UIDs by pseudonyms (--audit-uid-hash), which cannot be "
-                "deleted; find the rows by their source (file:line) instead"
-            )
         click.echo(f"wrote {write(result, out)} {what} UIDs to {out}", err=True)
 
 
@@ -490,13 +489,13 @@ def check(
     """
     api_key = _read_api_key(api_key_file)
     logs.configure(level=log_level, secrets=[api_key.reveal()])
-    started = [r for _n, r in read_records(audit) if r.get("event") == "run_started"]
-    if any(r["settings"].get("uid_hash") for r in started):
+    runs = _run_settings([audit])
+    if any(s.get("uid_hash") for s in runs):
         raise UsageError(
             f"{audit} names UIDs by pseudonyms (--audit-uid-hash): nothing to read back"
         )
-    if not base_url and not app_id and started:
-        base_url = started[-1]["settings"]["base_url"]
+    if not base_url and not app_id and runs:
+        base_url = runs[-1]["base_url"]
     base_url, target = _target(app_id, region, base_url)
     settings = Settings(
         base_url=base_url,
@@ -511,6 +510,16 @@ def check(
     from bulkdelete import launch  # noqa: PLC0415  (only a read-back needs the HTTP stack)
 
     _exit_after_check(launch.check_audit(settings))
+
+
+def _run_settings(audits: Sequence[Path]) -> list[dict[str, Any]]:
+    """Return the settings of every run the audits record, in order."""
+    return [
+        record.get("settings") or {}
+        for path in audits
+        for _number, record in read_records(path)
+        if record.get("event") == "run_started"
+    ]
 
 
 def _exit_after_check(ended: Ended[CheckSummary]) -> NoReturn:

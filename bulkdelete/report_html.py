@@ -331,12 +331,13 @@ def _not_found(report: Report) -> str:
     )
 
 
-def write_html_report(paths: Sequence[Path], out: Path) -> None:
+def write_html_report(paths: Sequence[Path], out: Path, *, report: Report | None = None) -> None:
     """Read the audits at ``paths`` and write their HTML report to ``out`` as UTF-8.
 
+    ``report`` spares a second reading when the caller already built it from the same paths.
     Raises ``AuditError`` as ``build_report`` does, and ``OSError`` when ``out`` can't be written.
     """
-    document = report_html(build_report(paths), throughput(paths))
+    document = report_html(report or build_report(paths), throughput(paths))
     out.write_text(document, encoding="utf-8")
 
 
