@@ -14,7 +14,6 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -105,34 +104,29 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
 
 @dataclass(slots=True)
 class _Sends:
-    """How many times aiohttp put one request on the wire (it resends DELETE once on its own)."""
+    """A client middleware that counts how many times aiohttp put one request on the wire.
+
+    aiohttp calls its middlewares once per send, its own silent resend of a DELETE included
+    (see the module notes of ``retry``). A connection that never opened sent nothing.
+    """
 
     count: int = 0
 
-
-async def _on_headers_sent(
-    _session: aiohttp.ClientSession,
-    ctx: SimpleNamespace,
-    _params: aiohttp.TraceRequestHeadersSentParams,
-) -> None:
-    sends = ctx.trace_request_ctx
-    if isinstance(sends, _Sends):
-        sends.count += 1
-
-
-def send_counter() -> aiohttp.TraceConfig:
-    """Return the trace config that lets ``Client`` see aiohttp's silent resends."""
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(_on_headers_sent)
-    return trace
+    async def __call__(
+        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        sent = True
+        try:
+            return await handler(request)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+            sent = False
+            raise
+        finally:
+            self.count += sent
 
 
 class Client:
-    """CometChat calls over one caller-owned ``ClientSession``.
-
-    The session must be created with ``trace_configs=[send_counter()]`` for ``Answer.sends`` to be
-    counted; without it ``sends`` stays 0.
-    """
+    """CometChat calls over one caller-owned ``ClientSession``."""
 
     def __init__(self, session: aiohttp.ClientSession, *, base_url: str, api_key: str) -> None:
         self._session = session
@@ -159,7 +153,7 @@ class Client:
                 url,
                 data=body,
                 headers=self._headers,
-                trace_request_ctx=sends,
+                middlewares=(sends,),
                 allow_redirects=False,  # a redirect must never carry the key to another host
             ) as response:
                 payload = await response.read()
@@ -185,8 +179,11 @@ def _ssl_context(ca_bundle: Path | None) -> ssl.SSLContext | bool:
 def open_session(settings: Settings) -> aiohttp.ClientSession:
     """Return the run's one ``ClientSession``, sized so requests never queue for a socket.
 
-    Timeouts cover the whole attempt; since workers never outnumber the connector's sockets,
-    no time is spent waiting for a pool slot (aiohttp counts that wait against the timeout).
+    ``total`` covers the whole attempt; since workers never outnumber the connector's sockets,
+    no time is spent waiting for a pool slot (aiohttp counts that wait against it). Only a new
+    socket's connect gets a bound of its own: aiohttp's ``connect`` and ``sock_read`` timeouts
+    would add a timer or two to every request (``sock_read`` re-arms one on each packet) and
+    could fire no sooner than ``total`` for one small answer.
     """
     connector = aiohttp.TCPConnector(
         limit=settings.concurrency,
@@ -194,15 +191,8 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
         ttl_dns_cache=300,
         ssl=_ssl_context(settings.ca_bundle),
     )
-    timeout = aiohttp.ClientTimeout(
-        total=settings.timeout,
-        connect=settings.timeout,
-        sock_connect=settings.timeout,
-        sock_read=settings.timeout,
-    )
-    return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, trace_configs=[send_counter()]
-    )
+    timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=settings.timeout)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
 
 def _describe(exc: BaseException) -> str:

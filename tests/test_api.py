@@ -23,7 +23,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from bulkdelete.api import Client, rate_info, send_counter, user_url
+from bulkdelete.api import Client, rate_info, user_url
 from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, RateInfo
 
 KEY = "test-key-7f3a9c"
@@ -171,7 +171,7 @@ def mocked() -> Iterator[Any]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession(trace_configs=[send_counter()]) as session:
+    async with aiohttp.ClientSession() as session:
         yield Client(session, base_url="https://api.test/v3", api_key=KEY)
 
 
@@ -389,7 +389,7 @@ async def loopback() -> AsyncIterator[tuple[str, Seen]]:
 async def test_real_request_counts_one_send(loopback: tuple[str, Seen]) -> None:
     """Over a real connection one normal request is one send, and the server sees key and body."""
     base_url, seen = loopback
-    async with aiohttp.ClientSession(trace_configs=[send_counter()]) as session:
+    async with aiohttp.ClientSession() as session:
         answer = await Client(session, base_url=base_url, api_key=KEY).delete_user(
             "alice", permanent=True
         )
@@ -410,7 +410,7 @@ async def test_real_resend_after_a_dropped_connection_counts_two(
     """When the server drops the first connection mid-request, aiohttp resends: sends == 2."""
     base_url, seen = loopback
     seen.drop_first = True
-    async with aiohttp.ClientSession(trace_configs=[send_counter()]) as session:
+    async with aiohttp.ClientSession() as session:
         answer = await Client(session, base_url=base_url, api_key=KEY).delete_user(
             "alice", permanent=False
         )
@@ -424,17 +424,6 @@ async def test_real_resend_after_a_dropped_connection_counts_two(
     )
 
 
-async def test_sends_stay_zero_without_the_trace_config(loopback: tuple[str, Seen]) -> None:
-    """Without send_counter() on the session, sends is not counted (documented: stays 0)."""
-    base_url, _seen = loopback
-    async with aiohttp.ClientSession() as session:
-        answer = await Client(session, base_url=base_url, api_key=KEY).delete_user(
-            "alice", permanent=True
-        )
-    expected = (200, 0)
-    assert expected == (answer.http_status, answer.sends)
-
-
 async def test_real_connection_refused_is_a_connection_answer() -> None:
     """A port nobody listens on gives a CONNECTION answer, not an exception."""
     app = web.Application()
@@ -443,7 +432,7 @@ async def test_real_connection_refused_is_a_connection_answer() -> None:
     base_url = str(server.make_url("/v3"))
     await server.close()  # the port is now closed
     timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(trace_configs=[send_counter()], timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout) as session:
         answer = await Client(session, base_url=base_url, api_key=KEY).delete_user(
             "alice", permanent=True
         )
@@ -472,7 +461,7 @@ async def test_a_redirect_is_not_followed_to_another_host() -> None:
     api = TestServer(api_app, host="127.0.0.1", port=0)
     await api.start_server()
     try:
-        async with aiohttp.ClientSession(trace_configs=[send_counter()]) as session:
+        async with aiohttp.ClientSession() as session:
             client = Client(session, base_url=str(api.make_url("/v3")), api_key=KEY)
             answer = await client.delete_user("alice", permanent=True)
     finally:
@@ -488,7 +477,7 @@ async def test_cancelling_a_delete_in_flight_raises_cancelled_error(
     """Cancelling a delete while the server holds it raises CancelledError, not an answer."""
     base_url, seen = loopback
     seen.hold = True
-    async with aiohttp.ClientSession(trace_configs=[send_counter()]) as session:
+    async with aiohttp.ClientSession() as session:
         task = asyncio.create_task(
             Client(session, base_url=base_url, api_key=KEY).delete_user("alice", permanent=True)
         )
