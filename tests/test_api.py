@@ -424,6 +424,22 @@ async def test_real_resend_after_a_dropped_connection_counts_two(
     )
 
 
+async def test_real_timeout_after_the_request_left_counts_one_send(
+    loopback: tuple[str, Seen],
+) -> None:
+    """A request the server received but never answered in time was sent: sends == 1."""
+    base_url, seen = loopback
+    seen.hold = True
+    timeout = aiohttp.ClientTimeout(total=0.3)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        answer = await Client(session, base_url=base_url, api_key=KEY).delete_user(
+            "alice", permanent=True
+        )
+    seen.release.set()
+    expected = (None, TIMEOUT, 1, 1)
+    assert expected == (answer.http_status, answer.error_code, answer.sends, len(seen.bodies))
+
+
 async def test_real_connection_refused_is_a_connection_answer() -> None:
     """A port nobody listens on gives a CONNECTION answer, not an exception."""
     app = web.Application()
