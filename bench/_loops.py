@@ -11,10 +11,10 @@ loop plus only the work a tool that proves each deletion cannot skip, done with 
 parts: each UID validated and checked for duplicates, a hash-chained ``sending`` line handed to
 the kernel before its request leaves, and a hash-chained outcome line after the answer. No
 pacing, retries, answer parsing or run bookkeeping: what bulkdelete could reach at best while
-keeping its audit. ``requests``: one
-``requests.Session().delete`` after another, as public CometChat clean-up scripts do. Both send
-what bulkdelete sends: the same URL (UID percent-encoded as one segment), headers and body. The key
-is env ``COMETCHAT_API_KEY``. One JSON line on stdout: requests sent, seconds, answers by status.
+keeping its audit. ``requests``: one ``requests.Session().delete`` after another, as public
+CometChat clean-up scripts do. All three send what bulkdelete sends: the same URL (UID
+percent-encoded as one segment), headers and body. The key is env ``COMETCHAT_API_KEY``. One
+JSON line on stdout: requests sent, seconds, answers by status.
 """
 
 from __future__ import annotations

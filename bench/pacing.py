@@ -101,7 +101,7 @@ class Profile:
 
 
 # Scenario 4's inputs are sized for about 5 s or more each in the full mode.
-FULL = Profile("full", 3000, 60, 2, 40, 3, 30_000, 3_000, 10_000, 1_000_000, 100_000, 1_000_000)
+FULL = Profile("full", 3000, 60, 2, 40, 5, 30_000, 3_000, 10_000, 1_000_000, 100_000, 1_000_000)
 QUICK = Profile("quick", 300, 6, 2, 10, 1, 4_000, 1_000, 2_000, 200_000, 20_000, 60_000)
 S3_LIMIT, S3_WINDOW, S3_LATENCY = 10_000, 60, 0.2
 REAL_RUN_BUDGET = 900.0  # seconds the big real run of scenario 5 may take before it is shrunk

@@ -106,8 +106,9 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
 class _Sends:
     """A client middleware that counts how many times aiohttp put one request on the wire.
 
-    aiohttp calls its middlewares once per send, its own silent resend of a DELETE included
-    (see the module notes of ``retry``). A connection that never opened sent nothing.
+    aiohttp calls its middlewares once per send, including the one resend it makes on its own
+    when a kept-alive connection drops mid-request (DELETE is idempotent to it). A connection
+    that never opened sent nothing.
     """
 
     count: int = 0
