@@ -37,13 +37,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bulkdelete.fakeserver import fetch_stats
 
 API_KEY = "bench-key-5d1e8b7a"  # a fixed test key: the fake server accepts only this one
 UIDS = tuple(f"user-{n:04d}" for n in range(4000))
@@ -87,10 +88,7 @@ class Fake:
 
     def stats(self) -> dict[str, Any]:
         """Return the server's live counters."""
-        root = self.base_url.removesuffix("/v3")
-        with urllib.request.urlopen(f"{root}/_fake/stats", timeout=5) as response:  # noqa: S310
-            stats: dict[str, Any] = json.load(response)
-        return stats
+        return fetch_stats(self.base_url)
 
     def settled_stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Return the counters once nothing is in flight and the DELETE count stands still."""

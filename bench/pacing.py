@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime as dt
-import json
 import os
 import platform
 import re
@@ -49,12 +48,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bulkdelete.fakeserver import fetch_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -232,9 +232,7 @@ class Fake:
 
     def stats(self) -> dict[str, Any]:
         """Return the server's counters, with the timeline's seconds as ints."""
-        root = self.base_url.removesuffix("/v3")
-        with urllib.request.urlopen(f"{root}/_fake/stats", timeout=60) as response:  # noqa: S310
-            stats: dict[str, Any] = json.load(response)
+        stats = fetch_stats(self.base_url, timeout=60)
         stats["timeline"] = {int(k): v for k, v in stats.get("timeline", {}).items()}
         return stats
 

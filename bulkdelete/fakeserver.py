@@ -53,6 +53,7 @@ import json
 import math
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -435,6 +436,20 @@ class _Fake:
         return await self._reply(404, error_body("ERR_NOT_FOUND", message), {})
 
 
+STATS_PATH = "/_fake/stats"
+
+
+def fetch_stats(base_url: str, *, timeout: float = 5.0) -> dict[str, Any]:
+    """Return a running fake's live counters (``GET /_fake/stats``), given its ``/v3`` base URL.
+
+    A blocking read, for the tests and benches that watch a fake in another process.
+    """
+    root = base_url.removesuffix("/").removesuffix("/v3")
+    with urllib.request.urlopen(root + STATS_PATH, timeout=timeout) as response:  # noqa: S310
+        stats: dict[str, Any] = json.load(response)
+    return stats
+
+
 def build_app(config: FakeConfig) -> web.Application:
     """Build the fake's application; its live counters are ``app[STATS]``."""
     stats = FakeStats()
@@ -443,7 +458,7 @@ def build_app(config: FakeConfig) -> web.Application:
     app[STATS] = stats
     app.cleanup_ctx.append(fake.lifetime)
     router = app.router
-    router.add_get("/_fake/stats", fake.stats, allow_head=False)
+    router.add_get(STATS_PATH, fake.stats, allow_head=False)
     router.add_delete("/v3/users/{uid}", fake.delete_user)
     router.add_get("/v3/users/{uid}", fake.get_user, allow_head=False)
     router.add_get("/v3/users", fake.list_users, allow_head=False)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from helpers import API_KEY, FakeFactory, FakeProcess, cli_env
+from helpers import API_KEY, FakeFactory, FakeProcess, cli_env, stop_process
 
 
 @pytest.fixture
@@ -41,11 +41,4 @@ def fake_server(tmp_path: Path) -> Iterator[FakeFactory]:
 
     yield start
     for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+        stop_process(process)

@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from bulkdelete.fakeserver import fetch_stats
 
 API_KEY = "test-key-7f3a9c2e"  # distinctive, so a leak is easy to grep for
 
@@ -25,10 +26,19 @@ class FakeProcess:
 
     def stats(self) -> dict[str, Any]:
         """Return the server's live counters from ``/_fake/stats``."""
-        root = self.base_url.removesuffix("/v3")
-        with urllib.request.urlopen(f"{root}/_fake/stats", timeout=5) as response:  # noqa: S310
-            stats: dict[str, Any] = json.load(response)
-        return stats
+        return fetch_stats(self.base_url)
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Stop a server process a test started: SIGTERM, SIGKILL if it lingers, close its pipe."""
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 class FakeFactory(Protocol):

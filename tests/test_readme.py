@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import API_KEY
+from helpers import API_KEY, stop_process
 
 from bulkdelete.cli import ExitCode, cli
 
@@ -223,14 +223,7 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeRun]:
                 results.append(_run(block, script, directory, env))
         yield ReadmeRun(results, directory)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stdout is not None:
-            server.stdout.close()
+        stop_process(server)
 
 
 def test_runnable_blocks_exit_as_documented(readme_run: ReadmeRun) -> None:
