@@ -13,7 +13,7 @@ not hide the other's. Per child:
   an empty structure (growth included), ``add`` of the same UIDs again, ``in`` for members and for
   absent UIDs. For the set, ``add`` is the same check-then-add: ``if uid not in s: s.add(uid)``.
 
-Run from the repository root (about a minute; standard library only):
+Run from the repository root (about 4 minutes on 2 cores; standard library only):
 
     .venv/bin/python bench/uidset_memory.py [--n 1000000] [--repeat 3]
 """
