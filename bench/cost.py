@@ -98,9 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             per_delete[name] = (counts[1] - counts[0]) / (options.large - options.small)
             bench.log(f"{name}: {per_delete[name]:,.0f} instructions per delete")
+    except BenchError as failed:
+        print(f"bench/cost.py: {failed} (logs kept in {tmp})", file=sys.stderr)
+        return 1
     finally:
         bench.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     bare, floor = per_delete["aiohttp loop"], per_delete["evidence floor"]
     spread = f"{options.large} - {options.small} UIDs"
     print(f"\nclient instructions per delete under callgrind ({spread}):\n")
