@@ -6,6 +6,8 @@ settings, logging them or putting them in a traceback cannot leak it.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -22,6 +24,8 @@ DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
 DEFAULT_MAX_SHARE: Final = 0.98
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+# An app id becomes the first label of the API's host name: one DNS label, nothing more.
+_APP_ID: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class Secret:
@@ -52,7 +56,15 @@ class Secret:
 
 
 def default_base_url(app_id: str, region: str) -> str:
-    """Return CometChat's v3 API root for an app in a region."""
+    """Return CometChat's v3 API root for an app in a region.
+
+    Raises ``UsageError`` for an app id that is not one host-name label: anything else (an
+    ``@``, a ``/``, a ``:``) could send the key to another host.
+    """
+    if _APP_ID.fullmatch(app_id) is None:
+        raise UsageError(f"the app id must be letters, digits and inner hyphens, got {app_id!r}")
+    if region not in REGIONS:
+        raise UsageError(f"the region must be one of {', '.join(REGIONS)}, got {region!r}")
     return f"https://{app_id}.api-{region}.cometchat.io/v3"
 
 
@@ -90,16 +102,29 @@ class Settings:
                 "no API key: set COMETCHAT_API_KEY or pass --api-key-file "
                 "(an empty value counts as none)"
             )
+        if not all("!" <= char <= "~" for char in self.api_key.reveal()):
+            # aiohttp would refuse it mid-run with a traceback; the key itself is never echoed.
+            raise UsageError(
+                "the API key holds a space, a control or a non-ASCII character, which no HTTP "
+                "header can carry: check COMETCHAT_API_KEY or --api-key-file"
+            )
         scheme = self.base_url.partition("://")[0]
         if scheme not in ("https", "http"):
             raise UsageError(f"the base URL must start with https://, got {self.base_url!r}")
-        if scheme == "http" and urlsplit(self.base_url).hostname not in _LOOPBACK:
+        parts = urlsplit(self.base_url)
+        if "@" in parts.netloc or parts.query or parts.fragment or not parts.hostname:
+            # user:password@ would add an Authorization header; ? and # have no place in a root.
+            raise UsageError(
+                "the base URL must be https://host[:port]/path, with no user, query or "
+                f"fragment, got {self.base_url!r}"
+            )
+        if scheme == "http" and parts.hostname not in _LOOPBACK:
             # Plain HTTP would carry the API key in clear: only a local test server may use it.
             raise UsageError(
                 f"the base URL must use https:// (http:// is for 127.0.0.1), got {self.base_url!r}"
             )
-        if self.rate is not None and not self.rate > 0:  # also refuses NaN
-            raise UsageError(f"--rate must be above 0, got {self.rate}")
+        if self.rate is not None and not 0 < self.rate < math.inf:  # also refuses NaN
+            raise UsageError(f"--rate must be a finite number above 0, got {self.rate}")
         if not 0 < self.max_share <= 1:
             raise UsageError(f"--max-share must be above 0 and at most 1, got {self.max_share}")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -114,8 +139,10 @@ class Settings:
             )
         if not self.max_outage > 0:
             raise UsageError(f"--max-outage must be above 0 seconds, got {self.max_outage}")
-        if not self.timeout > 0:
-            raise UsageError(f"--timeout must be above 0 seconds, got {self.timeout}")
+        if not 0 < self.timeout < math.inf:
+            raise UsageError(
+                f"--timeout must be a finite number of seconds above 0, got {self.timeout}"
+            )
         if self.uid_hash and not self.audit_key:
             raise UsageError("--audit-uid-hash needs the HMAC key in BULKDELETE_AUDIT_KEY")
         if not self.target:

@@ -236,7 +236,10 @@ def test_dry_run_sends_nothing(fake_server: FakeFactory, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "env_key", "message"),
     [
-        (["--rate", "0"], API_KEY, "--rate must be above 0"),
+        (["--rate", "0"], API_KEY, "--rate must be a finite number above 0"),
+        (["--rate", "inf"], API_KEY, "--rate must be a finite number above 0"),
+        (["--timeout", "inf"], API_KEY, "--timeout must be a finite number"),
+        ([], API_KEY + "\rX", "no HTTP header can carry"),
         (["--concurrency", "0"], API_KEY, "--concurrency must be between"),
         (["--bogus"], API_KEY, "No such option"),
         ([], "", "no API key"),
@@ -261,6 +264,22 @@ def test_user_mistakes_exit_2_with_one_line_and_send_nothing(
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
     assert server.stats()["requests"] == 0
+
+
+def test_an_app_id_that_is_not_one_host_label_exits_2_before_any_request(tmp_path: Path) -> None:
+    """--app-id 'x@127.0.0.1:PORT/' would aim the key at another host: exit 2, one line."""
+    source = _csv(tmp_path / "in.csv", EXISTING[:2])
+    audit = tmp_path / "a.jsonl"
+
+    done = run_cli(
+        "delete", str(source), "--app-id", "x@127.0.0.1:9/", "--audit", str(audit),
+        env=cli_env(COMETCHAT_API_KEY=API_KEY),
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert "app id" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not audit.exists()
 
 
 @pytest.mark.parametrize(

@@ -111,12 +111,22 @@ def test_settings_are_frozen() -> None:
         ({"rate": 0.0}, "--rate"),
         ({"rate": -5.0}, "--rate"),
         ({"rate": math.nan}, "--rate"),
+        ({"rate": math.inf}, "--rate"),
+        ({"api_key": Secret("k-1234\r\nX-Evil: 1")}, "API key"),
+        ({"api_key": Secret("k-12 34")}, "API key"),
+        ({"api_key": Secret("k-1234\u00e9")}, "API key"),
+        ({"base_url": "https://user:pw@app.api-us.cometchat.io/v3"}, "no user"),
+        ({"base_url": "https://x@127.0.0.1:47111/.api-us.cometchat.io/v3"}, "no user"),
+        ({"base_url": "https://app.api-us.cometchat.io/v3?x=1"}, "query"),
+        ({"base_url": "https://app.api-us.cometchat.io/v3#top"}, "fragment"),
+        ({"base_url": "https:///v3"}, "https://host"),
         ({"concurrency": 0}, "--concurrency"),
         ({"concurrency": 100_000}, "--concurrency"),
         ({"max_attempts": 0}, "--max-attempts"),
         ({"timeout": 0.0}, "--timeout"),
         ({"timeout": -1.0}, "--timeout"),
         ({"timeout": math.nan}, "--timeout"),
+        ({"timeout": math.inf}, "--timeout"),
         ({"max_outage": 0.0}, "--max-outage"),
         ({"max_outage": math.nan}, "--max-outage"),
         ({"max_share": 0.0}, "--max-share"),
@@ -130,12 +140,22 @@ def test_settings_are_frozen() -> None:
         "rate-0",
         "rate-negative",
         "rate-nan",
+        "rate-inf",
+        "key-with-crlf",
+        "key-with-space",
+        "key-non-ascii",
+        "url-with-userinfo",
+        "url-with-user-before-host",
+        "url-with-query",
+        "url-with-fragment",
+        "url-without-host",
         "concurrency-0",
         "concurrency-huge",
         "attempts-0",
         "timeout-0",
         "timeout-negative",
         "timeout-nan",
+        "timeout-inf",
         "max-outage-0",
         "max-outage-nan",
         "max-share-0",
@@ -185,6 +205,27 @@ def test_invalid_max_retry_time_raises_usage_error(max_retry_time: float) -> Non
 def test_default_base_url(app_id: str, region: str, url: str) -> None:
     """The default base URL is CometChat's documented https://{appId}.api-{region}.cometchat.io/v3."""
     assert url == default_base_url(app_id, region)
+
+
+@pytest.mark.parametrize(
+    ("app_id", "region", "mentions"),
+    [
+        ("x@127.0.0.1:47111/", "us", "app id"),
+        ("app/../evil", "us", "app id"),
+        ("evil.example", "us", "app id"),
+        ("-app", "us", "app id"),
+        ("", "us", "app id"),
+        ("a" * 64, "us", "app id"),
+        ("app", "eu.evil.example/", "region"),
+    ],
+    ids=["userinfo-and-port", "path", "dot", "leading-hyphen", "empty", "too-long", "region"],
+)
+def test_default_base_url_refuses_what_is_not_one_host_label(
+    app_id: str, region: str, mentions: str
+) -> None:
+    """An app id or region that would change the host the key goes to is a usage error."""
+    with pytest.raises(UsageError, match=mentions):
+        default_base_url(app_id, region)
 
 
 @pytest.mark.parametrize(
