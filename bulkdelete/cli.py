@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import os
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import structlog
@@ -39,6 +40,9 @@ from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
 if TYPE_CHECKING:
     from bulkdelete.launch import Ended
+
+
+_T = TypeVar("_T")
 
 
 class ExitCode(enum.IntEnum):
@@ -100,6 +104,32 @@ def _target(app_id: str | None, region: str, base_url: str | None) -> tuple[str,
     if app_id:
         return default_base_url(app_id, region), f"app {app_id} in region {region}"
     raise UsageError("give --app-id (or COMETCHAT_APP_ID), or --base-url (or COMETCHAT_BASE_URL)")
+
+
+def _check_output(path: Path | None, flag: str) -> None:
+    """Refuse an output file whose directory does not exist, before any work is done."""
+    if path is not None and not path.absolute().parent.is_dir():
+        raise UsageError(f"{flag} {path}: there is no directory {path.parent}")
+
+
+def _write_output(path: Path, flag: str, write: Callable[[], _T]) -> _T:
+    """Return what ``write`` returns; a file that cannot be written is one line, not a traceback."""
+    try:
+        return write()
+    except OSError as exc:
+        raise UsageError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+
+
+def _check_ca_bundle(path: Path | None) -> None:
+    """Refuse a --ca-bundle that holds no PEM certificate, before anything is sent."""
+    if path is None:
+        return
+    import ssl  # noqa: PLC0415  (only a run with --ca-bundle needs it)
+
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise UsageError(f"--ca-bundle {path} holds no usable PEM certificate ({exc})") from None
 
 
 def _audit_key() -> Secret | None:
@@ -333,6 +363,8 @@ def delete(
         stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
     )
     base_url, target = _target(app_id, region, base_url)
+    _check_output(summary_json, "--summary-json")
+    _check_ca_bundle(ca_bundle)
     if audit_uid_hash and verify_deleted:
         raise UsageError(
             "--verify-deleted needs the UIDs in the audit; it cannot follow --audit-uid-hash"
@@ -384,9 +416,14 @@ def delete(
         sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)
     resume_command = _resume_command(summary)
     click.echo(render.summary_text(summary, resume_command=resume_command))
-    if summary_json is not None:
-        summary_json.write_bytes(render.summary_json(summary, resume_command=resume_command))
     code = exit_code(summary, signum=signum)
+    if summary_json is not None:
+        data = render.summary_json(summary, resume_command=resume_command)
+        try:
+            summary_json.write_bytes(data)
+        except OSError as exc:  # the run is over: report the file, keep the run's exit code
+            click.echo(f"bulkdelete: error: cannot write --summary-json: {exc.strerror}", err=True)
+            code = code or ExitCode.INCOMPLETE
     if verify_deleted and summary.status is RunStatus.COMPLETED:
         checked = launch.check_audit(settings, run_id=summary.run_id)
         if checked.result is None or not checked.result.all_gone:
@@ -434,18 +471,30 @@ def report(
     from bulkdelete import report as reporting  # noqa: PLC0415  (only this command needs it)
     from bulkdelete import report_html  # noqa: PLC0415
 
+    _check_output(html_path, "--html")
+    _check_output(failed_out, "--failed-out")
+    _check_output(not_found_out, "--not-found-out")
     result = reporting.build_report(audits)
     if html_path is not None:
-        report_html.write_html_report(audits, html_path, report=result)
+        _write_output(
+            html_path,
+            "--html",
+            lambda: report_html.write_html_report(audits, html_path, report=result),
+        )
         click.echo(f"wrote the HTML report to {html_path}", err=True)
     click.echo(
         reporting.report_json(result) if as_json else reporting.report_text(result), nl=False
     )
     exports = [
-        (out, write, what)
-        for out, write, what in (
-            (failed_out, reporting.write_failed_csv, "failed"),
-            (not_found_out, reporting.write_not_found_csv, "not found (permanent run)"),
+        (out, flag, write, what)
+        for out, flag, write, what in (
+            (failed_out, "--failed-out", reporting.write_failed_csv, "failed"),
+            (
+                not_found_out,
+                "--not-found-out",
+                reporting.write_not_found_csv,
+                "not found (permanent run)",
+            ),
         )
         if out is not None
     ]
@@ -454,8 +503,9 @@ def report(
             "the audit names UIDs by pseudonyms (--audit-uid-hash), which cannot be "
             "deleted; find the rows by their source (file:line) instead"
         )
-    for out, write, what in exports:
-        click.echo(f"wrote {write(result, out)} {what} UIDs to {out}", err=True)
+    for out, flag, write, what in exports:
+        count = _write_output(out, flag, functools.partial(write, result, out))
+        click.echo(f"wrote {count} {what} UIDs to {out}", err=True)
 
 
 @cli.command()

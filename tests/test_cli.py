@@ -492,3 +492,25 @@ def test_the_live_app_keeps_its_share_of_the_budget(
     assert stats["live_sent"] > 0
     assert stats["live_refused"] == 0
     assert len(stats["applied"]) == 240
+
+
+@pytest.mark.parametrize("flag", ["--summary-json", "--ca-bundle"])
+def test_an_unusable_output_or_ca_file_exits_2_before_any_request(
+    fake_server: FakeFactory, tmp_path: Path, flag: str
+) -> None:
+    """--summary-json in a missing directory, a --ca-bundle with no PEM in it: exit 2, one line."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:3])
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n", encoding="utf-8")
+    value = {"--summary-json": tmp_path / "no-such-dir" / "s.json", "--ca-bundle": not_pem}[flag]
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a.jsonl"),
+        flag, str(value),
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert f"{flag} {value}" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert server.stats()["requests"] == 0

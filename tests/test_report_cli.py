@@ -30,3 +30,22 @@ def test_not_found_in_a_permanent_run_is_exported(fake_server: FakeFactory, tmp_
     assert "wrote 5 not found (permanent run) UIDs" in done.stderr
     rows = list(read_rows([Source.file(out)], column=None))
     assert sorted(row.uid for row in rows if row.uid) == sorted(USERS[:5])
+
+
+def test_report_outputs_in_a_missing_directory_exit_2_with_one_line(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """--html, --failed-out and --not-found-out into a directory that does not exist: exit 2."""
+    server = fake_server(users=USERS)
+    source, audit = tmp_path / "in.txt", tmp_path / "a.jsonl"
+    source.write_text("\n".join(USERS[:3]) + "\n", encoding="utf-8")
+    assert run_cli("delete", str(source), "--base-url", server.base_url,
+                   "--audit", str(audit)).returncode == 0  # fmt: skip
+    missing = tmp_path / "no-such-dir" / "out"
+
+    for flag in ("--html", "--failed-out", "--not-found-out"):
+        done = run_cli("report", str(audit), flag, str(missing))
+
+        assert done.returncode == 2, flag
+        assert f"{flag} {missing}: there is no directory" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
