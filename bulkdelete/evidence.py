@@ -3,9 +3,11 @@
 ``verify`` hashes every audit line exactly as it is on disk. In each file, on its own: the first
 line's ``prev`` is null and every other line's ``prev`` is the link (``audit.link``) of the line
 before it. A line belongs to the run of the latest ``run_started`` at or before it and is linked
-with that run's ``audit_chain``: SHA-256, or HMAC-SHA256 with the audit key. A ``run_finished``
-line must count its run's outcome lines. An unterminated last line is the torn tail of a kill:
-it is noted, not checked (the next run cuts it off).
+with that run's ``audit_chain``: SHA-256, or HMAC-SHA256 with the audit key. Once a run in a
+file is keyed, every later run in it must be too: anyone can append an unkeyed run, so one after
+a keyed run is a downgrade, not evidence. A ``run_finished`` line must count its run's outcome
+lines. An unterminated last line is the torn tail of a kill: it is noted, not checked (the next
+run cuts it off).
 
 Given the input files, every run's manifest must list exactly their SHA-256 hashes, and every
 input row must be settled by exactly one audit line across all runs and files: a valid row's
@@ -154,6 +156,7 @@ class _Checker:
         self.notes: list[str] = []
         self.unlisted = self.lines = self.runs = self.keyed_runs = self.orphans_seen = 0
         self.heads: list[tuple[str, str | None]] = []
+        self.last_keyed: tuple[str, int] | None = None  # (run id, line) in the current file
         self.started: dict[str, int] = {}  # run id -> its run_started line
         self.first_run: _Run | None = None
         self.pseudonyms = Pseudonyms(None)
@@ -189,6 +192,7 @@ class _Checker:
 
     def file(self, index: int, path: Path) -> None:
         self.index, name, number = index, str(path), 0
+        self.last_keyed = None  # each file has its own chain
         run: _Run | None = None
         previous: bytes | None = None
         recent: _Recent = collections.deque(maxlen=_RECENT)
@@ -270,6 +274,16 @@ class _Checker:
             self.at(ref, f"run {run_id} has an unknown audit_chain {chain!r}")
         elif keyed and self.key is None:
             self.at(ref, f"run {run_id}'s chain is keyed: set BULKDELETE_AUDIT_KEY to verify it")
+        elif not keyed and self.last_keyed is not None:
+            keyed_id, keyed_line = self.last_keyed
+            self.at(
+                ref,
+                f"run {run_id}'s chain is unkeyed, but run {keyed_id} at line {keyed_line} "
+                "before it was keyed: a run after a keyed run dropped the key, so anyone "
+                "could have appended it",
+            )
+        if keyed:
+            self.last_keyed = run_id, ref & _MASK
         if (first := self.started.setdefault(run_id, ref)) != ref:
             self.at(
                 ref,

@@ -387,6 +387,79 @@ def test_keyed_chain_without_a_key_is_not_a_pass(recorded: Recorded) -> None:
     assert v.head is None
 
 
+FORGED_RUN = "20270101T000000Z-0ddba11"
+
+
+def _append_unkeyed_run(lines: Lines) -> Lines:
+    """Append a whole run declaring the unkeyed chain, linked as anyone without the key can."""
+    started = next(orjson.loads(line) for line in reversed(lines) if b'"run_started"' in line)
+    unkeyed = {**started["settings"], "audit_chain": "sha256"}
+    records = [
+        {**started, "run_id": FORGED_RUN, "settings": unkeyed},
+        {"event": "run_finished", "run_id": FORGED_RUN, "status": "completed", "rows": 0},
+    ]
+    out = list(lines)
+    for record in records:
+        body = orjson.dumps({**record, "prev": link(out[-1].removesuffix(b"\n"), None)})
+        out.append(body + b"\n")
+    return out
+
+
+def test_an_unkeyed_run_after_a_keyed_one_fails_with_the_key(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    """A run appended without the key after a keyed run is a downgrade, named at its first line."""
+    lines = _lines(recorded.keyed)
+    keyed_line, keyed_id = next(
+        (n + 1, orjson.loads(line)["run_id"])
+        for n, line in enumerate(lines)
+        if b'"hmac-sha256"' in line and b'"run_started"' in line
+    )
+    forged = _tampered(tmp_path, _append_unkeyed_run(lines))
+
+    v = verify([forged], key=KEY)
+
+    assert v.findings == (
+        Finding(
+            str(forged),
+            len(lines) + 1,
+            f"run {FORGED_RUN}'s chain is unkeyed, but run {keyed_id} at line {keyed_line} "
+            "before it was keyed: a run after a keyed run dropped the key, so anyone could "
+            "have appended it",
+        ),
+    )
+
+
+def test_an_unkeyed_run_after_unkeyed_runs_still_passes(recorded: Recorded, tmp_path: Path) -> None:
+    """A never-keyed audit stays valid however it grows, even verified with a key at hand."""
+    grown = _tampered(tmp_path, _append_unkeyed_run(_lines(recorded.clean)))
+
+    v = verify([grown], key=KEY)
+
+    assert (v.ok, v.runs, v.findings) == (True, 5, ())
+
+
+def test_a_keyed_run_after_an_unkeyed_one_passes_and_stays_keyed(recorded: Recorded) -> None:
+    """An upgrade is fine: the unkeyed run then the keyed resume pass, the head is keyed."""
+    lines = _lines(recorded.keyed)
+    chains = [
+        orjson.loads(line)["settings"]["audit_chain"] for line in lines if b'"run_started"' in line
+    ]
+
+    v = verify([recorded.keyed], key=KEY)
+
+    assert chains == ["sha256", "hmac-sha256"]
+    assert (v.ok, v.findings) == (True, ())
+    assert v.head == link(lines[-1].removesuffix(b"\n"), KEY)
+
+
+def test_each_file_is_judged_on_its_own_keyed_runs(recorded: Recorded) -> None:
+    """A keyed audit does not make the next file's unkeyed runs downgrades: chains are per file."""
+    v = verify([recorded.keyed, recorded.clean], key=KEY)
+
+    assert (v.ok, v.findings) == (True, ())
+
+
 # --- inputs: manifests and one final outcome per row ------------------------------------------
 
 
