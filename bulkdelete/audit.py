@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import hashlib
 import hmac
@@ -29,6 +30,7 @@ import orjson
 
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Result
+from bulkdelete.settings import KEYED_CHAIN
 from bulkdelete.uidset import UidSet
 
 Record = Mapping[str, Any]
@@ -139,6 +141,23 @@ def last_line(path: Path) -> bytes | None:
         return tail.removesuffix(b"\n") or None
 
 
+def _lock(fd: int, path: Path) -> None:
+    """Take the audit's writer lock, or fail at once if another run holds it.
+
+    Two runs appending to one audit (an overlapping cron start, say) would interleave their
+    chains and both send the UIDs neither has settled yet. The lock is released when the file
+    is closed, and by the kernel when the process dies, so a kill -9 leaves no stale lock.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise AuditError(
+            "another bulkdelete run is writing this audit; wait for it to end, or use another "
+            "--audit",
+            path=str(path),
+        ) from None
+
+
 class AuditWriter:
     """The one writer of an audit file; use as an async context manager inside the run's loop.
 
@@ -172,11 +191,18 @@ class AuditWriter:
     async def __aenter__(self) -> Self:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            _lock(self._fd, self.path)
+            # Only the lock holder may cut a torn tail: another run's line may be half written.
             self.repaired_bytes = repair_torn_tail(self.path)
             previous = last_line(self.path)
             self._prev = None if previous is None else link(previous, self._chain_key)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
+        except (OSError, AuditError) as exc:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if isinstance(exc, AuditError):
+                raise
             raise AuditError(
                 f"cannot open the audit for appending: {exc.strerror}", path=str(self.path)
             ) from exc
@@ -356,6 +382,9 @@ class ResumeIndex:
     permanent: set[bool] = field(default_factory=set)
     base_urls: set[str] = field(default_factory=set)
     uid_hash: set[bool] = field(default_factory=set)
+    keyed: bool = False  # some run chained its lines with an HMAC key
+    key_ids: set[str] = field(default_factory=set)  # the keyed runs' ``audit_key_id`` values
+    input_hashes: set[str] = field(default_factory=set)  # SHA-256 of every input a run read
     runs: int = 0
 
     def settles(self, *, uid: str | None, file_sha256: str | None, line: int) -> bool:
@@ -369,29 +398,48 @@ def load_resume_index(path: Path) -> ResumeIndex:
     """Read an audit and return what a resumed run must not do again."""
     index = ResumeIndex()
     files_by_run: dict[str, dict[str, str]] = {}
-    for _number, record in read_records(path):
-        run_id = record.get("run_id", "")
-        event = record.get("event")
-        if event == "run_started":
-            index.runs += 1
-            settings = record.get("settings") or {}
-            index.permanent.add(bool(settings.get("permanent")))
-            index.base_urls.add(str(settings.get("base_url")))
-            index.uid_hash.add(bool(settings.get("uid_hash")))
-            files_by_run[run_id] = {f["name"]: f["sha256"] for f in record.get("inputs") or ()}
-        elif event == "sending":
-            index.unknown[record["normalised_uid"]] = run_id
-        outcome = record.get("outcome")
-        if outcome is None:
-            continue
-        uid = record.get("normalised_uid")
-        if uid is not None and outcome != "duplicate":
-            index.unknown.pop(uid, None)
-            if outcome in _FINAL:
-                index.final_uids.add(uid)
-        if outcome in _SETTLED_ROWS:
-            name, _, line = str(record.get("source", "")).rpartition(":")
-            sha = files_by_run.get(run_id, {}).get(name)
-            if sha is not None and line.isdigit():
-                index.settled_rows.add((sha, int(line)))
+    for number, record in read_records(path):
+        try:
+            _index_record(index, files_by_run, record)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AuditError(
+                f"not a line bulkdelete wrote ({type(exc).__name__}: {exc})",
+                path=str(path),
+                line=number,
+            ) from None
     return index
+
+
+def _index_record(
+    index: ResumeIndex, files_by_run: dict[str, dict[str, str]], record: dict[str, Any]
+) -> None:
+    run_id = str(record.get("run_id", ""))
+    event = record.get("event")
+    if event == "run_started":
+        index.runs += 1
+        settings = record.get("settings") or {}
+        index.permanent.add(bool(settings.get("permanent")))
+        index.base_urls.add(str(settings.get("base_url")))
+        index.uid_hash.add(bool(settings.get("uid_hash")))
+        if settings.get("audit_chain") == KEYED_CHAIN:
+            index.keyed = True
+            if settings.get("audit_key_id"):
+                index.key_ids.add(str(settings["audit_key_id"]))
+        files = {str(f["name"]): str(f["sha256"]) for f in record.get("inputs") or ()}
+        files_by_run[run_id] = files
+        index.input_hashes.update(files.values())
+    elif event == "sending":
+        index.unknown[str(record["normalised_uid"])] = run_id
+    outcome = record.get("outcome")
+    if outcome is None:
+        return
+    uid = record.get("normalised_uid")
+    if uid is not None and outcome != "duplicate":
+        index.unknown.pop(uid, None)
+        if outcome in _FINAL:
+            index.final_uids.add(uid)
+    if outcome in _SETTLED_ROWS:
+        name, _, line = str(record.get("source", "")).rpartition(":")
+        sha = files_by_run.get(run_id, {}).get(name)
+        if sha is not None and line.isdigit():
+            index.settled_rows.add((sha, int(line)))

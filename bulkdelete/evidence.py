@@ -34,10 +34,10 @@ import orjson
 from bulkdelete.audit import Pseudonyms, link
 from bulkdelete.errors import InputError
 from bulkdelete.rows import Row, Source, read_rows
+from bulkdelete.settings import KEYED_CHAIN
 
-_KEYED: Final = "hmac-sha256"
 _STARTS: Final = frozenset({"run_started", "check_started"})
-_CHAINS: Final = frozenset({"sha256", _KEYED})
+_CHAINS: Final = frozenset({"sha256", KEYED_CHAIN})
 _FINAL: Final = frozenset({"deleted", "not_found"})
 _ROW_ONLY: Final = frozenset({"invalid", "duplicate"})
 _OUTCOMES: Final = _FINAL | _ROW_ONLY | {"failed"}
@@ -268,7 +268,7 @@ class _Checker:
     def start(self, ref: int, record: dict[str, Any]) -> _Run:
         run_id, settings = str(record.get("run_id")), record.get("settings") or {}
         chain, column = settings.get("audit_chain", "sha256"), settings.get("column")
-        keyed = chain == _KEYED
+        keyed = chain == KEYED_CHAIN
         self.runs, self.keyed_runs = self.runs + 1, self.keyed_runs + keyed
         if chain not in _CHAINS:
             self.at(ref, f"run {run_id} has an unknown audit_chain {chain!r}")

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-from bulkdelete.audit import load_resume_index
+from bulkdelete.audit import ResumeIndex, load_resume_index
 from bulkdelete.errors import UsageError
 from bulkdelete.progress import Reporter
 from bulkdelete.readback import deleted_uids, read_back
 from bulkdelete.rows import InputSummary, Source, read_rows
 from bulkdelete.run import Resume, new_run_id, pseudonyms_for, run_delete
-from bulkdelete.settings import Settings
+from bulkdelete.settings import Settings, audit_key_id
 from bulkdelete.summary import CheckSummary, Summary
 
 _T = TypeVar("_T")
@@ -104,11 +104,37 @@ def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
         raise UsageError("--resume: the audit's runs went to another target than this one")
     if index.uid_hash != {settings.uid_hash}:
         raise UsageError("--resume: use --audit-uid-hash exactly when the audit's runs did")
+    _check_resume_key(settings, index)
+    if index.input_hashes and not index.input_hashes & {f.sha256 for f in scanned.files}:
+        # No row would be recognised as settled: the whole input would be sent again.
+        raise UsageError(
+            "--resume: no input is a file the audit's runs read (compared by SHA-256); "
+            "resume with the same files, or write to a new --audit"
+        )
     return Resume(
         index=index,
         file_hashes={f.name: f.sha256 for f in scanned.files},
         pseudonyms=pseudonyms_for(settings),
     )
+
+
+def _check_resume_key(settings: Settings, index: ResumeIndex) -> None:
+    """Refuse to continue a keyed audit without its key, or with another key.
+
+    Without the key the new lines would not be HMAC-chained; with another key they would break
+    the chain and, under --audit-uid-hash, name every UID differently, so settled UIDs would be
+    sent again.
+    """
+    if not index.keyed:
+        return
+    if settings.audit_key is None:
+        raise UsageError(
+            "--resume: the audit's lines are chained with BULKDELETE_AUDIT_KEY; set the same key"
+        )
+    if index.key_ids and index.key_ids != {audit_key_id(settings.audit_key)}:
+        raise UsageError(
+            "--resume: BULKDELETE_AUDIT_KEY is not the key the audit's runs used; set that key"
+        )
 
 
 def operator() -> dict[str, str]:

@@ -6,6 +6,7 @@ settings, logging them or putting them in a traceback cannot leak it.
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,8 +25,17 @@ DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
 DEFAULT_MAX_SHARE: Final = 0.98
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+KEYED_CHAIN: Final = "hmac-sha256"  # ``audit_chain`` of a run whose lines are linked by HMAC
 # An app id becomes the first label of the API's host name: one DNS label, nothing more.
 _APP_ID: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def audit_key_id(key: Secret) -> str:
+    """Return a short public name for an audit key, so a run can tell a different key apart.
+
+    It reveals no more of the key than every HMAC-chained line already does.
+    """
+    return hmac.new(key.reveal().encode(), b"bulkdelete audit key id", "sha256").hexdigest()[:16]
 
 
 class Secret:
@@ -68,6 +78,36 @@ def default_base_url(app_id: str, region: str) -> str:
     return f"https://{app_id}.api-{region}.cometchat.io/v3"
 
 
+def _check_api_key(key: Secret) -> None:
+    if not key.reveal():
+        raise UsageError(
+            "no API key: set COMETCHAT_API_KEY or pass --api-key-file "
+            "(an empty value counts as none)"
+        )
+    if not all("!" <= char <= "~" for char in key.reveal()):
+        # aiohttp would refuse it mid-run with a traceback; the key itself is never echoed.
+        raise UsageError(
+            "the API key holds a space, a control or a non-ASCII character, which no HTTP "
+            "header can carry: check COMETCHAT_API_KEY or --api-key-file"
+        )
+
+
+def _check_base_url(url: str) -> None:
+    scheme = url.partition("://")[0]
+    if scheme not in ("https", "http"):
+        raise UsageError(f"the base URL must start with https://, got {url!r}")
+    parts = urlsplit(url)
+    if "@" in parts.netloc or parts.query or parts.fragment or not parts.hostname:
+        # user:password@ would add an Authorization header; ? and # have no place in a root.
+        raise UsageError(
+            "the base URL must be https://host[:port]/path, with no user, query or "
+            f"fragment, got {url!r}"
+        )
+    if scheme == "http" and parts.hostname not in _LOOPBACK:
+        # Plain HTTP would carry the API key in clear: only a local test server may use it.
+        raise UsageError(f"the base URL must use https:// (http:// is for 127.0.0.1), got {url!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything one delete run needs, validated; build it with keyword arguments.
@@ -97,32 +137,8 @@ class Settings:
     uid_hash: bool = False  # the audit names UIDs by HMAC pseudonyms (needs audit_key)
 
     def __post_init__(self) -> None:
-        if not self.api_key.reveal():
-            raise UsageError(
-                "no API key: set COMETCHAT_API_KEY or pass --api-key-file "
-                "(an empty value counts as none)"
-            )
-        if not all("!" <= char <= "~" for char in self.api_key.reveal()):
-            # aiohttp would refuse it mid-run with a traceback; the key itself is never echoed.
-            raise UsageError(
-                "the API key holds a space, a control or a non-ASCII character, which no HTTP "
-                "header can carry: check COMETCHAT_API_KEY or --api-key-file"
-            )
-        scheme = self.base_url.partition("://")[0]
-        if scheme not in ("https", "http"):
-            raise UsageError(f"the base URL must start with https://, got {self.base_url!r}")
-        parts = urlsplit(self.base_url)
-        if "@" in parts.netloc or parts.query or parts.fragment or not parts.hostname:
-            # user:password@ would add an Authorization header; ? and # have no place in a root.
-            raise UsageError(
-                "the base URL must be https://host[:port]/path, with no user, query or "
-                f"fragment, got {self.base_url!r}"
-            )
-        if scheme == "http" and parts.hostname not in _LOOPBACK:
-            # Plain HTTP would carry the API key in clear: only a local test server may use it.
-            raise UsageError(
-                f"the base URL must use https:// (http:// is for 127.0.0.1), got {self.base_url!r}"
-            )
+        _check_api_key(self.api_key)
+        _check_base_url(self.base_url)
         if self.rate is not None and not 0 < self.rate < math.inf:  # also refuses NaN
             raise UsageError(f"--rate must be a finite number above 0, got {self.rate}")
         if not 0 < self.max_share <= 1:
@@ -168,6 +184,7 @@ class Settings:
             "max_outage": self.max_outage,
             "column": self.column,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
-            "audit_chain": "hmac-sha256" if self.audit_key else "sha256",
+            "audit_chain": KEYED_CHAIN if self.audit_key else "sha256",
+            "audit_key_id": audit_key_id(self.audit_key) if self.audit_key else None,
             "uid_hash": self.uid_hash,
         }

@@ -19,6 +19,7 @@ from bulkdelete.audit import (
     AuditWriter,
     event_record,
     last_line,
+    load_resume_index,
     read_records,
     repair_torn_tail,
     row_record,
@@ -209,6 +210,40 @@ async def test_writer_refuses_an_unopenable_path(tmp_path: Path) -> None:
         async with AuditWriter(tmp_path):  # a directory
             pass
     assert str(tmp_path) == raised.value.path
+
+
+async def test_a_second_writer_of_the_same_audit_is_refused_until_the_first_closes(
+    tmp_path: Path,
+) -> None:
+    """Only one writer may hold an audit: a second fails at once, a later one gets it."""
+    path = tmp_path / "audit.jsonl"
+    async with AuditWriter(path) as first:
+        first.write_through({"n": 1})
+        with pytest.raises(AuditError, match="another bulkdelete run is writing this audit"):
+            async with AuditWriter(path):
+                pass
+        first.write_through({"n": 2})
+    async with AuditWriter(path) as later:
+        later.write({"n": 3})
+    assert [record["n"] for record in lines_of(path)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"event": "sending", "run_id": "r"}',
+        b'{"event": "run_started", "run_id": "r", "settings": "x"}',
+        b'{"event": "run_started", "run_id": "r", "settings": {}, "inputs": [{"sha256": "a"}]}',
+    ],
+    ids=["sending-without-uid", "settings-not-an-object", "input-without-name"],
+)
+def test_resume_index_names_the_line_bulkdelete_did_not_write(tmp_path: Path, line: bytes) -> None:
+    """A well-formed JSON line with the wrong shape is an AuditError naming it, not a crash."""
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"event": "note"}\n' + line + b"\n")
+    with pytest.raises(AuditError, match="not a line bulkdelete wrote") as raised:
+        load_resume_index(path)
+    assert raised.value.line == 2
 
 
 # /dev/full accepts opens and fails every write with ENOSPC: a full disk, on Linux.

@@ -163,6 +163,75 @@ def test_resume_refuses_a_different_permanent_choice(
     assert audit.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("resume_key", "message"),
+    [("", "set the same key"), ("another-key-5678", "not the key the audit's runs used")],
+    ids=["no-key", "other-key"],
+)
+def test_resume_of_a_keyed_audit_needs_its_key(
+    fake_server: FakeFactory, tmp_path: Path, resume_key: str, message: str
+) -> None:
+    """Without the audit's HMAC key, or with another, a resume would break the chain: exit 2."""
+    server = fake_server("--latency", "0.02", users=UIDS[:100])
+    source, audit = _input(tmp_path, UIDS[:100]), tmp_path / "audit.jsonl"
+    args = _delete_args(server, source, audit)
+    keyed = cli_env(BULKDELETE_AUDIT_KEY="audit-key-1234")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=keyed,
+    )
+    wait_for_outcomes(audit, 20)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=15) == 143
+    before, sent = audit.read_bytes(), server.stats()["requests"]
+
+    done = run_cli(*args, "--resume", env=cli_env(BULKDELETE_AUDIT_KEY=resume_key))
+
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (audit.read_bytes(), server.stats()["requests"]) == (before, sent)
+
+
+def test_resume_refuses_an_input_the_audit_never_read(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Resuming with other files would recognise no settled row and resend them all: exit 2."""
+    server = fake_server(users=UIDS[:10])
+    source, audit = _input(tmp_path, UIDS[:10]), tmp_path / "audit.jsonl"
+    assert run_cli(*_delete_args(server, source, audit)).returncode == 0
+    (tmp_path / "changed").mkdir()
+    changed = _input(tmp_path / "changed", ["newcomer", *UIDS[:10]])
+    sent = server.stats()["requests"]
+
+    done = run_cli(*_delete_args(server, changed, audit), "--resume")
+
+    assert done.returncode == 2
+    assert "no input is a file the audit's runs read" in done.stderr
+    assert server.stats()["requests"] == sent
+
+
+def test_a_second_run_on_an_audit_in_use_is_refused(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """An overlapping start on the same audit exits 2 before sending; the first run goes on."""
+    server = fake_server("--latency", "0.02", users=UIDS[:200])
+    source, audit = _input(tmp_path, UIDS[:200]), tmp_path / "audit.jsonl"
+    args = _delete_args(server, source, audit)
+    first = _start([*args, "--rate", "50"])  # about 4 s: still running when the second starts
+    wait_for_outcomes(audit, 10)
+
+    second = run_cli(*args, "--resume")
+
+    assert second.returncode == 2
+    assert "another bulkdelete run is writing this audit" in second.stderr
+    assert first.wait(timeout=60) == 0
+    assert server.stats()["deletes_by_uid"] == dict.fromkeys(UIDS[:200], 1)
+    assert _final_lines_per_uid(audit) == Counter(UIDS[:200])
+
+
 def test_resume_without_an_audit_is_a_usage_error(tmp_path: Path) -> None:
     """--resume with no --audit, or an audit that does not exist: exit 2."""
     source = _input(tmp_path, UIDS[:3])
