@@ -37,6 +37,11 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
         lines.append(
             f"  {'unsent':<{width}}  {summary.unsent:>9}  (read, not sent: the run stopped)"
         )
+    if summary.unanswered:
+        lines.append(
+            f"  {'no answer':<{width}}  {summary.unanswered:>9}  (sent, but the run stopped "
+            "waiting: fate unknown; `bulkdelete report` names them)"
+        )
     lines += [f"  failed with {code}: {n}" for code, n in summary.failures_by_code.items()]
     lines.append(
         f"  {summary.requests} requests, {summary.average_rate:.1f}/s on average, "
@@ -69,6 +74,7 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "outcomes": {o.value: summary.counts.get(o, 0) for o in Outcome},
             "skipped": summary.skipped,
             "unsent": summary.unsent,
+            "unanswered": summary.unanswered,
             "failures_by_code": dict(summary.failures_by_code),
             "requests": summary.requests,
             "duration_seconds": round(summary.duration, 3),

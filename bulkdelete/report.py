@@ -277,8 +277,8 @@ def report_text(report: Report) -> str:
     if report.unknown:
         lines += [
             "",
-            f"{len(report.unknown)} UIDs in unknown state (sent when a run was killed, no outcome"
-            " since; a run with --resume settles them):",
+            f"{len(report.unknown)} UIDs in unknown state (sent when a run was killed or stopped"
+            " waiting, no outcome since; a run with --resume settles them):",
             *_listing(report.unknown),
         ]
     if report.not_found_in_permanent:

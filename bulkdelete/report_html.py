@@ -284,9 +284,9 @@ def report_html(report: Report, chart: Throughput) -> str:
     unknown = none
     if report.unknown:
         unknown = (
-            "<p>Sent when a run was killed, with no outcome since: nobody knows whether the "
-            "server deleted them. A run with <code>--resume</code> settles them.</p>"
-            + _uid_list(report.unknown)
+            "<p>Sent when a run was killed or stopped waiting, with no outcome since: nobody "
+            "knows whether the server deleted them. A run with <code>--resume</code> settles "
+            "them.</p>" + _uid_list(report.unknown)
         )
     not_found = ""
     if unsure:

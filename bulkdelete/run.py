@@ -120,6 +120,7 @@ class _Run:
         self.retried = 0
         self.skipped = 0
         self.unsent = 0
+        self.unanswered = 0  # UIDs announced (``sending``) and not yet recorded
         self.fatal: Answer | None = None
         self.pseudonyms = pseudonyms_for(settings)
 
@@ -196,6 +197,7 @@ class _Run:
                     )
                 )
                 announced = True
+                self.unanswered += 1
             self.requests += 1
             return await self.client.delete_user(uid, permanent=self.settings.permanent)
 
@@ -219,6 +221,8 @@ class _Run:
         finally:
             if waiting:  # the run stopped during a backoff
                 self.retrying -= 1
+        # Not reached when the stop grace ran out mid-request: the UID stays unanswered.
+        self.unanswered -= announced
         if attempted is None:
             return None
         self.requests += attempted.sends - attempted.attempts  # aiohttp's own resends
@@ -333,19 +337,21 @@ class _Run:
         )
         try:
             async with asyncio.TaskGroup() as group:
-                workers = [
+                tasks = [
                     group.create_task(self.work(queue), name=f"worker-{n}")
                     for n in range(self.settings.concurrency)
                 ]
-                await group.create_task(self.produce(rows, queue), name="producer")
-                await self._wait_workers(workers)
+                # The producer is waited for with the workers, so a stop's grace runs from the
+                # stop even while the producer waits for room in a queue no idle worker drains.
+                tasks.append(group.create_task(self.produce(rows, queue), name="producer"))
+                await self._wait_workers(tasks)
         except* AuditError as failed:
             # Outcomes can no longer be recorded: nothing more may be sent.
             self.pacer.halt()
             raise failed.exceptions[0] from None
 
     async def _wait_workers(self, workers: list[asyncio.Task[None]]) -> None:
-        """Wait for the workers; after a stop request, give them ``stop_grace`` seconds."""
+        """Wait for the tasks; after a stop request, give them ``stop_grace`` seconds."""
         done = asyncio.gather(*workers)
         if not self.stop.is_set():
             stopped = asyncio.create_task(self.stop.wait())
@@ -496,6 +502,7 @@ def _summarise(run: _Run, started: float) -> Summary:
         retried_uids=run.retried,
         skipped=run.skipped,
         unsent=run.unsent,
+        unanswered=run.unanswered,
         failures_by_code=dict(run.failures.most_common()),
         # A run shorter than a second sent all its requests within one second.
         peak_rate=run.peak_rate or float(run.requests),
@@ -511,6 +518,7 @@ def _finish_record(summary: Summary) -> dict[str, Any]:
         rows=summary.rows,
         skipped=summary.skipped,
         unsent=summary.unsent,
+        unanswered=summary.unanswered,
         requests=summary.requests,
         duration_seconds=round(summary.duration, 3),
         fatal_code=summary.fatal_code,

@@ -35,6 +35,7 @@ class Summary:
     retried_uids: int = 0
     skipped: int = 0  # rows an earlier run already settled (``--resume``)
     unsent: int = 0  # valid rows read but not sent because the run stopped
+    unanswered: int = 0  # UIDs sent whose answer the run stopped waiting for: fate unknown
     failures_by_code: Mapping[str, int] = field(default_factory=dict)
     peak_rate: float = 0.0  # most requests sent in any one second, sampled every 0.25 s
 

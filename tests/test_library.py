@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from helpers import API_KEY, FakeFactory, cli_env, row_records
+from helpers import API_KEY, FakeFactory, audit_lines, cli_env, row_records
 
 from bulkdelete import Outcome, RunStatus, Secret, Settings, delete_users
 from bulkdelete.fakeserver import FakeConfig, FakeServer
+from bulkdelete.rows import make_row
+from bulkdelete.run import run_delete
+from bulkdelete.uidset import UidSet
 
 
 async def test_async_iterable_of_uids(tmp_path: Path) -> None:
@@ -72,3 +76,26 @@ def test_plain_script(fake_server: FakeFactory, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "3"]
     assert server.stats()["permanent_flags"] == {"u1": [True], "u2": [True], "u3": [True]}
+
+
+async def test_requests_cut_off_by_the_stop_grace_are_counted_unanswered(tmp_path: Path) -> None:
+    """When the stop grace ends mid-request, the summary and run_finished count those UIDs."""
+    uids = [f"user-{n}" for n in range(20)]
+    config = FakeConfig(api_key=API_KEY, users=frozenset(uids), latency=1.0)
+    audit = tmp_path / "a.jsonl"
+    stop = asyncio.Event()
+    async with FakeServer(config) as server:
+        settings = Settings(
+            base_url=server.base_url, api_key=Secret(API_KEY), audit_path=audit, concurrency=4
+        )
+        rows = [make_row(f"uids:{n}", uid, UidSet()) for n, uid in enumerate(uids, start=1)]
+        # The credential check takes 1 s, then four DELETEs wait 1 s for their answers.
+        asyncio.get_running_loop().call_later(1.4, stop.set)
+        summary = await run_delete(settings, rows, stop=stop, stop_grace=0.1)
+
+    records = audit_lines(audit)
+    sent = {r["normalised_uid"] for r in records if r.get("event") == "sending"}
+    answered = {r["normalised_uid"] for r in records if "outcome" in r}
+    assert summary.status is RunStatus.INTERRUPTED
+    assert summary.unanswered == len(sent - answered) == 4
+    assert records[-1]["unanswered"] == 4
