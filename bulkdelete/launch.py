@@ -104,7 +104,7 @@ def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
         raise UsageError("--resume: the audit's runs went to another target than this one")
     if index.uid_hash != {settings.uid_hash}:
         raise UsageError("--resume: use --audit-uid-hash exactly when the audit's runs did")
-    _check_resume_key(settings, index)
+    _check_audit_key(settings, index, "--resume: ")
     if index.input_hashes and not index.input_hashes & {f.sha256 for f in scanned.files}:
         # No row would be recognised as settled: the whole input would be sent again.
         raise UsageError(
@@ -118,22 +118,30 @@ def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
     )
 
 
-def _check_resume_key(settings: Settings, index: ResumeIndex) -> None:
-    """Refuse to continue a keyed audit without its key, or with another key.
+def _check_append(settings: Settings) -> None:
+    """Refuse to append to an existing keyed audit without its key, or with another key."""
+    if settings.audit_path.is_file():
+        _check_audit_key(settings, load_resume_index(settings.audit_path), "")
 
-    Without the key the new lines would not be HMAC-chained; with another key they would break
-    the chain and, under --audit-uid-hash, name every UID differently, so settled UIDs would be
-    sent again.
+
+def _check_audit_key(settings: Settings, index: ResumeIndex, prefix: str) -> None:
+    """Refuse to add lines to a keyed audit without its key, or with another key.
+
+    Without the key the new lines would not be HMAC-chained, and verify fails an unkeyed run
+    after a keyed one; with another key they would break the chain and, under
+    --audit-uid-hash, name every UID differently, so a resume would send settled UIDs again.
     """
     if not index.keyed:
         return
     if settings.audit_key is None:
         raise UsageError(
-            "--resume: the audit's lines are chained with BULKDELETE_AUDIT_KEY; set the same key"
+            f"{prefix}the audit's lines are chained with BULKDELETE_AUDIT_KEY; set the same key "
+            "(or write to another --audit)"
         )
     if index.key_ids and index.key_ids != {audit_key_id(settings.audit_key)}:
         raise UsageError(
-            "--resume: BULKDELETE_AUDIT_KEY is not the key the audit's runs used; set that key"
+            f"{prefix}BULKDELETE_AUDIT_KEY is not the key the audit's runs used; set that key "
+            "(or write to another --audit)"
         )
 
 
@@ -154,7 +162,13 @@ def delete(
     resume: Resume | None,
     reporter: Reporter,
 ) -> Ended[Summary]:
-    """Run the delete pipeline over the sources, recording the manifest of this run."""
+    """Run the delete pipeline over the sources, recording the manifest of this run.
+
+    Without ``resume`` (which checked the audit already), an existing keyed audit is appended to
+    only with its key.
+    """
+    if resume is None:
+        _check_append(settings)
     manifest = {
         "operator": operator(),
         "inputs": [
@@ -178,6 +192,7 @@ def delete(
 
 def check(settings: Settings, uids: Sequence[str]) -> Ended[CheckSummary]:
     """Read the UIDs back, appending what was found to the settings' audit."""
+    _check_append(settings)
     return _run_program(lambda stop: read_back(settings, uids, check_id=new_run_id(), stop=stop))
 
 

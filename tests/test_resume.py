@@ -195,6 +195,28 @@ def test_resume_of_a_keyed_audit_needs_its_key(
     assert (audit.read_bytes(), server.stats()["requests"]) == (before, sent)
 
 
+@pytest.mark.parametrize("command", ["delete", "check"])
+def test_no_command_appends_to_a_keyed_audit_without_its_key(
+    fake_server: FakeFactory, tmp_path: Path, command: str
+) -> None:
+    """A plain run or a read-back without the key would add an unkeyed run: exit 2, nothing sent."""
+    server = fake_server(users=UIDS[:5])
+    source, audit = _input(tmp_path, UIDS[:5]), tmp_path / "audit.jsonl"
+    keyed = cli_env(BULKDELETE_AUDIT_KEY="audit-key-1234")
+    assert run_cli(*_delete_args(server, source, audit), env=keyed).returncode == 0
+    before, sent = audit.read_bytes(), server.stats()["requests"]
+    args = {
+        "delete": _delete_args(server, source, audit),
+        "check": ["check", str(audit), "--base-url", server.base_url],
+    }[command]
+
+    done = run_cli(*args)
+
+    assert done.returncode == 2
+    assert "chained with BULKDELETE_AUDIT_KEY" in done.stderr
+    assert (audit.read_bytes(), server.stats()["requests"]) == (before, sent)
+
+
 def test_resume_refuses_an_input_the_audit_never_read(
     fake_server: FakeFactory, tmp_path: Path
 ) -> None:
