@@ -37,7 +37,6 @@ from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Outcome
 
-NO_CODE: Final = "NO_CODE"  # a failure with an HTTP status but no ``error.code``
 _READ_BACK_EVENTS: Final = frozenset({"check_started", "read_back", "check_finished"})
 TRANSPORT: Final = "TRANSPORT"  # a failure with neither
 KILLED: Final = "killed"  # the status of a run with no ``run_finished`` line
@@ -219,7 +218,8 @@ def build_report(paths: Sequence[Path]) -> Report:
 def _failure_code(state: UidState) -> str:
     if state.error_code is not None:
         return state.error_code
-    return NO_CODE if state.http_status is not None else TRANSPORT
+    # Named as the run's summary names it, so both group the same failures the same way.
+    return f"HTTP {state.http_status}" if state.http_status is not None else TRANSPORT
 
 
 def _run_info(run_id: str, tally: _RunTally) -> RunInfo:

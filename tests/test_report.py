@@ -12,7 +12,6 @@ from bulkdelete.audit import encode, event_record, row_record
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Outcome, Result
 from bulkdelete.report import (
-    NO_CODE,
     TRANSPORT,
     Report,
     build_report,
@@ -313,7 +312,7 @@ def test_unknown_events_and_fields_are_ignored(tmp_path: Path) -> None:
 
 
 def test_failures_are_grouped_by_error_code(tmp_path: Path) -> None:
-    """Failed UIDs count under their code, NO_CODE with only a status, TRANSPORT with neither."""
+    """Failed UIDs count under their code, "HTTP n" with only a status, TRANSPORT with neither."""
     path = audit(
         tmp_path / "audit.jsonl",
         started("r1"),
@@ -327,7 +326,7 @@ def test_failures_are_grouped_by_error_code(tmp_path: Path) -> None:
         finished("r1"),
     )
     report = build_report([path])
-    assert report.failures_by_code == {"ERR_BAD": 2, NO_CODE: 1, "TIMEOUT": 1, TRANSPORT: 1}
+    assert report.failures_by_code == {"ERR_BAD": 2, "HTTP 418": 1, "TIMEOUT": 1, TRANSPORT: 1}
     assert report.totals["failed"] == 5
 
 
