@@ -14,7 +14,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from bulkdelete.audit import ResumeIndex, load_resume_index
 from bulkdelete.errors import UsageError
@@ -27,7 +27,6 @@ from bulkdelete.summary import CheckSummary, Summary
 
 _T = TypeVar("_T")
 _KIND = {True: "permanent erasure", False: "deactivation"}
-_UNRETRIEVED: Final = "exception was never retrieved"  # how asyncio reports an orphaned failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,26 +36,6 @@ class Ended(Generic[_T]):
 
     result: _T | None
     signum: int | None
-
-
-def _report_unless_cancelled(
-    cancelled: Callable[[], bool],
-) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
-    """Return a loop exception handler that drops the orphaned cancellations of a cancel.
-
-    Cancelling a program mid-await leaves the futures it was awaiting (a gather of workers
-    behind a shield, say) holding a ``CancelledError`` nobody is left to retrieve; asyncio
-    would log each with a traceback. Once ``cancelled()`` is true those reports are the
-    user's own stop, not a fault, so they are dropped; every other report goes through.
-    """
-
-    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        message = str(context.get("message", ""))
-        orphaned = isinstance(context.get("exception"), asyncio.CancelledError)
-        if not (orphaned and message.endswith(_UNRETRIEVED) and cancelled()):
-            loop.default_exception_handler(context)
-
-    return handle
 
 
 def _run_program(program: Callable[[asyncio.Event], Awaitable[_T]]) -> Ended[_T]:
@@ -73,9 +52,6 @@ def _run_program(program: Callable[[asyncio.Event], Awaitable[_T]]) -> Ended[_T]
                 task.cancel()  # the second signal: stop now (the audit is still closed cleanly)
             stop.set()
 
-        # Set on the loop, so it also hears futures collected after asyncio.run returns; only
-        # the second signal cancels, so two signals received means the program was cancelled.
-        loop.set_exception_handler(_report_unless_cancelled(lambda: len(received) > 1))
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
         return await program(stop)

@@ -353,6 +353,9 @@ class _Run:
     async def _wait_workers(self, workers: list[asyncio.Task[None]]) -> None:
         """Wait for the tasks; after a stop request, give them ``stop_grace`` seconds."""
         done = asyncio.gather(*workers)
+        # A task's failure reaches the caller through the TaskGroup, which may cancel this wait
+        # before it reads ``done``: mark it read, or asyncio logs it again as never retrieved.
+        done.add_done_callback(lambda gathered: gathered.cancelled() or gathered.exception())
         if not self.stop.is_set():
             stopped = asyncio.create_task(self.stop.wait())
             either: set[asyncio.Future[Any]] = {done, stopped}
@@ -477,9 +480,15 @@ async def run_delete(
             )
             try:
                 await run.execute(rows)
-            finally:
-                summary = _summarise(run, started)
-                audit.write(_finish_record(summary))
+            except Exception:
+                # A fault, not an ending: without run_finished the run reads as cut short, like
+                # a kill, so report names the UIDs it left unknown instead of "completed".
+                raise
+            except BaseException:  # cancelled by a second signal: an interrupted run
+                audit.write(_finish_record(_summarise(run, started)))
+                raise
+            summary = _summarise(run, started)
+            audit.write(_finish_record(summary))
     finally:
         if own_session:
             await http.close()

@@ -6,14 +6,15 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import pytest
 from helpers import API_KEY, FakeFactory, audit_lines, cli_env, row_records
 
 from bulkdelete import Outcome, RunStatus, Secret, Settings, delete_users
 from bulkdelete.fakeserver import FakeConfig, FakeServer
-from bulkdelete.rows import make_row
+from bulkdelete.rows import Row, make_row
 from bulkdelete.run import run_delete
 from bulkdelete.uidset import UidSet
 
@@ -99,3 +100,27 @@ async def test_requests_cut_off_by_the_stop_grace_are_counted_unanswered(tmp_pat
     assert summary.status is RunStatus.INTERRUPTED
     assert summary.unanswered == len(sent - answered) == 4
     assert records[-1]["unanswered"] == 4
+
+
+async def test_a_run_that_crashes_is_not_recorded_as_completed(tmp_path: Path) -> None:
+    """An unexpected error mid-run leaves no run_finished: the audit reads it as cut short."""
+    uids = [f"user-{n}" for n in range(10)]
+    config = FakeConfig(api_key=API_KEY, users=frozenset(uids))
+    audit = tmp_path / "a.jsonl"
+
+    def rows() -> Iterator[Row]:
+        seen = UidSet()
+        for n, uid in enumerate(uids, start=1):
+            if n == 6:
+                raise RuntimeError("the input source broke")
+            yield make_row(f"uids:{n}", uid, seen)
+
+    async with FakeServer(config) as server:
+        settings = Settings(base_url=server.base_url, api_key=Secret(API_KEY), audit_path=audit)
+        with pytest.raises(ExceptionGroup) as raised:
+            await run_delete(settings, rows())
+        assert "the input source broke" in str(raised.value.exceptions[0])
+
+    events = [r.get("event") for r in audit_lines(audit)]
+    assert events[0] == "run_started"
+    assert "run_finished" not in events
