@@ -35,6 +35,7 @@ from bulkdelete.uidset import UidSet
 
 Record = Mapping[str, Any]
 
+AUDIT_STARTS: Final = frozenset({"run_started", "check_started"})  # what opens a run's lines
 _FSYNC_INTERVAL: Final = 1.0
 _TAIL_CHUNK: Final = 64 * 1024
 
@@ -156,6 +157,28 @@ def _lock(fd: int, path: Path) -> None:
             "--audit",
             path=str(path),
         ) from None
+
+
+def refuse_a_foreign_file(path: Path) -> None:
+    """Refuse a non-empty file whose first line no bulkdelete run or check wrote.
+
+    Appending to it would first cut its last line as a torn tail: a CSV named by mistake (or
+    the input itself) would lose data. Call it before appending to a file that exists.
+    """
+    with path.open("rb") as handle:
+        first = handle.readline(_TAIL_CHUNK)
+    if not first:
+        return
+    try:
+        record = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict) or record.get("event") not in AUDIT_STARTS:
+        raise AuditError(
+            "is not a bulkdelete audit (its first line is not a run_started or check_started "
+            "line); nothing was written to it: name a new file with --audit",
+            path=str(path),
+        )
 
 
 class AuditWriter:

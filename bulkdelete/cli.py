@@ -13,6 +13,7 @@ import functools
 import os
 import shlex
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -106,10 +107,32 @@ def _target(app_id: str | None, region: str, base_url: str | None) -> tuple[str,
     raise UsageError("give --app-id (or COMETCHAT_APP_ID), or --base-url (or COMETCHAT_BASE_URL)")
 
 
-def _check_output(path: Path | None, flag: str) -> None:
-    """Refuse an output file whose directory does not exist, before any work is done."""
-    if path is not None and not path.absolute().parent.is_dir():
+def _check_output(path: Path | None, flag: str, keep: Sequence[Path] = ()) -> None:
+    """Refuse an output file whose directory does not exist, or that is one of ``keep``."""
+    if path is None:
+        return
+    if not path.absolute().parent.is_dir():
         raise UsageError(f"{flag} {path}: there is no directory {path.parent}")
+    _refuse_overwrite(path, flag, keep)
+
+
+def _refuse_overwrite(path: Path, flag: str, keep: Sequence[Path]) -> None:
+    """Refuse ``path`` when it is one of ``keep``, the files a command reads or appends to."""
+    target = path.resolve()
+    for kept in keep:
+        if kept.resolve() == target:
+            raise UsageError(f"{flag} {path} would overwrite {kept}: name another file")
+
+
+def _check_delete_files(
+    inputs: Sequence[str], audit_path: Path | None, summary_json: Path | None
+) -> None:
+    """Refuse an audit or a summary file that is an input, or a summary that is the audit."""
+    read = [Path(name) for name in inputs if name != "-"]
+    if audit_path is not None:
+        _refuse_overwrite(audit_path, "--audit", read)
+        read.append(audit_path)
+    _check_output(summary_json, "--summary-json", read)
 
 
 def _write_output(path: Path, flag: str, write: Callable[[], _T]) -> _T:
@@ -141,6 +164,18 @@ def _default_audit_path() -> Path:
     return Path(f"bulkdelete-audit-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.jsonl")
 
 
+def _readable_twice(name: str) -> Path:
+    """Refuse a FIFO or a socket: inputs are read twice (checked, then sent), a pipe only once."""
+    path = Path(name)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return path  # reading it reports the problem
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise UsageError(f"{name} is a pipe, which can be read only once: pass it as stdin (-)")
+    return path
+
+
 @contextlib.contextmanager
 def _sources(inputs: Sequence[str]) -> Iterator[list[Source]]:
     """Open the inputs as sources; stdin is spooled to a temporary file so it can be read twice."""
@@ -149,9 +184,11 @@ def _sources(inputs: Sequence[str]) -> Iterator[list[Source]]:
         sources: list[Source] = []
         for name in names:
             if name == "-":
+                if sys.stdin is None:
+                    raise UsageError("stdin is closed: name the input files instead")
                 sources.append(stack.enter_context(spool_stdin(sys.stdin.buffer)))
             else:
-                sources.append(Source(path=Path(name), name=name))
+                sources.append(Source(path=_readable_twice(name), name=name))
         yield sources
 
 
@@ -363,7 +400,7 @@ def delete(
         stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
     )
     base_url, target = _target(app_id, region, base_url)
-    _check_output(summary_json, "--summary-json")
+    _check_delete_files(inputs, audit_path, summary_json)
     _check_ca_bundle(ca_bundle)
     if audit_uid_hash and verify_deleted:
         raise UsageError(
@@ -395,15 +432,15 @@ def delete(
         scanned = scan(sources, column=column)
         if scanned.rows == 0:
             raise UsageError("the input holds no rows: nothing to do")
-        if dry_run:
-            click.echo(render.dry_run_text(settings, scanned, read_rows(sources, column=column)))
-            return
         valid = _count_valid(sources, column) if max_deletes is not None or permanent else None
         if max_deletes is not None and valid is not None and valid > max_deletes:
             raise UsageError(
                 f"the input holds {valid} valid UIDs, more than --max-deletes {max_deletes}; "
                 "nothing was sent"
             )
+        if dry_run:  # after --max-deletes: a dry run says what the real run would do
+            click.echo(render.dry_run_text(settings, scanned, read_rows(sources, column=column)))
+            return
         if permanent and not yes and valid is not None:
             _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
         from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
@@ -471,9 +508,9 @@ def report(
     from bulkdelete import report as reporting  # noqa: PLC0415  (only this command needs it)
     from bulkdelete import report_html  # noqa: PLC0415
 
-    _check_output(html_path, "--html")
-    _check_output(failed_out, "--failed-out")
-    _check_output(not_found_out, "--not-found-out")
+    _check_output(html_path, "--html", audits)
+    _check_output(failed_out, "--failed-out", audits)
+    _check_output(not_found_out, "--not-found-out", audits)
     result = reporting.build_report(audits)
     if html_path is not None:
         _write_output(

@@ -31,12 +31,11 @@ from typing import Any, Final
 
 import orjson
 
-from bulkdelete.audit import Pseudonyms, link
+from bulkdelete.audit import AUDIT_STARTS, Pseudonyms, link
 from bulkdelete.errors import InputError
 from bulkdelete.rows import Row, Source, read_rows
 from bulkdelete.settings import KEYED_CHAIN
 
-_STARTS: Final = frozenset({"run_started", "check_started"})
 _CHAINS: Final = frozenset({"sha256", KEYED_CHAIN})
 _FINAL: Final = frozenset({"deleted", "not_found"})
 _ROW_ONLY: Final = frozenset({"invalid", "duplicate"})
@@ -231,7 +230,7 @@ class _Checker:
         if record is None:
             self.at(ref, "not a JSON object: the line was edited or damaged")
             return run
-        if record.get("event") in _STARTS:
+        if record.get("event") in AUDIT_STARTS:
             self.end(run)
             run = self.start(ref, record)
         key, checkable = (run.key, run.checkable) if run else (self.key, True)
@@ -327,7 +326,7 @@ class _Checker:
                 self.at(ref, "comes before any run_started line, like any line up to the next one")
         elif run_id != run.run_id:
             self.at(ref, f"a line of run {run_id} inside run {run.run_id} (line {run.line} on)")
-        elif event in _STARTS:
+        elif event in AUDIT_STARTS:
             return
         elif run.finished is not None:
             self.at(ref, f"comes after its run's last line {run.finished}")

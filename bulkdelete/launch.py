@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from bulkdelete.audit import ResumeIndex, load_resume_index
+from bulkdelete.audit import ResumeIndex, load_resume_index, refuse_a_foreign_file
 from bulkdelete.errors import UsageError
 from bulkdelete.progress import Reporter
 from bulkdelete.readback import deleted_uids, read_back
@@ -67,6 +67,7 @@ def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
     """Read the audit to continue and check it was written by a run like this one."""
     if not settings.audit_path.is_file():
         raise UsageError(f"--resume: there is no audit at {settings.audit_path} to continue")
+    refuse_a_foreign_file(settings.audit_path)
     index = load_resume_index(settings.audit_path)
     if index.runs == 0:
         raise UsageError(f"--resume: {settings.audit_path} records no bulkdelete run")
@@ -97,6 +98,7 @@ def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
 def _check_append(settings: Settings) -> None:
     """Refuse to append to an existing keyed audit without its key, or with another key."""
     if settings.audit_path.is_file():
+        refuse_a_foreign_file(settings.audit_path)
         _check_audit_key(settings, load_resume_index(settings.audit_path), "")
 
 

@@ -23,6 +23,7 @@ DEFAULT_RATE: Final = DOCUMENTED_LIMIT_PER_MINUTE / 60
 # and ~167/s at 0.3 s round trips needs ~50 with room; 100 covers answers up to ~0.4 s.
 DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
+MAX_ATTEMPTS: Final = 1000  # far beyond any useful retry count; keeps counters in 64 bits
 DEFAULT_MAX_SHARE: Final = 0.98
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 KEYED_CHAIN: Final = "hmac-sha256"  # ``audit_chain`` of a run whose lines are linked by HMAC
@@ -147,8 +148,10 @@ class Settings:
             raise UsageError(
                 f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
             )
-        if self.max_attempts < 1:
-            raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise UsageError(
+                f"--max-attempts must be between 1 and {MAX_ATTEMPTS}, got {self.max_attempts}"
+            )
         if not self.max_retry_time >= 0:  # also refuses NaN
             raise UsageError(
                 f"--max-retry-time must be 0 seconds or more, got {self.max_retry_time}"

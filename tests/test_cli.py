@@ -240,6 +240,8 @@ def test_dry_run_sends_nothing(fake_server: FakeFactory, tmp_path: Path) -> None
         (["--rate", "inf"], API_KEY, "--rate must be a finite number above 0"),
         (["--timeout", "inf"], API_KEY, "--timeout must be a finite number"),
         ([], API_KEY + "\rX", "no HTTP header can carry"),
+        (["--max-attempts", "99999999999999999999"], API_KEY, "--max-attempts must be between"),
+        (["--dry-run", "--max-deletes", "2"], API_KEY, "more than --max-deletes 2"),
         (["--concurrency", "0"], API_KEY, "--concurrency must be between"),
         (["--bogus"], API_KEY, "No such option"),
         ([], "", "no API key"),
@@ -514,3 +516,43 @@ def test_an_unusable_output_or_ca_file_exits_2_before_any_request(
     assert f"{flag} {value}" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert server.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    "mistake", ["audit-is-the-input", "audit-is-a-csv", "audit-is-binary", "summary-is-the-audit",
+                "input-is-a-fifo"],
+)  # fmt: skip
+def test_files_that_would_be_overwritten_or_hang_exit_2_and_stay_intact(
+    fake_server: FakeFactory, tmp_path: Path, mistake: str
+) -> None:
+    """An audit or summary over an input or a non-audit file, a FIFO input: exit 2, no change."""
+    server = fake_server(users=EXISTING)
+    source = _csv(tmp_path / "in.csv", EXISTING[:3])
+    audit, other = tmp_path / "a.jsonl", tmp_path / "precious.csv"
+    other.write_bytes(b"uid,email\nkeep-1,a@b\nkeep-2,c@d")  # no newline at the end
+    binary = tmp_path / "blob.jsonl"
+    binary.write_bytes(bytes(range(256)).replace(b"\n", b""))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert run_cli("delete", str(source), "--base-url", server.base_url,
+                   "--audit", str(audit)).returncode == 0  # fmt: skip
+    args, message = {
+        "audit-is-the-input": ([str(source), "--audit", str(source)], "would overwrite"),
+        "audit-is-a-csv": ([str(source), "--audit", str(other)], "is not a bulkdelete audit"),
+        "audit-is-binary": ([str(source), "--audit", str(binary)], "is not a bulkdelete audit"),
+        "summary-is-the-audit": (
+            [str(source), "--audit", str(audit), "--summary-json", str(audit)],
+            "would overwrite",
+        ),
+        "input-is-a-fifo": ([str(fifo), "--audit", str(tmp_path / "b.jsonl")], "is a pipe"),
+    }[mistake]
+    before = {p: p.read_bytes() for p in (source, audit, other, binary)}
+    sent = server.stats()["requests"]
+
+    done = run_cli("delete", *args, "--base-url", server.base_url, timeout=30)
+
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert server.stats()["requests"] == sent

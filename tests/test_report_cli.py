@@ -49,3 +49,25 @@ def test_report_outputs_in_a_missing_directory_exit_2_with_one_line(
         assert done.returncode == 2, flag
         assert f"{flag} {missing}: there is no directory" in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_report_outputs_never_overwrite_an_audit_and_check_leaves_foreign_files_alone(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """report --html AUDIT over its own audit, and check on a non-audit file: exit 2, unchanged."""
+    server = fake_server(users=USERS)
+    source, audit = tmp_path / "in.txt", tmp_path / "a.jsonl"
+    source.write_text("\n".join(USERS[:3]) + "\n", encoding="utf-8")
+    assert run_cli("delete", str(source), "--base-url", server.base_url,
+                   "--audit", str(audit)).returncode == 0  # fmt: skip
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_bytes(b"\x00\x01 not an audit, no newline")
+    before = (audit.read_bytes(), foreign.read_bytes())
+
+    html = run_cli("report", str(audit), "--html", str(audit))
+    check = run_cli("check", str(foreign), "--base-url", server.base_url)
+
+    assert (html.returncode, check.returncode) == (2, 2)
+    assert "would overwrite" in html.stderr
+    assert "is not a bulkdelete audit" in check.stderr
+    assert (audit.read_bytes(), foreign.read_bytes()) == before
