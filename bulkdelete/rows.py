@@ -265,7 +265,9 @@ def _csv_entries(
     lines: Iterator[_Line], first_number: int, name: str, column: str | None
 ) -> Iterator[_Entry]:
     feed = _CsvFeed(lines)
-    reader = csv.reader(feed)
+    # strict: a quote inside an unquoted field, or text after a closing quote, is a malformed
+    # row, never silently merged into another UID (`"ab"c` would otherwise be sent as `abc`).
+    reader = csv.reader(feed, strict=True)
     offset = first_number - 1  # csv counts lines from the first non-blank one
     index: int | None = None
     label = ""

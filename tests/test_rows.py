@@ -209,6 +209,16 @@ def test_lone_cr_in_csv_is_a_malformed_record(tmp_path: Path) -> None:
     ]
 
 
+def test_text_after_a_closing_quote_is_malformed_not_merged(tmp_path: Path) -> None:
+    """`"ab"c` is refused as malformed CSV, never read as the other user `abc`."""
+    source = write(tmp_path, "a.csv", 'uid,email\n"ab"c,x\nok3,z\n')
+    rows = summary(read(source))
+    expected = [("a.csv:2", True, None, "invalid"), ("a.csv:3", False, "ok3", "valid")]
+    assert expected == [
+        (n, (why or "").startswith("malformed CSV"), uid, st) for n, _raw, uid, why, st in rows
+    ]
+
+
 # --- CSV and headers ------------------------------------------------------------------------
 
 
