@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import FakeFactory, run_cli
+from helpers import FakeFactory, FakeProcess, run_cli
 
 from bulkdelete.rows import Source, read_rows
 
@@ -32,15 +32,21 @@ def test_not_found_in_a_permanent_run_is_exported(fake_server: FakeFactory, tmp_
     assert sorted(row.uid for row in rows if row.uid) == sorted(USERS[:5])
 
 
+def _audit_of_one_run(server: FakeProcess, tmp_path: Path) -> Path:
+    """Delete three users into a fresh audit and return it."""
+    source, audit = tmp_path / "in.txt", tmp_path / "a.jsonl"
+    source.write_text("\n".join(USERS[:3]) + "\n", encoding="utf-8")
+    assert run_cli("delete", str(source), "--base-url", server.base_url,
+                   "--audit", str(audit)).returncode == 0  # fmt: skip
+    return audit
+
+
 def test_report_outputs_in_a_missing_directory_exit_2_with_one_line(
     fake_server: FakeFactory, tmp_path: Path
 ) -> None:
     """--html, --failed-out and --not-found-out into a directory that does not exist: exit 2."""
     server = fake_server(users=USERS)
-    source, audit = tmp_path / "in.txt", tmp_path / "a.jsonl"
-    source.write_text("\n".join(USERS[:3]) + "\n", encoding="utf-8")
-    assert run_cli("delete", str(source), "--base-url", server.base_url,
-                   "--audit", str(audit)).returncode == 0  # fmt: skip
+    audit = _audit_of_one_run(server, tmp_path)
     missing = tmp_path / "no-such-dir" / "out"
 
     for flag in ("--html", "--failed-out", "--not-found-out"):
@@ -56,10 +62,7 @@ def test_report_outputs_never_overwrite_an_audit_and_check_leaves_foreign_files_
 ) -> None:
     """report --html AUDIT over its own audit, and check on a non-audit file: exit 2, unchanged."""
     server = fake_server(users=USERS)
-    source, audit = tmp_path / "in.txt", tmp_path / "a.jsonl"
-    source.write_text("\n".join(USERS[:3]) + "\n", encoding="utf-8")
-    assert run_cli("delete", str(source), "--base-url", server.base_url,
-                   "--audit", str(audit)).returncode == 0  # fmt: skip
+    audit = _audit_of_one_run(server, tmp_path)
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_bytes(b"\x00\x01 not an audit, no newline")
     before = (audit.read_bytes(), foreign.read_bytes())
