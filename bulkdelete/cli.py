@@ -689,6 +689,27 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
     help="Requests per second of simulated other clients of the app, using the same window.",
 )
 @click.option("--revoke-key-after", type=int, help="The key stops working after this many DELETEs.")
+@click.option(
+    "--success-body",
+    default="documented",
+    show_default=True,
+    help="The 200 an applied DELETE gets: documented, deactivated-uids (the other documented "
+    "shape of a soft delete), or one that proves nothing: html, empty, success-false, "
+    "invalid-json, error-200, huge (200 MB, streamed).",
+)
+@click.option(
+    "--portal", is_flag=True, help="Answer every request 200 with HTML, as a captive portal."
+)
+@click.option(
+    "--redirect-to",
+    metavar="URL",
+    help="Answer every request 307 to URL + its path, as a redirecting proxy.",
+)
+@click.option(
+    "--quote-key",
+    is_flag=True,
+    help="Quote the apikey sent in AUTH_ERR_APIKEY_NOT_FOUND messages, as mock servers do.",
+)
 def fake_server(
     host: str, port: int, users_file: Path | None, all_exist: bool, **options: Any
 ) -> None:
