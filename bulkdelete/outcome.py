@@ -186,7 +186,8 @@ def classify(answer: Answer) -> Verdict:  # noqa: PLR0911  (one return per rule,
         # 404 page), a redirect, a portal's HTML. Deleting through it would be worse.
         return Verdict.FATAL
     if _is_2xx(status) or code == TOO_LARGE:
-        return Verdict.RETRY  # unproven, yet it may have acted: ask again
+        # Unproven. A DELETE may have acted all the same, so it asks again; a read is unknown.
+        return Verdict.FAIL if answer.call is Call.READ else Verdict.RETRY
     if code == NOT_FOUND_CODE:
         return Verdict.NOT_FOUND
     if status in (401, 403) and code is None:

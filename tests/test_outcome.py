@@ -283,6 +283,12 @@ def test_a_read_is_present_only_with_the_user_in_the_body(answer: Answer, result
     assert names[result] is read_back_result(answer)
 
 
+def test_a_read_whose_2xx_proves_nothing_is_not_retried() -> None:
+    """A read changes nothing, so an HTML 200 is final (unknown) at once, not asked six times."""
+    answer = Answer(200, call=Call.READ, uid="alice", body=Body(BodyKind.NOT_JSON))
+    assert Verdict.FAIL is classify(answer)
+
+
 def check(status: int | None, code: str | None = None, body: Body = NO_BODY) -> Answer:
     """Return an answer to the credential check."""
     return Answer(status, code, call=Call.CHECK, body=body)
