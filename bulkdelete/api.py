@@ -286,6 +286,9 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
+        # Settings name the proxy; trust_env stays off, so aiohttp reads neither the
+        # environment nor ~/.netrc, whose credentials it would send to the API host.
+        proxy=settings.proxy,
         # What aiohttp buffers ahead of the reader: about one answer's worth, not megabytes.
         read_bufsize=MAX_ANSWER_BYTES,
     )
