@@ -574,7 +574,7 @@ async def test_portal_answers_every_request_with_html(
     """A captive portal answers 200 HTML to anything and nothing reaches the API."""
     server, base = await start(users=frozenset({"ann"}), portal=True)
     got = await raw(session, method, base + path)
-    expected = (200, "text/html", PORTAL_PAGE.encode(), {}, {}, 1)
+    expected: tuple[object, ...] = (200, "text/html", PORTAL_PAGE.encode(), {}, {}, 1)
     assert expected == (
         *got,
         server.stats.applied,
@@ -591,8 +591,9 @@ async def test_redirect_to_answers_307_to_the_same_path_elsewhere(
     async with session.get(f"{base}/users?perPage=1", allow_redirects=False) as response:
         location = response.headers.get("Location")
         status = response.status
-    stats = await (await session.get(base.removesuffix("/v3") + "/_fake/stats")).json()
-    expected = (307, "https://elsewhere.test/v3/users?perPage=1", {}, 1)
+    async with session.get(base.removesuffix("/v3") + "/_fake/stats") as stats_response:
+        stats = await stats_response.json()
+    expected: tuple[object, ...] = (307, "https://elsewhere.test/v3/users?perPage=1", {}, 1)
     assert expected == (status, location, server.stats.applied, stats["requests"])
 
 
