@@ -294,8 +294,8 @@ def final_result(answer: Answer, *, attempts: int, ambiguous_earlier: bool = Fal
         outcome = Outcome.NOT_FOUND
     else:
         outcome = Outcome.FAILED
-        if _is_2xx(answer.http_status) and code != TOO_LARGE:
-            code, message = _unconfirmed(answer)
+        if verdict is Verdict.RETRY and _is_2xx(answer.http_status) and code != TOO_LARGE:
+            code, message = _unconfirmed(answer)  # a fatal code keeps its name
     note = None
     if outcome is Outcome.NOT_FOUND and ambiguous_earlier:
         note = "an earlier request of this run probably deleted it"

@@ -121,6 +121,7 @@ def test_auth_status_without_code_is_fatal(status: int) -> None:
         (Answer(None, TIMEOUT, "TimeoutError"), Outcome.FAILED),
         (Answer(400, "ERR_BAD_REQUEST", "bad"), Outcome.FAILED),
         (Answer(403, "AUTH_ERR_NO_ACCESS", "no access"), Outcome.FAILED),
+        (Answer(200, "AUTH_ERR_NO_ACCESS", "no access"), Outcome.FAILED),
         (Answer(404), Outcome.FAILED),
     ],
 )
