@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -541,6 +542,20 @@ async def test_an_answer_declaring_a_length_over_the_cap_is_not_read() -> None:
     first, _ = await _answer_from(handler)
     expected = (200, TOO_LARGE)
     assert expected == (first.http_status, first.error_code)
+
+
+async def test_a_small_compressed_answer_that_inflates_past_the_cap_is_not_read() -> None:
+    """The cap holds for what the body inflates to: a 20 KB gzip of 20 MB is TOO_LARGE."""
+    inflated = b'{"data": {"success": true, "message": "' + b"0" * 20_000_000 + b'"}}'
+    packed = gzip.compress(inflated)
+
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Encoding": "gzip"}
+        return web.Response(body=packed, content_type="application/json", headers=headers)
+
+    first, _ = await _answer_from(handler)
+    expected = (200, TOO_LARGE, True)
+    assert expected == (first.http_status, first.error_code, len(packed) < MAX_ANSWER_BYTES)
 
 
 async def test_an_answer_of_exactly_the_cap_is_read() -> None:
