@@ -251,9 +251,9 @@ def success_answer(kind: str, uid: str, *, permanent: bool) -> dict[str, Any] | 
 
 
 async def stream_huge_answer(
-    request: web.BaseRequest, headers: dict[str, str]
+    request: web.BaseRequest, headers: dict[str, str], *, size: int = HUGE_ANSWER_BYTES
 ) -> web.StreamResponse:
-    """Stream a success body of ``HUGE_ANSWER_BYTES`` without a length, as chunks.
+    """Stream a success body of about ``size`` bytes without a length, as chunks.
 
     A client that stops reading and hangs up ends the stream early, quietly.
     """
@@ -263,7 +263,7 @@ async def stream_huge_answer(
     head, tail = b'{"data": {"success": true, "message": "', b'"}}'
     try:
         await response.write(head)
-        for _ in range((HUGE_ANSWER_BYTES - len(head) - len(tail)) // len(_HUGE_CHUNK)):
+        for _ in range((size - len(head) - len(tail)) // len(_HUGE_CHUNK)):
             await response.write(_HUGE_CHUNK)
         await response.write(tail)
         await response.write_eof()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,8 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from bulkdelete.fakefaults import PORTAL_PAGE, retry_after_text
+from bulkdelete.fakefaults import PORTAL_PAGE, retry_after_text, stream_huge_answer
 from bulkdelete.fakeserver import FakeConfig, FakeServer, load_users, serve
 
 KEY = "fake-api-key"
@@ -346,6 +349,28 @@ async def test_key_is_revoked_after_n_deletes(session: aiohttp.ClientSession, st
     listing = await call(session, "GET", f"{base}/users?perPage=1")
     assert [answer.status for answer in deletes] == [200, 200, 404]
     assert (deletes[2].code, listing.code) == ("AUTH_ERR_APIKEY_NOT_FOUND",) * 2
+
+
+async def test_the_huge_stream_read_to_its_end_is_one_success_body(
+    session: aiohttp.ClientSession,
+) -> None:
+    """Read whole (here at a small size), the streamed answer is valid JSON saying success."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await stream_huge_answer(request, {}, size=300_000)
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with session.get(server.make_url("/")) as response:
+            body = await response.read()
+    finally:
+        await server.close()
+    parsed = json.loads(body)
+    expected = (True, 4 * 65536)  # whole 64 KiB chunks of padding, as many as fit
+    assert expected == (parsed["data"]["success"], len(parsed["data"]["message"]))
 
 
 @pytest.mark.parametrize(
