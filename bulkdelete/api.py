@@ -4,6 +4,12 @@ Only this module builds URLs. The UID always travels as exactly one percent-enco
 segment, so no input can reach another path. Transport failures come back as answers with no
 HTTP status (``outcome.TIMEOUT``, ``outcome.CONNECTION``, ``outcome.TLS``) rather than
 exceptions, so retries and the audit see one kind of value.
+
+An answer's body is read up to ``MAX_ANSWER_BYTES`` and no further (CometChat's answers are a
+few hundred bytes); a longer one is ``outcome.TOO_LARGE`` and its connection is dropped. The body
+is reduced to facts (``outcome.Body``): what it means is for ``outcome`` to decide. Every text
+that came from the server (error code and message, transport error descriptions) has the API
+key masked here, before anything can store or print it.
 """
 
 from __future__ import annotations
@@ -20,12 +26,25 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, RateInfo
+from bulkdelete.logs import Redaction
+from bulkdelete.outcome import (
+    CONNECTION,
+    TIMEOUT,
+    TLS,
+    TOO_LARGE,
+    Answer,
+    Body,
+    BodyKind,
+    Call,
+    RateInfo,
+)
 from bulkdelete.settings import Settings
 
+MAX_ANSWER_BYTES: Final = 64 * 1024
 _JSON_HEADERS: Final = {"accept": "application/json", "content-type": "application/json"}
 _BODIES: Final = {flag: orjson.dumps({"permanent": flag}) for flag in (True, False)}
 _MAX_MESSAGE: Final = 500
+_MAX_CODE: Final = 100
 _NOT_A_SEGMENT: Final = frozenset({"", ".", ".."})
 # Values above this are milliseconds since the epoch, not seconds.
 _EPOCH_MS_THRESHOLD: Final = 1e11
@@ -86,20 +105,58 @@ def rate_info(headers: Any, *, now: float) -> RateInfo:
     )
 
 
-def _error_fields(body: bytes) -> tuple[str | None, str | None]:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
+def _error_fields(error: object) -> tuple[str | None, str | None]:
     if not isinstance(error, dict):
         return None, None
-    code = error.get("code")
-    message = error.get("message")
+    code, message = error.get("code"), error.get("message")
     return (
         code if isinstance(code, str) else None,
-        message[:_MAX_MESSAGE] if isinstance(message, str) else None,
+        message if isinstance(message, str) else None,
     )
+
+
+def _parse(payload: bytes) -> tuple[Body, str | None, str | None]:
+    """Reduce a body to its facts, and ``error.code`` and ``error.message`` as written."""
+    if not payload.strip():
+        return Body(BodyKind.EMPTY), None, None
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return Body(BodyKind.NOT_JSON), None, None
+    if not isinstance(parsed, dict):
+        return Body(BodyKind.OTHER_JSON), None, None
+    error = parsed.get("error")
+    data = parsed.get("data")
+    facts = data if isinstance(data, dict) else {}
+    success, deactivated, user = (
+        facts.get("success"),
+        facts.get("deactivatedUids"),
+        facts.get("uid"),
+    )
+    body = Body(
+        BodyKind.OBJECT,
+        error=error is not None,
+        success=success if isinstance(success, bool) else None,
+        deactivated=tuple(u for u in deactivated if isinstance(u, str))
+        if isinstance(deactivated, list)
+        else (),
+        user=user if isinstance(user, str) else None,
+        listing=isinstance(data, list),
+    )
+    return body, *_error_fields(error)
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
+    """Return the body, or None as soon as it proves longer than ``MAX_ANSWER_BYTES``."""
+    declared = response.content_length
+    if declared is not None and declared > MAX_ANSWER_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            return None
+    return bytes(body)
 
 
 @dataclass(slots=True)
@@ -133,20 +190,31 @@ class Client:
         self._session = session
         self._base_url = base_url
         self._headers = {**_JSON_HEADERS, "apikey": api_key}
+        self._redact = Redaction([api_key])
 
     async def delete_user(self, uid: str, *, permanent: bool) -> Answer:
         """Send one DELETE for a normalised UID and return its answer; never raises for I/O."""
-        return await self._call("DELETE", user_url(self._base_url, uid), _BODIES[permanent])
+        call = Call.ERASE if permanent else Call.DEACTIVATE
+        return await self._call(
+            "DELETE", user_url(self._base_url, uid), _BODIES[permanent], call=call, uid=uid
+        )
 
     async def get_user(self, uid: str) -> Answer:
         """Send one ``GET /users/{uid}`` (a read-back after a delete); never raises for I/O."""
-        return await self._call("GET", user_url(self._base_url, uid), None)
+        return await self._call("GET", user_url(self._base_url, uid), None, call=Call.READ, uid=uid)
 
     async def check_access(self) -> Answer:
         """Send one harmless authenticated read (``GET /users?perPage=1``) to test the key."""
-        return await self._call("GET", f"{self._base_url.rstrip('/')}/users?perPage=1", None)
+        url = f"{self._base_url.rstrip('/')}/users?perPage=1"
+        return await self._call("GET", url, None, call=Call.CHECK)
 
-    async def _call(self, method: str, url: str, body: bytes | None) -> Answer:
+    def _server_text(self, text: str | None, limit: int) -> str | None:
+        """Return a text the server chose, with the key masked, then cut to ``limit``."""
+        return None if text is None else self._redact(text)[:limit]
+
+    async def _call(
+        self, method: str, url: str, body: bytes | None, *, call: Call, uid: str | None = None
+    ) -> Answer:
         sends = _Sends()
         try:
             async with self._session.request(
@@ -157,18 +225,40 @@ class Client:
                 middlewares=(sends,),
                 allow_redirects=False,  # a redirect must never carry the key to another host
             ) as response:
-                payload = await response.read()
+                payload = await _read_bounded(response)
                 status, headers = response.status, response.headers
+                if payload is None:
+                    response.close()  # the rest is never read: drop the connection, not pool it
         except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
-            return Answer(None, TLS, _describe(exc), sends=sends.count)
+            return self._failed(TLS, exc, sends, call, uid)
         except TimeoutError as exc:  # also aiohttp's Connection/SocketTimeoutError
-            return Answer(None, TIMEOUT, _describe(exc), sends=sends.count)
+            return self._failed(TIMEOUT, exc, sends, call, uid)
         except (aiohttp.ClientError, OSError) as exc:
-            return Answer(None, CONNECTION, _describe(exc), sends=sends.count)
-        code, message = (None, None) if status < 400 else _error_fields(payload)  # noqa: PLR2004
+            return self._failed(CONNECTION, exc, sends, call, uid)
+        rate = rate_info(headers, now=time.time())
+        if payload is None:
+            unread = f"the answer was longer than {MAX_ANSWER_BYTES} bytes and was not read"
+            return Answer(
+                status, TOO_LARGE, unread, rate=rate, sends=sends.count, call=call, uid=uid
+            )
+        facts, code, message = _parse(payload)
         return Answer(
-            status, code, message, rate=rate_info(headers, now=time.time()), sends=sends.count
+            status,
+            self._server_text(code, _MAX_CODE),
+            self._server_text(message, _MAX_MESSAGE),
+            rate=rate,
+            sends=sends.count,
+            call=call,
+            uid=uid,
+            body=facts,
         )
+
+    def _failed(
+        self, code: str, exc: BaseException, sends: _Sends, call: Call, uid: str | None
+    ) -> Answer:
+        """Return the answer for a request that got no HTTP answer."""
+        message = self._server_text(_describe(exc), _MAX_MESSAGE)
+        return Answer(None, code, message, sends=sends.count, call=call, uid=uid)
 
 
 def _ssl_context(ca_bundle: Path | None) -> ssl.SSLContext | bool:
@@ -193,10 +283,18 @@ def open_session(settings: Settings) -> aiohttp.ClientSession:
         ssl=_ssl_context(settings.ca_bundle),
     )
     timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_connect=settings.timeout)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        # Settings name the proxy; trust_env stays off, so aiohttp reads neither the
+        # environment nor ~/.netrc, whose credentials it would send to the API host.
+        proxy=settings.proxy,
+        # What aiohttp buffers ahead of the reader: about one answer's worth, not megabytes.
+        read_bufsize=MAX_ANSWER_BYTES,
+    )
 
 
 def _describe(exc: BaseException) -> str:
     """Name a transport error without echoing request details (headers are never in it)."""
     text = str(exc)
-    return f"{type(exc).__name__}: {text}"[:_MAX_MESSAGE] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

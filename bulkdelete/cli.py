@@ -28,6 +28,7 @@ from bulkdelete._version import __version__
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
+from bulkdelete.proxy import proxy_for, proxy_passwords
 from bulkdelete.rows import Source, read_rows, scan, spool_stdin
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
@@ -395,7 +396,11 @@ def delete(
     )
     logs.configure(
         level=log_level,
-        secrets=[api_key.reveal(), os.environ.get("BULKDELETE_AUDIT_KEY", "")],
+        secrets=[
+            api_key.reveal(),
+            os.environ.get("BULKDELETE_AUDIT_KEY", ""),
+            *proxy_passwords(os.environ),
+        ],
         # With a live bar, log lines must go through its console to land above it.
         stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
     )
@@ -427,6 +432,7 @@ def delete(
         column=column,
         target=target,
         ca_bundle=ca_bundle,
+        proxy=proxy_for(base_url, os.environ),
     )
     with _sources(inputs) as sources:
         scanned = scan(sources, column=column)
@@ -575,7 +581,7 @@ def check(
     Exit 0 when the API returns none of them; 1 when some are still returned or unanswered.
     """
     api_key = _read_api_key(api_key_file)
-    logs.configure(level=log_level, secrets=[api_key.reveal()])
+    logs.configure(level=log_level, secrets=[api_key.reveal(), *proxy_passwords(os.environ)])
     runs = _run_settings([audit])
     if any(s.get("uid_hash") for s in runs):
         raise UsageError(
@@ -593,6 +599,7 @@ def check(
         concurrency=concurrency,
         target=target,
         ca_bundle=ca_bundle,
+        proxy=proxy_for(base_url, os.environ),
     )
     from bulkdelete import launch  # noqa: PLC0415  (only a read-back needs the HTTP stack)
 
@@ -689,6 +696,27 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
     help="Requests per second of simulated other clients of the app, using the same window.",
 )
 @click.option("--revoke-key-after", type=int, help="The key stops working after this many DELETEs.")
+@click.option(
+    "--success-body",
+    default="documented",
+    show_default=True,
+    help="The 200 an applied DELETE gets: documented, deactivated-uids (the other documented "
+    "shape of a soft delete), or one that proves nothing: html, empty, success-false, "
+    "invalid-json, error-200, huge (200 MB, streamed).",
+)
+@click.option(
+    "--portal", is_flag=True, help="Answer every request 200 with HTML, as a captive portal."
+)
+@click.option(
+    "--redirect-to",
+    metavar="URL",
+    help="Answer every request 307 to URL + its path, as a redirecting proxy.",
+)
+@click.option(
+    "--quote-key",
+    is_flag=True,
+    help="Quote the apikey sent in AUTH_ERR_APIKEY_NOT_FOUND messages, as mock servers do.",
+)
 def fake_server(
     host: str, port: int, users_file: Path | None, all_exist: bool, **options: Any
 ) -> None:

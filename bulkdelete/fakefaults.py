@@ -25,6 +25,15 @@ Faults, drawn per DELETE by ``FaultDice``
     slow      applied, answered ``slow_seconds`` late
     aiohttp clients resend an idempotent request once when its connection dies, so a reset or drop
     is usually followed by the same DELETE at once (after a drop it finds the user gone: 404).
+
+Answers that prove nothing (the documents leave open what stands in front of the API)
+    ``success_answer`` is the 200 a DELETE that was applied gets, by kind: ``documented`` (the
+    success body), ``deactivated-uids`` (the other shape a soft delete may get), or one that
+    proves nothing, as proxies and mock servers send them: ``html``, ``empty``,
+    ``success-false``, ``invalid-json``, ``error-200`` (a 200 carrying ``ERR_UID_NOT_FOUND``) and
+    ``huge`` (the success body padded to ``HUGE_ANSWER_BYTES``, streamed by
+    ``stream_huge_answer`` in chunks, never built in memory). ``PORTAL_PAGE`` is what a captive
+    portal answers to every request.
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ from aiohttp import web
 
 __all__ = [
     "HEADER_NAMES",
+    "HUGE_ANSWER_BYTES",
+    "PORTAL_PAGE",
+    "SUCCESS_BODIES",
     "Fault",
     "FaultDice",
     "RateWindow",
@@ -48,6 +60,8 @@ __all__ = [
     "failure_answer",
     "retry_after_text",
     "sever",
+    "stream_huge_answer",
+    "success_answer",
 ]
 
 # Per header style: the (limit, remaining, reset) header names to send.
@@ -195,3 +209,64 @@ def sever(request: web.BaseRequest) -> web.StreamResponse:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST_ON_CLOSE)
         transport.abort()
     return web.Response(status=500)
+
+
+SUCCESS_BODIES = (
+    "documented",
+    "deactivated-uids",
+    "html",
+    "empty",
+    "success-false",
+    "invalid-json",
+    "error-200",
+    "huge",
+)
+HUGE_ANSWER_BYTES = 200_000_000
+_HUGE_CHUNK = b"x" * 65536
+PORTAL_PAGE = (
+    "<!doctype html><html><head><title>Sign in</title></head>"
+    "<body><form action=/login method=post>Sign in to use this network</form></body></html>"
+)
+
+
+def success_answer(kind: str, uid: str, *, permanent: bool) -> dict[str, Any] | str | bytes:
+    """Return the 200 body for an applied DELETE: JSON, HTML text, or raw bytes sent as JSON.
+
+    ``huge`` is not built here: see ``stream_huge_answer``.
+    """
+    documented = {
+        "data": {"success": True, "message": f"User with {uid} has been deleted successfully."}
+    }
+    bodies: dict[str, dict[str, Any] | str | bytes] = {
+        "documented": documented,
+        # CometChat's own API tests see this shape for a soft delete only.
+        "deactivated-uids": documented if permanent else {"data": {"deactivatedUids": [uid]}},
+        "html": "<html><body><h1>OK</h1></body></html>",
+        "empty": b"",
+        "success-false": {"data": {"success": False, "message": "Failed to delete the user."}},
+        "invalid-json": b'{"data": {"success": tr',
+        "error-200": error_body("ERR_UID_NOT_FOUND", f"The UID {uid} does not exist."),
+    }
+    return bodies[kind]
+
+
+async def stream_huge_answer(
+    request: web.BaseRequest, headers: dict[str, str], *, size: int = HUGE_ANSWER_BYTES
+) -> web.StreamResponse:
+    """Stream a success body of about ``size`` bytes without a length, as chunks.
+
+    A client that stops reading and hangs up ends the stream early, quietly.
+    """
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_type = "application/json"
+    await response.prepare(request)
+    head, tail = b'{"data": {"success": true, "message": "', b'"}}'
+    try:
+        await response.write(head)
+        for _ in range((size - len(head) - len(tail)) // len(_HUGE_CHUNK)):
+            await response.write(_HUGE_CHUNK)
+        await response.write(tail)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client hung up: the rest is not wanted
+    return response

@@ -37,6 +37,14 @@ Timeline
     opens the first rate window, so with a whole-second ``window`` every window is a run of whole
     seconds of the timeline. Only the last ``_TIMELINE_SECONDS`` seconds with traffic are kept.
 
+In front of the API (each a flag, off by default)
+    ``success_body`` picks the 200 an applied DELETE gets (``fakefaults.success_answer``).
+    ``portal`` answers every request but the stats 200 with an HTML page, as a captive portal
+    does; ``redirect_to`` answers each ``307`` to that URL followed by the request's path and
+    query, as a redirecting proxy does. Neither reaches the API: nothing is counted in the
+    window or applied. ``quote_key`` writes the ``apikey`` sent into the message of
+    ``AUTH_ERR_APIKEY_NOT_FOUND``, as public mock servers word it ("The key <apikey> ...").
+
 ``latency`` delays every answer but the stats. ``GET /_fake/stats`` (no key, not counted) returns
 ``FakeStats.as_json()``. Any other path or method is a 404 counted in ``unmatched_paths``.
 """
@@ -60,9 +68,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bulkdelete.fakefaults import (
     HEADER_NAMES,
+    PORTAL_PAGE,
+    SUCCESS_BODIES,
     Fault,
     FaultDice,
     RateWindow,
@@ -70,6 +81,8 @@ from bulkdelete.fakefaults import (
     failure_answer,
     retry_after_text,
     sever,
+    stream_huge_answer,
+    success_answer,
 )
 
 __all__ = ["STATS", "FakeConfig", "FakeServer", "FakeStats", "build_app", "load_users", "serve"]
@@ -110,6 +123,10 @@ class FakeConfig:
     revoke_key_after: int | None = None
     fault_retry_after: float = 1.0
     live_rate: float = 0.0
+    success_body: str = "documented"
+    portal: bool = False
+    redirect_to: str | None = None
+    quote_key: bool = False
 
     def __post_init__(self) -> None:
         problems = [
@@ -140,6 +157,17 @@ class FakeConfig:
             problems.append(
                 f"bad_key_status must be an HTTP error status, got {self.bad_key_status}"
             )
+        if self.success_body not in SUCCESS_BODIES:
+            problems.append(
+                f"success_body must be one of {', '.join(SUCCESS_BODIES)}, "
+                f"got {self.success_body!r}"
+            )
+        if self.redirect_to is not None and not self.redirect_to.startswith(
+            ("http://", "https://")
+        ):
+            problems.append(f"redirect_to must be an http(s) URL, got {self.redirect_to!r}")
+        if self.portal and self.redirect_to is not None:
+            problems.append("portal and redirect_to cannot both answer every request")
         if problems:
             raise ValueError("; ".join(problems))
         if self.users is not None:
@@ -313,7 +341,11 @@ class _Fake:
             )
         revoked = config.revoke_key_after is not None and self._key_uses >= config.revoke_key_after
         if key != config.api_key or revoked:
-            message = "The apikey sent does not exist for this app."
+            message = (
+                f"The key {key} does not exist for this app."
+                if config.quote_key
+                else "The apikey sent does not exist for this app."
+            )
             return headers, (
                 config.bad_key_status,
                 error_body("AUTH_ERR_APIKEY_NOT_FOUND", message),
@@ -328,15 +360,23 @@ class _Fake:
         self._record("our_ok")
         return headers, None
 
-    async def _reply(
-        self, status: int, body: dict[str, Any] | str, headers: dict[str, str]
-    ) -> web.Response:
+    def _count_status(self, status: int) -> None:
         counts = self._stats.status_counts
         counts[status] = counts.get(status, 0) + 1
+
+    async def _reply(
+        self, status: int, body: dict[str, Any] | str | bytes, headers: dict[str, str]
+    ) -> web.Response:
+        """Answer JSON (a dict), an HTML page (text) or raw bytes labelled as JSON."""
+        self._count_status(status)
         if self._config.latency:
             await asyncio.sleep(self._config.latency)
         if isinstance(body, str):
             return web.Response(status=status, text=body, content_type="text/html", headers=headers)
+        if isinstance(body, bytes):
+            return web.Response(
+                status=status, body=body, content_type="application/json", headers=headers
+            )
         return web.json_response(body, status=status, headers=headers)
 
     async def delete_user(self, request: web.Request) -> web.StreamResponse:
@@ -371,9 +411,23 @@ class _Fake:
             return sever(request)
         if fault is Fault.SLOW:
             await asyncio.sleep(self._config.slow_seconds)
+        return await self._answer_applied(request, status, body, headers)
+
+    async def _answer_applied(
+        self,
+        request: web.Request,
+        status: int,
+        body: dict[str, Any] | str | bytes,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        if status == 200 and self._config.success_body == "huge":  # noqa: PLR2004
+            self._count_status(status)
+            return await stream_huge_answer(request, headers)
         return await self._reply(status, body, headers)
 
-    async def _apply(self, request: web.Request, uid: str) -> tuple[int, dict[str, Any]]:
+    async def _apply(
+        self, request: web.Request, uid: str
+    ) -> tuple[int, dict[str, Any] | str | bytes]:
         permanent = _permanent(await request.read())
         if permanent is None:
             self._stats.bad_requests += 1
@@ -383,8 +437,10 @@ class _Fake:
         if not self._is_active(uid):
             return 404, _uid_not_found(uid)
         self._stats.applied[uid] = "removed" if permanent else "deactivated"
-        message = f"User with {uid} has been deleted successfully."
-        return 200, {"data": {"success": True, "message": message}}
+        kind = self._config.success_body
+        return 200, success_answer(
+            "documented" if kind == "huge" else kind, uid, permanent=permanent
+        )
 
     def _user(self, uid: str) -> dict[str, Any]:
         return {
@@ -429,6 +485,18 @@ class _Fake:
     async def stats(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(self._stats.as_json())
 
+    @web.middleware
+    async def front(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer for a portal or a redirecting proxy in front of the API, if one is set."""
+        config = self._config
+        if request.path == STATS_PATH or not (config.portal or config.redirect_to):
+            return await handler(request)
+        self._stats.requests += 1
+        if config.redirect_to is not None:
+            location = config.redirect_to.rstrip("/") + request.path_qs
+            return await self._reply(307, "", {"Location": location})
+        return await self._reply(200, PORTAL_PAGE, {})
+
     async def unmatched(self, request: web.Request) -> web.StreamResponse:
         self._stats.requests += 1
         self._stats.unmatched_paths += 1
@@ -454,7 +522,7 @@ def build_app(config: FakeConfig) -> web.Application:
     """Build the fake's application; its live counters are ``app[STATS]``."""
     stats = FakeStats()
     fake = _Fake(config, stats)
-    app = web.Application()
+    app = web.Application(middlewares=[fake.front])
     app[STATS] = stats
     app.cleanup_ctx.append(fake.lifetime)
     router = app.router

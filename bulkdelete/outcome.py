@@ -3,10 +3,17 @@
 Only this module decides what an answer means. ``classify`` reads ``error.code`` first and the HTTP
 status second, because CometChat sends some codes with surprising statuses (a bad API key may come
 back as 404, which must never be mistaken for "user not found").
+
+A 2xx status is not proof. Proxies, captive portals and mock servers answer 200 with an HTML page,
+an empty body or an error object, so a 2xx counts only when its body says what was asked for
+happened (``confirms``): for a DELETE the documented ``{"data": {"success": true}}`` or, for a
+soft delete, the UID in ``data.deactivatedUids``; for a read, the user; for the credential
+check, a list of users. Any other 2xx may still have changed something, so it is retried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 
@@ -24,7 +31,7 @@ class Outcome(enum.StrEnum):
 class Verdict(enum.Enum):
     """What the client should do with one answer."""
 
-    DELETED = "deleted"
+    DELETED = "deleted"  # the body confirms the call: deleted, or for a read or check, found
     NOT_FOUND = "not_found"
     RETRY = "retry"
     FAIL = "fail"
@@ -50,6 +57,43 @@ TIMEOUT = "TIMEOUT"
 CONNECTION = "CONNECTION_ERROR"
 TLS = "TLS_ERROR"
 TRANSIENT_TRANSPORT = frozenset({TIMEOUT, CONNECTION})
+# An answer longer than the client reads (``api.MAX_ANSWER_BYTES``); it keeps its HTTP status.
+TOO_LARGE = "ANSWER_TOO_LARGE"
+# The audit's names for answers that prove nothing: a 2xx whose body does not confirm the delete,
+# and a credential check answered by something other than CometChat's API.
+UNCONFIRMED = "UNCONFIRMED_2XX"
+NOT_THE_API = "NOT_THE_API"
+
+
+class Call(enum.Enum):
+    """What a request asked for, which decides what its 2xx answer must say."""
+
+    DEACTIVATE = "deactivate"  # DELETE /users/{uid} with {"permanent": false}
+    ERASE = "erase"  # DELETE /users/{uid} with {"permanent": true}
+    READ = "read"  # GET /users/{uid}
+    CHECK = "check"  # GET /users?perPage=1, the credential check
+
+
+class BodyKind(enum.Enum):
+    """What an answer's body turned out to be."""
+
+    NONE = "none"  # no body was read: no answer at all, or one too large to read
+    EMPTY = "empty"
+    OBJECT = "object"  # a JSON object
+    OTHER_JSON = "other_json"  # JSON, but not an object
+    NOT_JSON = "not_json"  # an HTML page, truncated or invalid JSON, anything else
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The facts of an answer's body that decisions need; never any of the server's text."""
+
+    kind: BodyKind = BodyKind.NONE
+    error: bool = False  # the object has an "error" member
+    success: bool | None = None  # data.success, when it is a JSON boolean
+    deactivated: tuple[str, ...] = ()  # the strings in data.deactivatedUids
+    user: str | None = None  # data.uid: the body holds a user
+    listing: bool = False  # data is a list, as GET /users answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +115,9 @@ class Answer:
     message: str | None = None
     rate: RateInfo = RateInfo()
     sends: int = 1  # times aiohttp put the request on the wire; 2 means it resent it on its own
+    call: Call = Call.DEACTIVATE
+    uid: str | None = None  # the UID the request named, if it named one
+    body: Body = Body()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,35 +132,141 @@ class Result:
     note: str | None = None
 
 
-def classify(answer: Answer) -> Verdict:  # noqa: PLR0911  (one return per rule, in order)
-    """Decide what one answer means, by ``error.code`` first and HTTP status second."""
+def _is_2xx(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300  # noqa: PLR2004  (the 2xx class)
+
+
+def _same_uid(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.lower() == b.lower()
+
+
+def confirms(answer: Answer) -> bool:
+    """Tell whether the body says that what the request asked for happened.
+
+    Only a JSON object without an ``error`` can: ``success: true`` for a DELETE; for a soft
+    delete also the UID in ``deactivatedUids`` (compared lowercased, as CometChat stores UIDs),
+    which proves no erasure; the requested user for a read; a list of users for the check.
+    """
+    body = answer.body
+    if body.kind is not BodyKind.OBJECT or body.error or answer.error_code is not None:
+        return False
+    if answer.call is Call.CHECK:
+        return body.listing
+    if answer.call is Call.READ:
+        return _same_uid(body.user, answer.uid)
+    if body.success is True:
+        return True
+    return answer.call is Call.DEACTIVATE and any(
+        _same_uid(u, answer.uid) for u in body.deactivated
+    )
+
+
+def _transient(answer: Answer) -> bool:
     code, status = answer.error_code, answer.http_status
-    if code in FATAL_CODES:
+    return (
+        code in TRANSIENT_CODES
+        or code in TRANSIENT_TRANSPORT
+        or status is None
+        or status in RETRY_STATUSES
+        or status >= 500  # noqa: PLR2004  (the 5xx class)
+    )
+
+
+def classify(answer: Answer) -> Verdict:  # noqa: PLR0911  (one return per rule, in order)
+    """Decide what one answer means, by ``error.code`` first, then the body, then the status."""
+    code, status = answer.error_code, answer.http_status
+    if code in FATAL_CODES or code == TLS:
         return Verdict.FATAL
-    if code == TLS:
+    if _is_2xx(status) and confirms(answer):
+        return Verdict.DELETED
+    if _transient(answer):
+        return Verdict.RETRY
+    if answer.call is Call.CHECK:
+        # Not CometChat's list of users, and nothing a retry could fix: a wrong --base-url (a
+        # 404 page), a redirect, a portal's HTML. Deleting through it would be worse.
         return Verdict.FATAL
+    if _is_2xx(status) or code == TOO_LARGE:
+        # Unproven. A DELETE may have acted all the same, so it asks again; a read is unknown.
+        return Verdict.FAIL if answer.call is Call.READ else Verdict.RETRY
     if code == NOT_FOUND_CODE:
         return Verdict.NOT_FOUND
-    if code in TRANSIENT_CODES or code in TRANSIENT_TRANSPORT:
-        return Verdict.RETRY
-    if status is None:
-        return Verdict.RETRY
-    if 200 <= status < 300:  # noqa: PLR2004  (the 2xx class)
-        return Verdict.DELETED
-    if status in RETRY_STATUSES or status >= 500:  # noqa: PLR2004  (the 5xx class)
-        return Verdict.RETRY
     if status in (401, 403) and code is None:
         # An auth rejection with no code still means the key is wrong for every request.
         return Verdict.FATAL
     return Verdict.FAIL
 
 
+def may_have_applied(answer: Answer) -> bool:
+    """Tell whether a request that got this answer could still have changed the user.
+
+    No answer, a 5xx, an unproven 2xx, one too large to read, or aiohttp's own resend after a
+    dropped connection: the server may have acted on it.
+    """
+    status = answer.http_status
+    return (
+        status is None
+        or _is_2xx(status)
+        or status >= 500  # noqa: PLR2004  (the 5xx class)
+        or answer.error_code == TOO_LARGE
+        or answer.sends > 1
+    )
+
+
+_BODY_WORDS = {
+    BodyKind.NONE: "no body",
+    BodyKind.EMPTY: "an empty body",
+    BodyKind.OTHER_JSON: "JSON that is not an object",
+    BodyKind.NOT_JSON: "a body that is not JSON",
+}
+
+
+def _what_the_body_said(answer: Answer) -> str:
+    body = answer.body
+    if answer.error_code == TOO_LARGE:
+        return "a body too large to read"
+    if body.kind is not BodyKind.OBJECT:
+        return _BODY_WORDS[body.kind]
+    if answer.error_code is not None or body.error:
+        return f"error {answer.error_code}" if answer.error_code else "an error without a code"
+    if body.success is False:
+        return '"success": false'
+    if any(_same_uid(u, answer.uid) for u in body.deactivated):
+        return 'the UID in "deactivatedUids", which proves no permanent erasure'
+    return 'neither "success": true nor the UID in "deactivatedUids"'
+
+
+def _unconfirmed(answer: Answer) -> tuple[str, str]:
+    """Return the audit's code and reason for a 2xx that did not confirm a delete."""
+    reason = f"HTTP {answer.http_status} with {_what_the_body_said(answer)}, not a confirmation"
+    return UNCONFIRMED, f"{reason}: {answer.message}" if answer.message else reason
+
+
+def fatal_cause(answer: Answer) -> Answer:
+    """Return ``answer`` named for the summary and the audit, when it stops the run.
+
+    A fatal code (or a TLS failure) names itself. A credential check that got anything else
+    than CometChat's list of users is ``NOT_THE_API``, with what came instead.
+    """
+    if answer.error_code in FATAL_CODES or answer.error_code == TLS:
+        return answer
+    status = answer.http_status
+    if status is not None and 300 <= status < 400:  # noqa: PLR2004  (the 3xx class)
+        came = f"HTTP {status}, a redirect (never followed)"
+    else:
+        came = f"HTTP {status} with {_what_the_body_said(answer)}"
+    message = (
+        f"the credential check (GET /users?perPage=1) got {came}, not CometChat's list of "
+        "users: check the base URL (it ends in /v3); nothing was deleted"
+    )
+    return dataclasses.replace(answer, error_code=NOT_THE_API, message=message)
+
+
 class ReadBack(enum.StrEnum):
     """What reading a deleted user back says about it."""
 
     GONE = "gone"  # ERR_UID_NOT_FOUND: removed, or (CometChat does not tell) deactivated
-    PRESENT = "present"  # the API still returns the user
-    UNKNOWN = "unknown"  # no usable answer
+    PRESENT = "present"  # the API still returns the user (a 2xx with the user in its body)
+    UNKNOWN = "unknown"  # no usable answer (a 2xx without the user is not one)
 
 
 def read_back_result(answer: Answer) -> ReadBack:
@@ -121,7 +274,7 @@ def read_back_result(answer: Answer) -> ReadBack:
     verdict = classify(answer)
     if verdict is Verdict.NOT_FOUND:
         return ReadBack.GONE
-    if verdict is Verdict.DELETED:  # a 2xx: the read found the user
+    if verdict is Verdict.DELETED:  # a 2xx whose body is the user: the read found it
         return ReadBack.PRESENT
     return ReadBack.UNKNOWN
 
@@ -130,23 +283,27 @@ def final_result(answer: Answer, *, attempts: int, ambiguous_earlier: bool = Fal
     """Turn the last answer for a UID into its audited result.
 
     ``ambiguous_earlier`` says an earlier send for this UID may have reached the server (no
-    answer, a 5xx, or aiohttp's own resend): a not-found after that is evidence it worked.
+    answer, a 5xx, an unproven 2xx, or aiohttp's own resend): a not-found after that is
+    evidence it worked. A 2xx that never confirmed the delete is ``failed`` with the reason.
     """
     verdict = classify(answer)
+    code, message = answer.error_code, answer.message
     if verdict is Verdict.DELETED:
         outcome = Outcome.DELETED
     elif verdict is Verdict.NOT_FOUND:
         outcome = Outcome.NOT_FOUND
     else:
         outcome = Outcome.FAILED
+        if verdict is Verdict.RETRY and _is_2xx(answer.http_status) and code != TOO_LARGE:
+            code, message = _unconfirmed(answer)  # a fatal code keeps its name
     note = None
     if outcome is Outcome.NOT_FOUND and ambiguous_earlier:
         note = "an earlier request of this run probably deleted it"
     return Result(
         outcome=outcome,
         http_status=answer.http_status,
-        error_code=answer.error_code,
-        message=answer.message,
+        error_code=code,
+        message=message,
         attempts=attempts,
         note=note,
     )

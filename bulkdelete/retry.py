@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
-from bulkdelete.outcome import Answer, Verdict, classify
+from bulkdelete.outcome import Answer, Verdict, classify, may_have_applied
 from bulkdelete.pacing import HALT_CHECK, Observation, Pacer
 
 TOO_MANY_REQUESTS = 429
@@ -75,13 +75,6 @@ def _is_retryable(answer: Answer) -> bool:
     return classify(answer) is Verdict.RETRY
 
 
-def _may_have_applied(answer: Answer) -> bool:
-    """Tell whether a failed attempt could still have deleted the user on the server."""
-    status = answer.http_status
-    # No answer, a 5xx, or aiohttp's own resend after a dropped connection: it may have acted.
-    return status is None or status >= _SERVER_ERROR or answer.sends > 1
-
-
 class _Tries:
     """The attempts made for one UID so far, and how each is paced, sent and counted."""
 
@@ -99,7 +92,7 @@ class _Tries:
     async def once(self) -> bool:
         """Make one paced attempt; return False, sending nothing, when the run is halted."""
         pacer = self._pacer
-        if self.answer is not None and _may_have_applied(self.answer):
+        if self.answer is not None and may_have_applied(self.answer):
             self.ambiguous = True
         if not await pacer.turn():
             self.halted = True

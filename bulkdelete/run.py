@@ -29,7 +29,15 @@ from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms, ResumeIndex, event_record, row_record
 from bulkdelete.errors import AuditError
-from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
+from bulkdelete.outcome import (
+    Answer,
+    Outcome,
+    Result,
+    Verdict,
+    classify,
+    fatal_cause,
+    final_result,
+)
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
 from bulkdelete.retry import RetryPolicy, call_with_retries
@@ -257,7 +265,11 @@ class _Run:
         self.pacer.halt()
 
     async def preflight(self) -> None:
-        """Check the key and app with one harmless read before the first DELETE."""
+        """Check the key, the app and the base URL with one harmless read before any DELETE.
+
+        Anything but CometChat's list of users (a 404 page, a redirect, HTML) is fatal: the
+        DELETEs would go to the same wrong place.
+        """
         attempted = await call_with_retries(
             self.client.check_access, policy=self.policy, pacer=self.pacer
         )
@@ -267,7 +279,7 @@ class _Run:
         answer = attempted.answer
         verdict = classify(answer)
         if verdict is Verdict.FATAL:
-            self.abort(answer)
+            self.abort(fatal_cause(answer))
         elif verdict is Verdict.RETRY and not attempted.abandoned:
             # Retries ran out without one usable answer: deleting would only fail the same way.
             reason = answer.error_code or f"HTTP {answer.http_status}"
@@ -277,12 +289,6 @@ class _Run:
                     API_UNAVAILABLE,
                     f"the credential check got no usable answer ({reason}); nothing was deleted",
                 )
-            )
-        elif verdict is not Verdict.DELETED:
-            log.warning(
-                "preflight_inconclusive",
-                http_status=answer.http_status,
-                error_code=answer.error_code,
             )
 
     def snapshot(self) -> Snapshot:

@@ -93,6 +93,32 @@ def _check_api_key(key: Secret) -> None:
         )
 
 
+def public_proxy(proxy: str) -> str:
+    """Return a proxy URL without its user and password, to show or record."""
+    parts = urlsplit(proxy)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}"
+
+
+def _check_proxy(proxy: str, base_url: str) -> None:
+    try:
+        parts = urlsplit(proxy)
+        parts.port  # noqa: B018  (parsing the port is the check)
+    except ValueError:
+        raise UsageError("the proxy URL is not a URL (check HTTPS_PROXY / ALL_PROXY)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # A SOCKS proxy, say: aiohttp speaks only HTTP CONNECT to a proxy.
+        raise UsageError(
+            f"the proxy must be http://host:port or https://host:port, got {public_proxy(proxy)}"
+        )
+    if base_url.startswith("http://"):
+        # No CONNECT tunnel for plain HTTP: the proxy would read the API key in clear.
+        raise UsageError(
+            f"a proxy ({public_proxy(proxy)}) would read the API key in clear on the way to "
+            f"the http:// base URL {base_url}: add its host to NO_PROXY, or unset the proxy"
+        )
+
+
 def _check_base_url(url: str) -> None:
     scheme = url.partition("://")[0]
     if scheme not in ("https", "http"):
@@ -118,6 +144,8 @@ class Settings:
     limit, then what the rate-limit headers teach); ``max_share`` is the most of the advertised
     limit a run may take; ``concurrency`` caps requests in flight.
     ``max_retry_time`` bounds the time one UID may spend being retried, in seconds.
+    ``proxy`` is the HTTP proxy every request goes through (``https://`` targets only, through a
+    CONNECT tunnel, so the proxy never sees the key); ``None`` connects directly.
     """
 
     base_url: str
@@ -136,10 +164,13 @@ class Settings:
     ca_bundle: Path | None = None
     audit_key: Secret | None = field(default=None, repr=False)  # HMAC key of the audit's chain
     uid_hash: bool = False  # the audit names UIDs by HMAC pseudonyms (needs audit_key)
+    proxy: str | None = field(default=None, repr=False)  # its URL may hold a password
 
     def __post_init__(self) -> None:
         _check_api_key(self.api_key)
         _check_base_url(self.base_url)
+        if self.proxy is not None:
+            _check_proxy(self.proxy, self.base_url)
         if self.rate is not None and not 0 < self.rate < math.inf:  # also refuses NaN
             raise UsageError(f"--rate must be a finite number above 0, got {self.rate}")
         if not 0 < self.max_share <= 1:
@@ -190,4 +221,5 @@ class Settings:
             "audit_chain": KEYED_CHAIN if self.audit_key else "sha256",
             "audit_key_id": audit_key_id(self.audit_key) if self.audit_key else None,
             "uid_hash": self.uid_hash,
+            "proxy": public_proxy(self.proxy) if self.proxy else None,
         }

@@ -45,9 +45,18 @@ class FakeFactory(Protocol):
     def __call__(self, *args: str, users: Sequence[str] = ..., key: str = ...) -> FakeProcess: ...
 
 
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
+
+
+def without_proxies(env: dict[str, str]) -> dict[str, str]:
+    """Return ``env`` without proxy variables: a CI's proxy must not reroute loopback tests."""
+    return {k: v for k, v in env.items() if k.lower() not in _PROXY_VARIABLES}
+
+
 def cli_env(**extra: str) -> dict[str, str]:
-    """Return a clean environment for the CLI: the test key, no inherited CometChat settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMETCHAT_")}
+    """Return a clean environment for the CLI: the test key, no inherited CometChat settings
+    or proxies (a test that wants a proxy passes it in ``extra``)."""
+    env = without_proxies({k: v for k, v in os.environ.items() if not k.startswith("COMETCHAT_")})
     env["COMETCHAT_API_KEY"] = API_KEY
     env.update(extra)
     return env

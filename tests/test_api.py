@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,8 +25,19 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from bulkdelete.api import Client, rate_info, user_url
-from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, RateInfo
+from bulkdelete.api import MAX_ANSWER_BYTES, Client, open_session, rate_info, user_url
+from bulkdelete.logs import WITHHELD
+from bulkdelete.outcome import (
+    CONNECTION,
+    TIMEOUT,
+    TLS,
+    TOO_LARGE,
+    Body,
+    BodyKind,
+    Call,
+    RateInfo,
+)
+from bulkdelete.settings import Secret, Settings
 
 KEY = "test-key-7f3a9c"
 BASE = "https://app.api-us.cometchat.io/v3"
@@ -238,8 +251,60 @@ async def test_success_answer(mocked: Any, client: Client) -> None:
         response_class=CompatResp,
     )
     answer = await client.delete_user("alice", permanent=True)
-    expected = (200, None, None)
+    expected = (200, None, None, Body(BodyKind.OBJECT, success=True), Call.ERASE, "alice")
+    assert expected == (
+        answer.http_status,
+        answer.error_code,
+        answer.message,
+        answer.body,
+        answer.call,
+        answer.uid,
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "body"),
+    [
+        (
+            b'{"data": {"deactivatedUids": ["Alice", 7]}}',
+            Body(BodyKind.OBJECT, deactivated=("Alice",)),
+        ),
+        (b'{"data": {"success": "true"}}', Body(BodyKind.OBJECT)),
+        (b'{"data": {"uid": "alice", "name": "A"}}', Body(BodyKind.OBJECT, user="alice")),
+        (b'{"data": [], "meta": {}}', Body(BodyKind.OBJECT, listing=True)),
+        (b'{"error": {"code": "ERR_UID_NOT_FOUND"}}', Body(BodyKind.OBJECT, error=True)),
+        (b"<html>Sign in</html>", Body(BodyKind.NOT_JSON)),
+        (b'{"data": {"success": tr', Body(BodyKind.NOT_JSON)),
+        (b" \r\n", Body(BodyKind.EMPTY)),
+        (b"[true]", Body(BodyKind.OTHER_JSON)),
+    ],
+    ids=["deactivated", "string-true", "user", "list", "error", "html", "cut", "blank", "array"],
+)
+async def test_a_2xx_body_is_reduced_to_its_facts(
+    mocked: Any, client: Client, payload: bytes, body: Body
+) -> None:
+    """Only JSON booleans, strings and lists count as facts; anything else is named by its kind."""
+    mocked.delete(ANY_URL, status=200, body=payload, response_class=CompatResp)
+    answer = await client.delete_user("alice", permanent=False)
+    assert (body, Call.DEACTIVATE) == (answer.body, answer.call)
+
+
+async def test_a_200_carrying_an_error_keeps_its_code(mocked: Any, client: Client) -> None:
+    """error.code and error.message are read whatever the status, 200 included."""
+    payload = {"error": {"code": "ERR_UID_NOT_FOUND", "message": "The UID alice does not exist."}}
+    mocked.delete(ANY_URL, status=200, payload=payload, response_class=CompatResp)
+    answer = await client.delete_user("alice", permanent=False)
+    expected = (200, "ERR_UID_NOT_FOUND", "The UID alice does not exist.")
     assert expected == (answer.http_status, answer.error_code, answer.message)
+
+
+async def test_read_and_check_say_what_was_asked(mocked: Any, client: Client) -> None:
+    """get_user is a READ of its UID; check_access is the CHECK, with no UID."""
+    mocked.get(ANY_URL, status=200, payload={"data": []}, repeat=True, response_class=CompatResp)
+    read = await client.get_user("bob")
+    checked = await client.check_access()
+    expected = ((Call.READ, "bob"), (Call.CHECK, None))
+    assert expected == ((read.call, read.uid), (checked.call, checked.uid))
 
 
 async def test_error_body_is_parsed(mocked: Any, client: Client) -> None:
@@ -343,7 +408,167 @@ async def test_transport_error_message_never_shows_the_key(mocked: Any, client: 
     assert KEY not in (answer.message or "")
 
 
+# --- the server's words never carry the key -----------------------------------------------------
+
+ODD_KEY = "Zq8v/K3n+W5tR&1yH7pL"  # with characters that encodings change
+
+
+@pytest.fixture
+async def odd_client() -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession() as session:
+        yield Client(session, base_url="https://api.test/v3", api_key=ODD_KEY)
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        (ODD_KEY, "The key *** does not exist."),
+        (ODD_KEY.upper(), "The key *** does not exist."),
+        ("Zq8v%2FK3n%2BW5tR%261yH7pL", "The key *** does not exist."),
+        ("zq8v%2fk3n%2bw5tr%261yh7pl", "The key *** does not exist."),
+        ("Zq8v/K3n+W5tR&amp;1yH7pL", "The key *** does not exist."),
+        ("Zq8v%252FK3n%252BW5tR%25261yH7pL", WITHHELD),
+        ("".join(f"%{ord(c):02X}" for c in ODD_KEY), WITHHELD),
+    ],
+    ids=["plain", "upper", "percent", "percent-lower", "html", "twice-encoded", "all-encoded"],
+)
+async def test_the_key_is_masked_in_error_messages_in_any_encoding(
+    mocked: Any, odd_client: Client, written: str, masked: str
+) -> None:
+    """A message quoting the key, however encoded, reaches the answer masked or withheld."""
+    payload = {
+        "error": {
+            "code": "AUTH_ERR_APIKEY_NOT_FOUND",
+            "message": f"The key {written} does not exist.",
+        }
+    }
+    mocked.delete(ANY_URL, status=404, payload=payload, response_class=CompatResp)
+    answer = await odd_client.delete_user("alice", permanent=True)
+    assert masked == answer.message
+
+
+async def test_the_key_is_masked_in_the_error_code_too(mocked: Any, odd_client: Client) -> None:
+    """A hostile server can put anything in error.code: the key is masked and the code cut short."""
+    payload = {"error": {"code": f"ERR_{ODD_KEY}_" + "X" * 500}}
+    mocked.delete(ANY_URL, status=400, payload=payload, response_class=CompatResp)
+    answer = await odd_client.delete_user("alice", permanent=True)
+    assert answer.error_code is not None
+    expected = ("ERR_***_XXX", 100)
+    assert expected == (answer.error_code[:11], len(answer.error_code))
+
+
+async def test_the_key_is_masked_in_a_long_message_before_it_is_cut(
+    mocked: Any, odd_client: Client
+) -> None:
+    """A key straddling the cut-off point leaves no prefix of itself behind."""
+    message = "x" * 490 + ODD_KEY
+    payload = {"error": {"code": "ERR_BAD_REQUEST", "message": message}}
+    mocked.delete(ANY_URL, status=400, payload=payload, response_class=CompatResp)
+    answer = await odd_client.delete_user("alice", permanent=True)
+    expected = "x" * 490 + "***"
+    assert expected == answer.message
+
+
+async def test_the_key_is_masked_in_transport_errors(mocked: Any, odd_client: Client) -> None:
+    """A transport error whose text quotes the key (a proxy's words, say) is masked."""
+    mocked.delete(ANY_URL, exception=aiohttp.ClientConnectionError(f"proxy refused key {ODD_KEY}"))
+    answer = await odd_client.delete_user("alice", permanent=True)
+    expected = (CONNECTION, "ClientConnectionError: proxy refused key ***")
+    assert expected == (answer.error_code, answer.message)
+
+
 # --- Client against a real server on 127.0.0.1 --------------------------------------------------
+
+
+async def _answer_from(handler: Any) -> tuple[Any, ...]:
+    """Serve ``handler`` on loopback; send two DELETEs through one session; return both answers."""
+    app = web.Application()
+    app.router.add_delete("/v3/users/{uid}", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    settings = Settings(
+        base_url=str(server.make_url("/v3")), api_key=Secret(KEY), audit_path=Path("unused")
+    )
+    try:
+        async with open_session(settings) as session:
+            client = Client(session, base_url=settings.base_url, api_key=KEY)
+            first = await client.delete_user("alice", permanent=False)
+            second = await client.delete_user("bob", permanent=False)
+    finally:
+        await server.close()
+    return first, second
+
+
+async def _streamed(request: web.Request, size: int) -> web.StreamResponse:
+    response = web.StreamResponse()
+    response.content_type = "application/json"
+    await response.prepare(request)
+    try:
+        await response.write(b'{"data": {"success": true, "message": "')
+        for _ in range(size // 4096):
+            await response.write(b"x" * 4096)
+        await response.write(b'"}}')
+    except ConnectionError:
+        pass  # the client hung up, as it should
+    return response
+
+
+@pytest.mark.parametrize("size", [MAX_ANSWER_BYTES, 8 * 1024 * 1024], ids=["just-over", "8MB"])
+async def test_a_streamed_answer_over_the_cap_is_not_read(size: int) -> None:
+    """A success body longer than the cap, sent chunked, is TOO_LARGE; the next request works."""
+    calls = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return await _streamed(request, size)
+        return web.json_response({"data": {"success": True}})
+
+    first, second = await _answer_from(handler)
+    expected = ((200, TOO_LARGE, BodyKind.NONE), (200, None, BodyKind.OBJECT))
+    assert expected == (
+        (first.http_status, first.error_code, first.body.kind),
+        (second.http_status, second.error_code, second.body.kind),
+    )
+
+
+async def test_an_answer_declaring_a_length_over_the_cap_is_not_read() -> None:
+    """A Content-Length over the cap is refused before a byte of the body is read."""
+
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"{}" + b" " * MAX_ANSWER_BYTES, content_type="application/json")
+
+    first, _ = await _answer_from(handler)
+    expected = (200, TOO_LARGE)
+    assert expected == (first.http_status, first.error_code)
+
+
+async def test_a_small_compressed_answer_that_inflates_past_the_cap_is_not_read() -> None:
+    """The cap holds for what the body inflates to: a 20 KB gzip of 20 MB is TOO_LARGE."""
+    inflated = b'{"data": {"success": true, "message": "' + b"0" * 20_000_000 + b'"}}'
+    packed = gzip.compress(inflated)
+
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Encoding": "gzip"}
+        return web.Response(body=packed, content_type="application/json", headers=headers)
+
+    first, _ = await _answer_from(handler)
+    expected = (200, TOO_LARGE, True)
+    assert expected == (first.http_status, first.error_code, len(packed) < MAX_ANSWER_BYTES)
+
+
+async def test_an_answer_of_exactly_the_cap_is_read() -> None:
+    """The cap is inclusive: a body of MAX_ANSWER_BYTES is read and parsed."""
+    body = b'{"data": {"success": true}}'
+
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        padded = body + b" " * (MAX_ANSWER_BYTES - len(body))
+        return web.Response(body=padded, content_type="application/json")
+
+    first, _ = await _answer_from(handler)
+    expected = (200, None, Body(BodyKind.OBJECT, success=True))
+    assert expected == (first.http_status, first.error_code, first.body)
 
 
 @dataclass

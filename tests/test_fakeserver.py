@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,8 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from bulkdelete.fakefaults import retry_after_text
+from bulkdelete.fakefaults import PORTAL_PAGE, retry_after_text, stream_huge_answer
 from bulkdelete.fakeserver import FakeConfig, FakeServer, load_users, serve
 
 KEY = "fake-api-key"
@@ -348,6 +351,28 @@ async def test_key_is_revoked_after_n_deletes(session: aiohttp.ClientSession, st
     assert (deletes[2].code, listing.code) == ("AUTH_ERR_APIKEY_NOT_FOUND",) * 2
 
 
+async def test_the_huge_stream_read_to_its_end_is_one_success_body(
+    session: aiohttp.ClientSession,
+) -> None:
+    """Read whole (here at a small size), the streamed answer is valid JSON saying success."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await stream_huge_answer(request, {}, size=300_000)
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with session.get(server.make_url("/")) as response:
+            body = await response.read()
+    finally:
+        await server.close()
+    parsed = json.loads(body)
+    expected = (True, 4 * 65536)  # whole 64 KiB chunks of padding, as many as fit
+    assert expected == (parsed["data"]["success"], len(parsed["data"]["message"]))
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/v3/nope"), ("POST", "/v3/users/x"), ("DELETE", "/v3/users/"), ("GET", "/v2/users")],
@@ -475,6 +500,9 @@ def test_load_users_reads_the_uid_column_of_a_csv(tmp_path: Path) -> None:
         {"api_key": ""},
         {"bad_key_status": 200},
         {"live_rate": -1.0},
+        {"success_body": "maybe"},
+        {"redirect_to": "ftp://elsewhere.test/"},
+        {"portal": True, "redirect_to": "https://elsewhere.test/"},
     ],
 )
 def test_config_rejects_impossible_values(settings: dict[str, Any]) -> None:
@@ -487,3 +515,122 @@ def test_config_rejects_impossible_values(settings: dict[str, Any]) -> None:
 def test_retry_after_text(seconds: float, text: str) -> None:
     """Retry-After is whole seconds when whole, a short decimal otherwise."""
     assert retry_after_text(seconds) == text
+
+
+# --- in front of the API: answers that prove nothing, portals, redirects, quoted keys ------------
+
+
+async def raw(
+    session: aiohttp.ClientSession, method: str, url: str, *, body: str = '{"permanent": false}'
+) -> tuple[int, str, bytes]:
+    """Send one request with the key; return status, content type and the raw body."""
+    headers = {"apikey": KEY, "content-type": "application/json"}
+    async with session.request(method, url, headers=headers, data=body, allow_redirects=False) as r:
+        return r.status, r.content_type, await r.read()
+
+
+@pytest.mark.parametrize(
+    ("kind", "content_type", "body"),
+    [
+        ("deactivated-uids", "application/json", b'{"data": {"deactivatedUids": ["ann"]}}'),
+        ("html", "text/html", b"<html><body><h1>OK</h1></body></html>"),
+        ("empty", "application/json", b""),
+        (
+            "success-false",
+            "application/json",
+            b'{"data": {"success": false, "message": "Failed to delete the user."}}',
+        ),
+        ("invalid-json", "application/json", b'{"data": {"success": tr'),
+        (
+            "error-200",
+            "application/json",
+            b'{"error": {"code": "ERR_UID_NOT_FOUND", "message": "The UID ann does not exist.", '
+            b'"devMessage": "The UID ann does not exist.", "source": "fake-cometchat", '
+            b'"details": {}}}',
+        ),
+    ],
+)
+async def test_success_body_chooses_what_an_applied_delete_gets(
+    session: aiohttp.ClientSession, start: Start, kind: str, content_type: str, body: bytes
+) -> None:
+    """Each success_body kind answers 200 with its body, and the DELETE is applied."""
+    server, base = await start(users=frozenset({"ann"}), success_body=kind)
+    got = await raw(session, "DELETE", f"{base}/users/ANN")
+    expected = (200, content_type, body, {"ann": "deactivated"})
+    assert expected == (*got, server.stats.applied)
+
+
+async def test_deactivated_uids_is_for_soft_deletes_only(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """A permanent DELETE gets the documented success body whatever success_body says."""
+    _, base = await start(users=frozenset({"ann"}), success_body="deactivated-uids")
+    status, _, body = await raw(session, "DELETE", f"{base}/users/ann", body='{"permanent": true}')
+    assert (status, body.startswith(b'{"data": {"success": true')) == (200, True)
+
+
+async def test_huge_streams_its_body_in_chunks(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """The huge answer has no length and starts as a success body; reading a little is enough."""
+    server, base = await start(users=frozenset({"ann"}), success_body="huge")
+    headers = {"apikey": KEY, "content-type": "application/json"}
+    async with session.delete(f"{base}/users/ann", headers=headers, data="{}") as response:
+        first = await response.content.read(64)
+        expected = (200, None, "chunked", b'{"data": {"success": true, "message": "xxxxx')
+        assert expected == (
+            response.status,
+            response.content_length,
+            response.headers.get("Transfer-Encoding"),
+            first[: len(expected[3])],
+        )
+        response.close()
+    assert server.stats.applied == {"ann": "deactivated"}
+    assert server.stats.status_counts == {200: 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/users?perPage=1"), ("DELETE", "/users/ann"), ("GET", "/elsewhere")],
+)
+async def test_portal_answers_every_request_with_html(
+    session: aiohttp.ClientSession, start: Start, method: str, path: str
+) -> None:
+    """A captive portal answers 200 HTML to anything and nothing reaches the API."""
+    server, base = await start(users=frozenset({"ann"}), portal=True)
+    got = await raw(session, method, base + path)
+    expected: tuple[object, ...] = (200, "text/html", PORTAL_PAGE.encode(), {}, {}, 1)
+    assert expected == (
+        *got,
+        server.stats.applied,
+        server.stats.deletes_by_uid,
+        server.stats.requests,
+    )
+
+
+async def test_redirect_to_answers_307_to_the_same_path_elsewhere(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """A redirecting proxy sends every request on, path and query kept; the stats still answer."""
+    server, base = await start(users=frozenset({"ann"}), redirect_to="https://elsewhere.test/")
+    async with session.get(f"{base}/users?perPage=1", allow_redirects=False) as response:
+        location = response.headers.get("Location")
+        status = response.status
+    async with session.get(base.removesuffix("/v3") + "/_fake/stats") as stats_response:
+        stats = await stats_response.json()
+    expected: tuple[object, ...] = (307, "https://elsewhere.test/v3/users?perPage=1", {}, 1)
+    assert expected == (status, location, server.stats.applied, stats["requests"])
+
+
+async def test_quote_key_writes_the_key_sent_into_the_bad_key_message(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """As public mock servers word it: "The key <apikey> does not exist for this app."."""
+    _, base = await start(users=frozenset({"x"}), quote_key=True)
+    answer = await call(session, "DELETE", f"{base}/users/x", key="wrong-key-123")
+    expected = (
+        404,
+        "AUTH_ERR_APIKEY_NOT_FOUND",
+        "The key wrong-key-123 does not exist for this app.",
+    )
+    assert expected == (answer.status, answer.code, answer.body["error"]["message"])

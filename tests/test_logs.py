@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import orjson
 import pytest
 import structlog
 
-from bulkdelete.logs import configure
+from bulkdelete.logs import WITHHELD, Redaction, configure
 from bulkdelete.settings import Secret
 
 # Random-looking, so no part of it appears in a log line by chance.
@@ -232,3 +235,71 @@ def test_configure_without_secrets_leaves_values_alone() -> None:
     record = records(out)[0]
     expected = ("alice", "nothing secret here")
     assert expected == (record["uid"], record["note"])
+
+
+# A secret with the characters that URL, HTML and JSON encodings change.
+ODD = 'Zq8v/K3n+W5tR&1yH7pL"x'
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        ODD.upper(),
+        ODD.lower(),
+        quote(ODD, safe=""),
+        quote(ODD, safe="").lower(),
+        quote(ODD),
+        quote_plus(ODD),
+        html.escape(ODD),
+        json.dumps(ODD)[1:-1],
+        json.dumps(ODD)[1:-1].replace("/", "\\/"),
+    ],
+    ids=[
+        "upper",
+        "lower",
+        "percent",
+        "percent-lower-hex",
+        "path",
+        "plus",
+        "html",
+        "json",
+        "json-slash",
+    ],
+)
+def test_a_secret_in_another_case_or_encoding_is_masked(written: str) -> None:
+    """How a server or a URL writes the key changes nothing: it is masked in place."""
+    expected = "server said: *** (twice: ***)"
+    assert expected == Redaction([ODD])(f"server said: {written} (twice: {written})")
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        quote(quote(ODD, safe=""), safe=""),
+        "".join(f"%{ord(char):02x}" for char in ODD),
+        quote(html.escape(ODD), safe=""),
+        quote(ODD, safe="+"),
+    ],
+    ids=["percent-twice", "every-char", "percent-of-html", "percent-but-plus"],
+)
+def test_a_text_still_holding_the_secret_once_decoded_is_withheld(written: str) -> None:
+    """An encoding no pattern foresaw: the text is withheld whole rather than half-masked."""
+    expected = WITHHELD
+    assert expected == Redaction([ODD])(f"server said: {written}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["100% done & 50%2F off + more", "a+b=c", "&amp; %zz %", ""],
+    ids=["mixed", "plus", "junk", "empty"],
+)
+def test_text_without_the_secret_is_left_alone(text: str) -> None:
+    """Percent signs, ampersands and pluses alone do not make a text suspect."""
+    assert text == Redaction([ODD])(text)
+
+
+def test_an_encoded_secret_in_a_log_value_is_masked() -> None:
+    """The log processor masks the encoded forms too."""
+    out = setup()
+    structlog.get_logger("test").info("call", url=f"https://x.test/?k={quote(SECRET.lower())}")
+    assert_no_secret(out.getvalue().lower())

@@ -1,4 +1,4 @@
-"""What an answer means: ``classify`` (code first, status second) and ``final_result``."""
+"""What an answer means: ``classify`` (code, body, status), ``final_result``, ``fatal_cause``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,29 @@ import pytest
 
 from bulkdelete.outcome import (
     CONNECTION,
+    NOT_THE_API,
     TIMEOUT,
     TLS,
+    TOO_LARGE,
+    UNCONFIRMED,
     Answer,
+    Body,
+    BodyKind,
+    Call,
     Outcome,
+    ReadBack,
     Result,
     Verdict,
     classify,
+    fatal_cause,
     final_result,
+    may_have_applied,
+    read_back_result,
 )
+
+NO_BODY = Body()
+SUCCESS = Body(BodyKind.OBJECT, success=True)
+DONE = Answer(200, body=SUCCESS, uid="alice")  # the documented success answer to a DELETE
 
 # The codes cometchat-api.md lists as "the whole run cannot succeed".
 DOCUMENTED_FATAL_CODES = (
@@ -41,7 +55,7 @@ def test_bad_api_key_reported_as_404_is_fatal_not_not_found() -> None:
     assert Verdict.FATAL is classify(Answer(404, "AUTH_ERR_APIKEY_NOT_FOUND", "no such key"))
 
 
-@pytest.mark.parametrize("status", [404, 400, 200])
+@pytest.mark.parametrize("status", [404, 400])
 def test_uid_not_found_code_means_not_found(status: int) -> None:
     """ERR_UID_NOT_FOUND means NOT_FOUND, decided by the code rather than the status."""
     assert Verdict.NOT_FOUND is classify(Answer(status, "ERR_UID_NOT_FOUND"))
@@ -81,9 +95,9 @@ def test_tls_error_is_fatal() -> None:
 
 
 @pytest.mark.parametrize("status", [200, 202, 204])
-def test_2xx_means_deleted(status: int) -> None:
-    """Any 2xx answer means the user was deleted."""
-    assert Verdict.DELETED is classify(Answer(status))
+def test_a_2xx_that_says_success_means_deleted(status: int) -> None:
+    """A 2xx whose body says success: true means the user was deleted."""
+    assert Verdict.DELETED is classify(Answer(status, body=SUCCESS))
 
 
 @pytest.mark.parametrize(("status", "code"), [(400, "ERR_BAD_REQUEST"), (422, None), (409, None)])
@@ -101,12 +115,13 @@ def test_auth_status_without_code_is_fatal(status: int) -> None:
 @pytest.mark.parametrize(
     ("answer", "outcome"),
     [
-        (Answer(200), Outcome.DELETED),
+        (DONE, Outcome.DELETED),
         (Answer(404, "ERR_UID_NOT_FOUND", "gone"), Outcome.NOT_FOUND),
         (Answer(503, None, "unavailable"), Outcome.FAILED),  # retries gave up
         (Answer(None, TIMEOUT, "TimeoutError"), Outcome.FAILED),
         (Answer(400, "ERR_BAD_REQUEST", "bad"), Outcome.FAILED),
         (Answer(403, "AUTH_ERR_NO_ACCESS", "no access"), Outcome.FAILED),
+        (Answer(200, "AUTH_ERR_NO_ACCESS", "no access"), Outcome.FAILED),
         (Answer(404), Outcome.FAILED),
     ],
 )
@@ -134,9 +149,203 @@ def test_final_result_notes_a_not_found_after_an_ambiguous_attempt() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    [Answer(200), Answer(503), Answer(400, "ERR_BAD_REQUEST")],
+    [DONE, Answer(503), Answer(400, "ERR_BAD_REQUEST")],
     ids=["deleted", "gave-up", "bad-request"],
 )
 def test_final_result_has_no_note_unless_not_found(answer: Answer) -> None:
     """The ambiguity note is only for not_found: other outcomes never carry it."""
     assert None is final_result(answer, attempts=2, ambiguous_earlier=True).note
+
+
+# --- a 2xx is not proof ---------------------------------------------------------------------
+
+UNPROVEN_2XX = {
+    "no-body": Answer(200, uid="alice"),
+    "empty": Answer(200, uid="alice", body=Body(BodyKind.EMPTY)),
+    "html": Answer(200, uid="alice", body=Body(BodyKind.NOT_JSON)),
+    "json-list": Answer(200, uid="alice", body=Body(BodyKind.OTHER_JSON)),
+    "success-false": Answer(200, uid="alice", body=Body(BodyKind.OBJECT, success=False)),
+    "no-success": Answer(200, uid="alice", body=Body(BodyKind.OBJECT)),
+    "error-200": Answer(
+        200,
+        "ERR_UID_NOT_FOUND",
+        "no such user",
+        uid="alice",
+        body=Body(BodyKind.OBJECT, error=True),
+    ),
+    "success-and-error": Answer(
+        200, uid="alice", body=Body(BodyKind.OBJECT, error=True, success=True)
+    ),
+    "other-uid": Answer(200, uid="alice", body=Body(BodyKind.OBJECT, deactivated=("bob",))),
+    "erase-deactivated": Answer(
+        200, uid="alice", call=Call.ERASE, body=Body(BodyKind.OBJECT, deactivated=("alice",))
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", UNPROVEN_2XX.values(), ids=UNPROVEN_2XX.keys())
+def test_a_2xx_whose_body_does_not_confirm_is_retried_as_may_have_applied(answer: Answer) -> None:
+    """HTML, empty, success false, an error object, another UID: retried, and it may have acted."""
+    expected = (Verdict.RETRY, True)
+    assert expected == (classify(answer), may_have_applied(answer))
+
+
+@pytest.mark.parametrize("listed", ["alice", "ALICE", "Alice"])
+def test_a_soft_delete_is_confirmed_by_the_uid_in_deactivated_uids(listed: str) -> None:
+    """{"data": {"deactivatedUids": [uid]}} confirms a soft delete, the UID compared lowercased."""
+    answer = Answer(200, uid="alice", body=Body(BodyKind.OBJECT, deactivated=("bob", listed)))
+    assert Verdict.DELETED is classify(answer)
+
+
+@pytest.mark.parametrize("answer", UNPROVEN_2XX.values(), ids=UNPROVEN_2XX.keys())
+def test_an_unconfirmed_2xx_that_runs_out_of_retries_is_failed_with_its_reason(
+    answer: Answer,
+) -> None:
+    """The audit says failed, UNCONFIRMED_2XX, and what the body said instead."""
+    result = final_result(answer, attempts=6)
+    assert result.message is not None
+    expected = (Outcome.FAILED, 200, UNCONFIRMED, True)
+    assert expected == (
+        result.outcome,
+        result.http_status,
+        result.error_code,
+        result.message.startswith("HTTP 200 with "),
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (UNPROVEN_2XX["html"], "a body that is not JSON"),
+        (UNPROVEN_2XX["empty"], "an empty body"),
+        (UNPROVEN_2XX["success-false"], '"success": false'),
+        (UNPROVEN_2XX["error-200"], "error ERR_UID_NOT_FOUND, not a confirmation: no such user"),
+        (UNPROVEN_2XX["success-and-error"], "an error without a code"),
+        (UNPROVEN_2XX["erase-deactivated"], "proves no permanent erasure"),
+        (UNPROVEN_2XX["other-uid"], 'nor the UID in "deactivatedUids"'),
+    ],
+    ids=["html", "empty", "success-false", "error-200", "error-no-code", "erase", "other-uid"],
+)
+def test_the_reason_says_what_the_body_said(answer: Answer, words: str) -> None:
+    """The reason names the body's kind, its code and message, or what it lacked."""
+    message = final_result(answer, attempts=1).message
+    assert message is not None
+    assert words in message
+
+
+def test_an_answer_too_large_to_read_is_retried_and_may_have_applied() -> None:
+    """An oversized answer proves nothing; it is retried and counts as ambiguous."""
+    answer = Answer(200, TOO_LARGE, "too long", uid="alice")
+    result = final_result(answer, attempts=2)
+    expected = (Verdict.RETRY, True, Outcome.FAILED, TOO_LARGE, "too long")
+    assert expected == (
+        classify(answer),
+        may_have_applied(answer),
+        result.outcome,
+        result.error_code,
+        result.message,
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "applied"),
+    [
+        (Answer(429, "ERR_TOO_MANY_REQUESTS"), False),
+        (Answer(404, "ERR_UID_NOT_FOUND"), False),
+        (Answer(307), False),
+        (Answer(400, "ERR_BAD_REQUEST"), False),
+        (Answer(404, TOO_LARGE), True),
+        (Answer(404, "ERR_UID_NOT_FOUND", sends=2), True),
+    ],
+    ids=["429", "404", "307", "400", "too-large", "resent"],
+)
+def test_what_may_have_applied(answer: Answer, applied: bool) -> None:
+    """Refusals did nothing; an unread answer or aiohttp's own resend may have."""
+    assert applied is may_have_applied(answer)
+
+
+# --- read-back and the credential check ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "result"),
+    [
+        (Answer(200, call=Call.READ, uid="alice", body=Body(BodyKind.OBJECT, user="Alice")), "p"),
+        (Answer(200, call=Call.READ, uid="alice", body=Body(BodyKind.OBJECT, user="bob")), "u"),
+        (Answer(200, call=Call.READ, uid="alice", body=Body(BodyKind.NOT_JSON)), "u"),
+        (Answer(200, call=Call.READ, uid="alice", body=Body(BodyKind.OBJECT)), "u"),
+        (Answer(404, "ERR_UID_NOT_FOUND", call=Call.READ, uid="alice"), "g"),
+    ],
+    ids=["user", "other-user", "html", "no-user", "not-found"],
+)
+def test_a_read_is_present_only_with_the_user_in_the_body(answer: Answer, result: str) -> None:
+    """A 2xx GET without a JSON user body (the one asked for) is unknown, not present."""
+    names = {"p": ReadBack.PRESENT, "u": ReadBack.UNKNOWN, "g": ReadBack.GONE}
+    assert names[result] is read_back_result(answer)
+
+
+def test_a_read_whose_2xx_proves_nothing_is_not_retried() -> None:
+    """A read changes nothing, so an HTML 200 is final (unknown) at once, not asked six times."""
+    answer = Answer(200, call=Call.READ, uid="alice", body=Body(BodyKind.NOT_JSON))
+    assert Verdict.FAIL is classify(answer)
+
+
+def check(status: int | None, code: str | None = None, body: Body = NO_BODY) -> Answer:
+    """Return an answer to the credential check."""
+    return Answer(status, code, call=Call.CHECK, body=body)
+
+
+def test_the_credential_check_passes_on_a_list_of_users() -> None:
+    """GET /users?perPage=1 answered with {"data": [...]} is CometChat's API."""
+    assert Verdict.DELETED is classify(check(200, body=Body(BodyKind.OBJECT, listing=True)))
+
+
+WRONG_PLACES = {
+    "404-page": check(404, "ERR_NOT_FOUND", Body(BodyKind.OBJECT, error=True)),
+    "404-no-code": check(404, body=Body(BodyKind.NOT_JSON)),
+    "301": check(301),
+    "302": check(302),
+    "307": check(307),
+    "308": check(308),
+    "portal-html": check(200, body=Body(BodyKind.NOT_JSON)),
+    "empty": check(200, body=Body(BodyKind.EMPTY)),
+    "not-a-list": check(200, body=Body(BodyKind.OBJECT, success=True)),
+    "too-large": check(200, TOO_LARGE),
+    "400": check(400, "ERR_BAD_REQUEST", Body(BodyKind.OBJECT, error=True)),
+}
+
+
+@pytest.mark.parametrize("answer", WRONG_PLACES.values(), ids=WRONG_PLACES.keys())
+def test_a_credential_check_answered_by_something_else_is_fatal(answer: Answer) -> None:
+    """A 404 page, a redirect, HTML or any JSON but a list of users: fatal, named NOT_THE_API."""
+    cause = fatal_cause(answer)
+    assert cause.message is not None
+    expected = (Verdict.FATAL, NOT_THE_API, True)
+    assert expected == (classify(answer), cause.error_code, "check the base URL" in cause.message)
+
+
+def test_the_fatal_cause_of_a_redirect_says_it_was_not_followed() -> None:
+    """A 3xx on the credential check is named a redirect."""
+    message = fatal_cause(check(307)).message or ""
+    assert "HTTP 307, a redirect (never followed)" in message
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        check(429, "ERR_TOO_MANY_REQUESTS"),
+        check(503),
+        check(None, TIMEOUT),
+        check(None, CONNECTION),
+    ],
+    ids=["429", "503", "timeout", "connection"],
+)
+def test_a_credential_check_that_got_no_usable_answer_is_retried(answer: Answer) -> None:
+    """Throttling, 5xx and transport failures on the check are retried, not fatal."""
+    assert Verdict.RETRY is classify(answer)
+
+
+def test_a_fatal_code_is_its_own_cause() -> None:
+    """A bad key on the check is named by its code, not NOT_THE_API."""
+    answer = check(404, "AUTH_ERR_APIKEY_NOT_FOUND", Body(BodyKind.OBJECT, error=True))
+    assert answer == fatal_cause(answer)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import API_KEY, stop_process
+from helpers import API_KEY, stop_process, without_proxies
 
 from bulkdelete.cli import ExitCode, cli
 
@@ -189,11 +189,13 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeRun]:
     shutil.copytree(ROOT / "sample_inputs", directory / "sample_inputs")
     scripts = Path(sys.executable).parent
     assert (scripts / "bulkdelete").exists(), f"no bulkdelete script beside {sys.executable}"
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("COMETCHAT_") and name != "BULKDELETE_AUDIT_KEY"
-    }
+    env = without_proxies(
+        {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("COMETCHAT_") and name != "BULKDELETE_AUDIT_KEY"
+        }
+    )
     env["PATH"] = f"{scripts}{os.pathsep}{env.get('PATH', '')}"
     env["COMETCHAT_API_KEY"] = API_KEY
     users = directory / "sample_inputs" / "fake_server_users.txt"

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, RateInfo
+from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, Body, BodyKind, RateInfo
 from bulkdelete.pacing import OUTAGE_THRESHOLD, Observation, Pacer
 from bulkdelete.retry import Attempted, RetryPolicy, call_with_retries, observation
 
-OK = Answer(200)
+OK = Answer(200, body=Body(BodyKind.OBJECT, success=True))
 GONE = Answer(404, "ERR_UID_NOT_FOUND", "not found")
 UNAVAILABLE = Answer(503, None, "unavailable")
 THROTTLED = Answer(429, "ERR_TOO_MANY_REQUESTS", "slow down", rate=RateInfo(retry_after=7.0))
@@ -314,14 +314,15 @@ async def test_a_programming_error_propagates_and_is_not_retried(
         (Answer(None, CONNECTION), True),
         (Answer(503), True),
         (Answer(500), True),
+        (Answer(200, body=Body(BodyKind.NOT_JSON)), True),
         (THROTTLED, False),
     ],
-    ids=["timeout", "connection", "503", "500", "429"],
+    ids=["timeout", "connection", "503", "500", "html-200", "429"],
 )
 async def test_ambiguous_earlier_after_a_retry(
     fake: FakeTime, pacer: Pacer, earlier: Answer, ambiguous: bool
 ) -> None:
-    """A not-found after a timeout, dropped link or 5xx is ambiguous; after a 429 it is not."""
+    """A not-found after a timeout, dropped link, 5xx or unproven 2xx is ambiguous; not a 429."""
     attempted, _ = await run([earlier, GONE], fake, pacer)
     expected = (GONE, 2, ambiguous)
     assert expected == (
@@ -349,7 +350,7 @@ async def test_a_plain_first_answer_is_not_ambiguous(fake: FakeTime, pacer: Pace
 
 async def test_sends_add_up_over_attempts(fake: FakeTime, pacer: Pacer) -> None:
     """Attempted.sends sums every attempt's wire sends, resends included."""
-    attempted, _ = await run([Answer(503, sends=2), Answer(200, sends=1)], fake, pacer)
+    attempted, _ = await run([Answer(503, sends=2), OK], fake, pacer)
     expected = (2, 3)
     assert expected == (attempted.attempts, attempted.sends)
 
