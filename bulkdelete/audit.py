@@ -28,6 +28,7 @@ from typing import Any, Final, Self
 
 import orjson
 
+from bulkdelete import privatefile
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Result
 from bulkdelete.settings import KEYED_CHAIN
@@ -214,7 +215,7 @@ class AuditWriter:
     async def __aenter__(self) -> Self:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = privatefile.open_fd(self.path, os.O_WRONLY | os.O_APPEND)
             _lock(self._fd, self.path)
             # Only the lock holder may cut a torn tail: another run's line may be half written.
             self.repaired_bytes = repair_torn_tail(self.path)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 import structlog
 
-from bulkdelete import logs, render
+from bulkdelete import logs, privatefile, render
 from bulkdelete._version import __version__
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
@@ -91,8 +91,17 @@ def _read_api_key(key_file: Path | None) -> Secret:
     if key_file is not None:
         try:
             value = key_file.read_text(encoding="utf-8").strip()
+            mode = stat.S_IMODE(key_file.stat().st_mode)
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read --api-key-file {key_file}: {exc}") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            # Not refused: the key may be shared on purpose (a group of operators), but an
+            # accident here hands the key to every account on the machine.
+            click.echo(
+                f"bulkdelete: warning: --api-key-file {key_file} is readable by group or others "
+                f"(mode {mode:04o}); make it private with: chmod 600 {shlex.quote(str(key_file))}",
+                err=True,
+            )
     else:
         value = os.environ.get("COMETCHAT_API_KEY", "").strip()
     return Secret(value)
@@ -457,7 +466,7 @@ def delete(
     if summary_json is not None:
         data = render.summary_json(summary, resume_command=resume_command)
         try:
-            summary_json.write_bytes(data)
+            privatefile.write_bytes(summary_json, data)
         except OSError as exc:  # the run is over: report the file, keep the run's exit code
             click.echo(f"bulkdelete: error: cannot write --summary-json: {exc.strerror}", err=True)
             code = code or ExitCode.INCOMPLETE

@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import orjson
 
+from bulkdelete import privatefile
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Outcome
@@ -339,7 +340,7 @@ def _write_states(report: Report, path: Path, outcome: Outcome, *, only: set[str
         ),
         key=lambda s: s.uid,
     )
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with privatefile.open_text(path) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(_FAILED_CSV_HEADER)
         writer.writerows((s.uid, s.error_code or "", s.http_status or "", s.run_id) for s in states)

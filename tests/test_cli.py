@@ -556,3 +556,65 @@ def test_files_that_would_be_overwritten_or_hang_exit_2_and_stay_intact(
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert {p: p.read_bytes() for p in before} == before
     assert server.stats()["requests"] == sent
+
+
+def _run_with_umask_022(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI under the common umask 022, so a file it creates plainly would be 0644."""
+    return subprocess.run(
+        [sys.executable, "-m", "bulkdelete", *args],
+        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+        preexec_fn=lambda: os.umask(0o022),
+    )  # fmt: skip
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_every_file_holding_uids_is_private(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """Audit, summary, HTML report and CSV exports end 0600, also where they existed as 0644."""
+    server = fake_server(users=EXISTING[:3])
+    source = _csv(tmp_path / "in.csv", EXISTING[:3] + MISSING[:2])
+    audit, summary = tmp_path / "a.jsonl", tmp_path / "summary.json"
+    html, failed, not_found = tmp_path / "r.html", tmp_path / "failed.csv", tmp_path / "nf.csv"
+    for existing in (summary, failed):
+        existing.write_text("older contents\n", encoding="utf-8")
+        existing.chmod(0o644)
+    erase = _run_with_umask_022(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "--permanent", "--yes", "--summary-json", str(summary),
+    )  # fmt: skip
+    assert erase.returncode == 0, erase.stderr
+    audit.chmod(0o644)  # as an older version or a copy left it: the next writer narrows it
+
+    check = _run_with_umask_022("check", str(audit), "--base-url", server.base_url)
+    report = _run_with_umask_022(
+        "report", str(audit), "--html", str(html), "--failed-out", str(failed),
+        "--not-found-out", str(not_found),
+    )  # fmt: skip
+
+    assert (check.returncode, report.returncode) == (0, 0), check.stderr + report.stderr
+    modes = {p.name: _mode(p) for p in (audit, summary, html, failed, not_found)}
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert not_found.read_text(encoding="utf-8").count("gone-") == 2
+
+
+def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    """--api-key-file readable by group or others: one warning line on stderr; 0600: none."""
+    source = _csv(tmp_path / "in.csv", EXISTING[:2])
+    key_file = tmp_path / "key"
+    key_file.write_text(API_KEY + "\n", encoding="utf-8")
+    warnings: dict[int, list[str]] = {}
+
+    for mode in (0o644, 0o640, 0o600):
+        key_file.chmod(mode)
+        done = run_cli(
+            "delete", str(source), "--base-url", "http://127.0.0.1:9/v3", "--dry-run",
+            "--api-key-file", str(key_file), env=cli_env(COMETCHAT_API_KEY=""),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert API_KEY not in done.stdout + done.stderr
+        warnings[mode] = [line for line in done.stderr.splitlines() if "warning" in line]
+
+    assert [len(lines) for lines in warnings.values()] == [1, 1, 0]
+    assert f"(mode 0640); make it private with: chmod 600 {key_file}" in warnings[0o640][0]
