@@ -25,8 +25,10 @@ _STATUS_LINE = {
 def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     """Return the end-of-run summary a person reads."""
     mode = "PERMANENT erasure" if summary.permanent else "deactivation"
+    # The lines below add up to the headline's rows: every input row is on exactly one of them.
+    rows = f"{summary.read}+" if summary.total is None else str(summary.total)
     lines = [
-        f"bulkdelete {_STATUS_LINE[summary.status]}: {summary.rows} rows in "
+        f"bulkdelete {_STATUS_LINE[summary.status]}: {rows} rows in "
         f"{summary.duration:.1f} s ({mode}, {summary.target})",
     ]
     width = max(len(o.value) for o in Outcome)
@@ -41,6 +43,12 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
         lines.append(
             f"  {'no answer':<{width}}  {summary.unanswered:>9}  (sent, but the run stopped "
             "waiting: fate unknown; `bulkdelete report` names them)"
+        )
+    if summary.unread is None:
+        lines.append(f"  {'unread':<{width}}  {'?':>9}  (the run stopped before the input's end)")
+    elif summary.unread:
+        lines.append(
+            f"  {'unread':<{width}}  {summary.unread:>9}  (never read: the run stopped first)"
         )
     lines += [f"  failed with {code}: {n}" for code, n in summary.failures_by_code.items()]
     lines.append(
@@ -70,11 +78,13 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "permanent": summary.permanent,
             "target": summary.target,
             "audit": str(summary.audit_path),
+            "total": summary.total,
             "rows": summary.rows,
             "outcomes": {o.value: summary.counts.get(o, 0) for o in Outcome},
             "skipped": summary.skipped,
             "unsent": summary.unsent,
             "unanswered": summary.unanswered,
+            "unread": summary.unread,
             "failures_by_code": dict(summary.failures_by_code),
             "requests": summary.requests,
             "duration_seconds": round(summary.duration, 3),

@@ -119,39 +119,44 @@ class _Run:
         self.requests = 0
         self.retried = 0
         self.skipped = 0
-        self.unsent = 0
+        self.read = 0  # rows taken from the input; each ends audited, skipped, unsent or unanswered
+        self.read_all = False  # the input ran out: no row was left unread
         self.unanswered = 0  # UIDs announced (``sending``) and not yet recorded
         self.fatal: Answer | None = None
         self.pseudonyms = pseudonyms_for(settings)
 
     def record(self, row: Row, result: Result) -> None:
-        self.counts[result.outcome] += 1
-        if result.outcome is Outcome.FAILED:
-            code = result.error_code or f"HTTP {result.http_status}"
-            self.failures[code] += 1
         named = self.pseudonyms
         if named.active:  # the server's message may quote the UID
             result = dataclasses.replace(
                 result, message=named.scrub(result.message, row.raw, row.uid)
             )
-        self.audit.write(
-            row_record(
-                run_id=self.run_id,
-                source=row.source,
-                uid=named.of(row.raw),
-                normalised=None if row.uid is None else named.of(row.uid),
-                permanent=self.settings.permanent,
-                result=result,
-                reason=row.reason,
+        try:
+            self.audit.write(
+                row_record(
+                    run_id=self.run_id,
+                    source=row.source,
+                    uid=named.of(row.raw),
+                    normalised=None if row.uid is None else named.of(row.uid),
+                    permanent=self.settings.permanent,
+                    result=result,
+                    reason=row.reason,
+                )
             )
-        )
+        except AuditError:
+            if result.attempts:  # sent, and its outcome never reached the audit: fate unknown
+                self.unanswered += 1
+            raise
+        self.counts[result.outcome] += 1
+        if result.outcome is Outcome.FAILED:
+            code = result.error_code or f"HTTP {result.http_status}"
+            self.failures[code] += 1
 
     async def produce(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
-        index = 0
         async for row in _as_async(rows):
-            index += 1
+            self.read += 1
             if self.pacer.halted:
-                break
+                break  # this row was read and is not sent: it counts as unsent
             if self.resume is not None and self.resume.settles(row):
                 self.skipped += 1
             elif row.uid is None:
@@ -160,20 +165,19 @@ class _Run:
                 self.record(row, Result(Outcome.DUPLICATE))
             else:
                 await queue.put(row)
-            if index % _PRODUCER_YIELD_EVERY == 0:
+            if self.read % _PRODUCER_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let workers run even through a long run of bad rows
+        else:
+            self.read_all = True
         for _ in range(self.settings.concurrency):
             await queue.put(None)
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
             if self.pacer.halted:
-                self.unsent += 1  # drained, not sent: a resumed run picks these rows up
-                continue
+                continue  # drained, not sent (counted unsent): a resumed run picks it up
             result = await self.delete(row)
-            if result is None:
-                self.unsent += 1
-            else:
+            if result is not None:  # None: the run halted before its first request
                 self.record(row, result)
 
     async def delete(self, row: Row) -> Result | None:
@@ -497,6 +501,13 @@ async def run_delete(
 
 def _summarise(run: _Run, started: float) -> Summary:
     fatal = run.fatal_answer()
+    audited = run.counts.total()
+    if run.read_all:
+        unread: int | None = 0
+    elif run.total is not None:
+        unread = max(run.total - run.read, 0)
+    else:
+        unread = None  # a library run stopped before the end of an iterable of unknown length
     return Summary(
         run_id=run.run_id,
         audit_path=run.settings.audit_path,
@@ -510,8 +521,11 @@ def _summarise(run: _Run, started: float) -> Summary:
         fatal_message=fatal.message if fatal else None,
         retried_uids=run.retried,
         skipped=run.skipped,
-        unsent=run.unsent,
+        # Whatever was read and is neither audited, skipped nor awaiting its answer was not
+        # sent: queued, waiting for the pacer, or in the producer's hand when the run stopped.
+        unsent=run.read - audited - run.skipped - run.unanswered,
         unanswered=run.unanswered,
+        unread=unread,
         failures_by_code=dict(run.failures.most_common()),
         # A run shorter than a second sent all its requests within one second.
         peak_rate=run.peak_rate or float(run.requests),
@@ -528,6 +542,8 @@ def _finish_record(summary: Summary) -> dict[str, Any]:
         skipped=summary.skipped,
         unsent=summary.unsent,
         unanswered=summary.unanswered,
+        unread=summary.unread,
+        total=summary.total,
         requests=summary.requests,
         duration_seconds=round(summary.duration, 3),
         fatal_code=summary.fatal_code,

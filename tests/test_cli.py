@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from helpers import (
     run_cli,
     wait_for_outcomes,
 )
+
+from bulkdelete.outcome import Outcome
 
 EXISTING = [f"user-{n:03d}" for n in range(40)]
 MISSING = [f"gone-{n:03d}" for n in range(10)]
@@ -618,3 +621,37 @@ def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
 
     assert [len(lines) for lines in warnings.values()] == [1, 1, 0]
     assert f"(mode 0640); make it private with: chmod 600 {key_file}" in warnings[0o640][0]
+
+
+def test_an_interrupted_summary_accounts_for_every_input_row(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """SIGINT over 3,000 rows: text, run_finished and JSON each add up to the 3,000 rows."""
+    server = fake_server("--all-exist", "--latency", "0.05")
+    source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(2990)], extra=["bad/x,,"] * 10)
+    audit, out = tmp_path / "a.jsonl", tmp_path / "summary.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", server.base_url,
+         "--audit", str(audit), "--rate", "200", "--summary-json", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    wait_for_outcomes(audit, 40)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    headline = re.search(r"bulkdelete interrupted: (\d+) rows", stdout)
+    assert headline is not None, stdout
+    labels = [o.value for o in Outcome] + ["skipped", "unsent", "no answer", "unread"]
+    counted = {
+        m["label"]: int(m["n"])
+        for m in re.finditer(rf"^  (?P<label>{'|'.join(labels)})\s+(?P<n>\d+)", stdout, re.M)
+    }
+    assert (int(headline[1]), sum(counted.values())) == (3000, 3000), stdout
+    assert counted["unread"] > 0  # the run stopped long before the producer read everything
+    finished = audit_lines(audit)[-1]
+    parts = ("rows", "skipped", "unsent", "unanswered", "unread")
+    assert (finished["total"], sum(finished[p] for p in parts)) == (3000, 3000)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert (document["total"], sum(document[p] for p in parts)) == (3000, 3000)
+    assert document["unread"] == counted["unread"] == finished["unread"]

@@ -184,6 +184,17 @@ def test_summary_json_has_the_same_facts_as_the_text() -> None:
     )
 
 
+def test_summary_of_a_stopped_library_run_says_its_unread_rows_are_unknown() -> None:
+    """An iterable of unknown length, stopped early: unread '?', no total, rows read so far."""
+    summary = make_summary(status=RunStatus.INTERRUPTED, unsent=5, unread=None)
+    text = summary_text(summary, resume_command=None)
+    document = orjson.loads(summary_json(summary, resume_command=None))
+    read = sum(COUNTS.values()) + 5
+    assert f"interrupted: {read}+ rows" in text.splitlines()[0]
+    assert re.search(r"^\s*unread\s+\?", text, flags=re.MULTILINE), text
+    assert (document["total"], document["unread"]) == (None, None)
+
+
 # --- dry_run_text -----------------------------------------------------------------------------
 
 
