@@ -53,6 +53,7 @@ class ExitCode(enum.IntEnum):
     INCOMPLETE = 1  # finished, but some rows failed or were invalid (verify: FAIL)
     USAGE = 2  # a usage or input error; nothing was sent
     FATAL = 3  # a fatal API answer (bad key, no access, plan) aborted the run
+    AUDIT_FAILED = 4  # the audit could not be written mid-run; requests may have been sent
     SIGINT = 130
     SIGTERM = 143
 
@@ -61,6 +62,8 @@ def exit_code(summary: Summary, *, signum: int | None = None) -> ExitCode:
     """Map a run's summary to the process exit code."""
     if summary.status is RunStatus.ABORTED:
         return ExitCode.FATAL
+    if summary.status is RunStatus.AUDIT_FAILED:
+        return ExitCode.AUDIT_FAILED
     if summary.status is RunStatus.INTERRUPTED:
         return ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT
     return ExitCode.OK if summary.all_final else ExitCode.INCOMPLETE
@@ -356,6 +359,11 @@ def cli() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Read and validate everything, send nothing.")
 @click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="An input without rows is a successful (audited) run, not an error.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(logs.LEVELS),
     default="info",
@@ -387,6 +395,7 @@ def delete(
     yes: bool,
     no_progress: bool,
     dry_run: bool,
+    allow_empty: bool,
     log_level: str,
 ) -> None:
     """Delete (or with --permanent, erase) the users whose UIDs are in INPUT files or stdin.
@@ -439,8 +448,10 @@ def delete(
     )
     with _sources(inputs) as sources:
         scanned = scan(sources, column=column)
-        if scanned.rows == 0:
-            raise UsageError("the input holds no rows: nothing to do")
+        if scanned.rows == 0 and not allow_empty:
+            raise UsageError(
+                "the input holds no rows: nothing to do (--allow-empty makes that a success)"
+            )
         valid = _count_valid(sources, column) if max_deletes is not None or permanent else None
         if max_deletes is not None and valid is not None and valid > max_deletes:
             raise UsageError(
@@ -461,7 +472,9 @@ def delete(
     if summary is None:  # a second signal cut the run short; the audit was closed cleanly
         sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)
     resume_command = _resume_command(summary)
-    click.echo(render.summary_text(summary, resume_command=resume_command))
+    # The disk that refused the audit may hold stdout's file too: stderr is the likelier way out.
+    failed = summary.status is RunStatus.AUDIT_FAILED
+    click.echo(render.summary_text(summary, resume_command=resume_command), err=failed)
     code = exit_code(summary, signum=signum)
     if summary_json is not None:
         data = render.summary_json(summary, resume_command=resume_command)

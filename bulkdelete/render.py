@@ -19,6 +19,7 @@ _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",
     RunStatus.ABORTED: "ABORTED by a fatal API answer",
     RunStatus.INTERRUPTED: "interrupted",
+    RunStatus.AUDIT_FAILED: "STOPPED: the audit could not be written",
 }
 
 
@@ -63,6 +64,11 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     if summary.fatal_code or summary.fatal_message:
         reason = ": ".join(part for part in (summary.fatal_code, summary.fatal_message) if part)
         lines.append(f"  stopped because: {reason}")
+    if summary.status is RunStatus.AUDIT_FAILED:
+        lines.append(
+            "  the audit may lack the outcomes of the last requests: once it can be written "
+            "again, `bulkdelete report` names those UIDs (unknown state) and --resume settles them"
+        )
     lines.append(f"  audit: {summary.audit_path}")
     if resume_command:
         lines.append(f"  to finish the job, run: {resume_command}")

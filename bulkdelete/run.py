@@ -455,6 +455,7 @@ async def run_delete(
     started = time.monotonic()
     own_session = session is None
     http = session if session is not None else open_session(settings)
+    run: _Run | None = None
     try:
         chain_key = settings.audit_key.reveal().encode() if settings.audit_key else None
         async with AuditWriter(settings.audit_path, chain_key=chain_key) as audit:
@@ -493,13 +494,19 @@ async def run_delete(
                 raise
             summary = _summarise(run, started)
             audit.write(_finish_record(summary))
+    except AuditError as failed:
+        if run is None:
+            raise  # the audit could not even be opened: nothing was sent
+        # The audit took no more lines (a full disk, a file size limit), so the run stopped
+        # sending. Requests had left: what the run did is told as a value, not an exception.
+        summary = _summarise(run, started, audit_failure=str(failed))
     finally:
         if own_session:
             await http.close()
     return summary
 
 
-def _summarise(run: _Run, started: float) -> Summary:
+def _summarise(run: _Run, started: float, *, audit_failure: str | None = None) -> Summary:
     fatal = run.fatal_answer()
     audited = run.counts.total()
     if run.read_all:
@@ -513,12 +520,12 @@ def _summarise(run: _Run, started: float) -> Summary:
         audit_path=run.settings.audit_path,
         target=run.settings.target,
         permanent=run.settings.permanent,
-        status=run.status(),
+        status=RunStatus.AUDIT_FAILED if audit_failure else run.status(),
         counts=dict(run.counts),
         requests=run.requests,
         duration=time.monotonic() - started,
         fatal_code=fatal.error_code if fatal else None,
-        fatal_message=fatal.message if fatal else None,
+        fatal_message=audit_failure or (fatal.message if fatal else None),
         retried_uids=run.retried,
         skipped=run.skipped,
         # Whatever was read and is neither audited, skipped nor awaiting its answer was not

@@ -16,6 +16,9 @@ class RunStatus(enum.StrEnum):
     COMPLETED = "completed"
     ABORTED = "aborted"  # a fatal API answer stopped it
     INTERRUPTED = "interrupted"  # a stop was requested (SIGINT/SIGTERM)
+    # The audit could not be written mid-run (a full disk), so the run stopped sending. Never
+    # in an audit's run_finished: the audit takes no more lines.
+    AUDIT_FAILED = "audit_failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -323,6 +324,27 @@ def test_input_without_rows_is_refused(fake_server: FakeFactory, tmp_path: Path)
     assert done.returncode == 2
     assert "no rows" in done.stderr
     assert server.stats()["requests"] == 0
+
+
+def test_allow_empty_makes_an_empty_input_a_successful_audited_run(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """A quiet night: with --allow-empty, a header-only input exits 0 with a whole audit."""
+    server = fake_server(users=EXISTING)
+    source = tmp_path / "in.csv"
+    source.write_text("uid,email\n", encoding="utf-8")
+    audit = tmp_path / "a.jsonl"
+    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(audit)]
+
+    refused = run_cli(*args)
+    dry = run_cli(*args, "--allow-empty", "--dry-run")
+    done = run_cli(*args, "--allow-empty", "--permanent", "--yes")
+
+    assert (refused.returncode, dry.returncode, done.returncode) == (2, 0, 0), done.stderr
+    assert "--allow-empty" in refused.stderr
+    events = [(r["event"], r.get("status"), r.get("total")) for r in audit_lines(audit)]
+    assert events == [("run_started", None, None), ("run_finished", "completed", 0)]
+    assert server.stats()["deletes_by_uid"] == {}
 
 
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -655,3 +677,55 @@ def test_an_interrupted_summary_accounts_for_every_input_row(
     document = json.loads(out.read_text(encoding="utf-8"))
     assert (document["total"], sum(document[p] for p in parts)) == (3000, 3000)
     assert document["unread"] == counted["unread"] == finished["unread"]
+
+
+def _run_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI unable to write past ``limit`` bytes into any file: a disk that fills up.
+
+    Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as one to a full disk
+    fails with ENOSPC: the real CLI meets a real write error mid-run.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "bulkdelete", *args],
+        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )  # fmt: skip
+
+
+def test_an_audit_that_fills_up_mid_run_exits_4_with_a_summary_on_stderr(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """The audit stops taking lines after some deletions: exit 4 (never 2), a summary on stderr,
+    and the audit stays good to --resume."""
+    uids = [f"member-{n:04d}" for n in range(400)]
+    server = fake_server(users=uids)
+    audit = tmp_path / "a.jsonl"
+    # An earlier run of huge invalid rows brings the audit to about 2 MB, so that the limit sits
+    # well above what the process writes to any other file (its coverage data, say).
+    padding = tmp_path / "padding.txt"
+    padding.write_text(("x" * 50_000 + "\n") * 40, encoding="utf-8")
+    assert run_cli("delete", str(padding), "--base-url", server.base_url,
+                   "--audit", str(audit)).returncode == 1  # fmt: skip
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(uids) + "\n", encoding="utf-8")
+    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+            "--rate", "1000", "--concurrency", "8"]  # fmt: skip
+
+    full = _run_with_file_size_limit(audit.stat().st_size + 30_000, *args)
+
+    assert full.returncode == 4, full.stdout + full.stderr
+    deleted = len(server.stats()["applied"])
+    assert 0 < deleted < len(uids)
+    assert "bulkdelete STOPPED: the audit could not be written" in full.stderr
+    assert "File too large" in full.stderr
+    assert re.search(r"^  deleted\s+\d+$", full.stderr, flags=re.MULTILINE), full.stderr
+    assert "to finish the job, run:" in full.stderr
+    done = run_cli(*args, "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    finals = Counter(
+        r["normalised_uid"]
+        for r in audit_lines(audit)
+        if r.get("outcome") in {"deleted", "not_found"} and r["normalised_uid"] in uids
+    )
+    assert finals == Counter(uids)  # every UID once: none lost, none settled twice
+    assert set(server.stats()["applied"]) == set(uids)
