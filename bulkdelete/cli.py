@@ -337,6 +337,11 @@ def cli() -> None:
     help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
 )
 @click.option(
+    "--restart",
+    is_flag=True,
+    help="Start over in --audit although its last run did not finish: send every row again.",
+)
+@click.option(
     "--audit-uid-hash",
     is_flag=True,
     help="Name UIDs in the audit by an HMAC (key: env BULKDELETE_AUDIT_KEY), not in clear.",
@@ -389,6 +394,7 @@ def delete(
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
+    restart: bool,
     audit_uid_hash: bool,
     verify_deleted: bool,
     summary_json: Path | None,
@@ -424,8 +430,9 @@ def delete(
         raise UsageError(
             "--verify-deleted needs the UIDs in the audit; it cannot follow --audit-uid-hash"
         )
-    if resume and audit_path is None:
-        raise UsageError("--resume needs --audit naming the audit of the run to continue")
+    if (resume or restart) and audit_path is None:
+        flag = "--resume" if resume else "--restart"
+        raise UsageError(f"{flag} needs --audit naming the audit of the run to continue")
     if dry_run and not api_key.reveal():
         api_key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
     settings = Settings(
@@ -461,13 +468,20 @@ def delete(
         if dry_run:  # after --max-deletes: a dry run says what the real run would do
             click.echo(render.dry_run_text(settings, scanned, read_rows(sources, column=column)))
             return
-        if permanent and not yes and valid is not None:
-            _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
         from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
 
-        plan = launch.resume_plan(settings, scanned) if resume else None
+        plan = launch.plan_run(settings, scanned, resume=resume, restart=restart)
+        if permanent and not yes and valid is not None:
+            _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
         click.echo(f"audit: {settings.audit_path}")
         ended = launch.delete(settings, sources, scanned, resume=plan, reporter=reporter)
+    _end_delete(ended, settings, summary_json=summary_json, verify_deleted=verify_deleted)
+
+
+def _end_delete(
+    ended: Ended[Summary], settings: Settings, *, summary_json: Path | None, verify_deleted: bool
+) -> NoReturn:
+    """Tell how a delete run ended (summary, --summary-json, --verify-deleted) and exit."""
     summary, signum = ended.result, ended.signum
     if summary is None:  # a second signal cut the run short; the audit was closed cleanly
         sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)
@@ -484,6 +498,8 @@ def delete(
             click.echo(f"bulkdelete: error: cannot write --summary-json: {exc.strerror}", err=True)
             code = code or ExitCode.INCOMPLETE
     if verify_deleted and summary.status is RunStatus.COMPLETED:
+        from bulkdelete import launch  # noqa: PLC0415  (loaded already by the run)
+
         checked = launch.check_audit(settings, run_id=summary.run_id)
         if checked.result is None or not checked.result.all_gone:
             _exit_after_check(checked)
@@ -494,7 +510,8 @@ def delete(
 def _resume_command(summary: Summary) -> str | None:
     if summary.status is RunStatus.COMPLETED:
         return None
-    args = [a for a in sys.argv[1:] if a != "--resume"] + ["--resume"]
+    # A stopped restart is continued like any run: --restart again would start over once more.
+    args = [a for a in sys.argv[1:] if a not in {"--resume", "--restart"}] + ["--resume"]
     if "--audit" not in args and not any(a.startswith("--audit=") for a in args):
         args += ["--audit", str(summary.audit_path)]
     return shlex.join(["bulkdelete", *args])

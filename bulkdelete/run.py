@@ -50,15 +50,22 @@ log = structlog.get_logger("bulkdelete")
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """What ``--resume`` brings to a run: the audit's index and this input's file hashes."""
+    """What ``--resume`` brings to a run: the audit's index and this input's file hashes.
+
+    With ``restart_of`` (``--restart``, naming the audit's last run) the run starts over
+    instead: it settles no row from the index, which then only names the UIDs of unknown fate.
+    """
 
     index: ResumeIndex
     file_hashes: Mapping[str, str]  # input name as rows name it -> SHA-256 of its bytes
 
     pseudonyms: Pseudonyms  # how the audit names UIDs
+    restart_of: str | None = None
 
     def settles(self, row: Row) -> bool:
-        """Tell whether an earlier run already settled this row."""
+        """Tell whether an earlier run already settled this row (never, in a restart)."""
+        if self.restart_of is not None:
+            return False
         name, _, line = row.source.rpartition(":")
         return self.index.settles(
             uid=None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid),
@@ -465,7 +472,8 @@ async def run_delete(
                     run_id=run_id,
                     version=__version__,
                     settings=settings.public(),
-                    resumed=resume is not None,
+                    resumed=resume is not None and resume.restart_of is None,
+                    restart_of=resume.restart_of if resume else None,
                     repaired_torn_tail_bytes=audit.repaired_bytes,
                     **(manifest or {}),
                 )
