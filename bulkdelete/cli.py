@@ -26,9 +26,10 @@ import structlog
 from bulkdelete import logs, privatefile, render
 from bulkdelete._version import __version__
 from bulkdelete.audit import read_records
+from bulkdelete.dryrun import survey
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
-from bulkdelete.rows import Source, read_rows, scan, spool_stdin
+from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_SHARE,
@@ -137,14 +138,18 @@ def _refuse_overwrite(path: Path, flag: str, keep: Sequence[Path]) -> None:
 
 
 def _check_delete_files(
-    inputs: Sequence[str], audit_path: Path | None, summary_json: Path | None
+    inputs: Sequence[str],
+    audit_path: Path | None,
+    summary_json: Path | None,
+    invalid_out: Path | None = None,
 ) -> None:
-    """Refuse an audit or a summary file that is an input, or a summary that is the audit."""
+    """Refuse an audit or an output file that is an input, or an output that is the audit."""
     read = [Path(name) for name in inputs if name != "-"]
     if audit_path is not None:
         _refuse_overwrite(audit_path, "--audit", read)
         read.append(audit_path)
     _check_output(summary_json, "--summary-json", read)
+    _check_output(invalid_out, "--invalid-out", [*read, *([summary_json] if summary_json else [])])
 
 
 def _write_output(path: Path, flag: str, write: Callable[[], _T]) -> _T:
@@ -364,6 +369,11 @@ def cli() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Read and validate everything, send nothing.")
 @click.option(
+    "--invalid-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --dry-run: write the invalid rows (file, line, value, reason) as a CSV.",
+)
+@click.option(
     "--allow-empty",
     is_flag=True,
     help="An input without rows is a successful (audited) run, not an error.",
@@ -401,6 +411,7 @@ def delete(
     yes: bool,
     no_progress: bool,
     dry_run: bool,
+    invalid_out: Path | None,
     allow_empty: bool,
     log_level: str,
 ) -> None:
@@ -424,7 +435,12 @@ def delete(
         stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
     )
     base_url, target = _target(app_id, region, base_url)
-    _check_delete_files(inputs, audit_path, summary_json)
+    _check_delete_files(inputs, audit_path, summary_json, invalid_out)
+    if invalid_out is not None and not dry_run:
+        raise UsageError(
+            "--invalid-out lists the invalid rows of a --dry-run; a real run audits them "
+            "(`bulkdelete report` counts them, each audit line names its file:line)"
+        )
     _check_ca_bundle(ca_bundle)
     if audit_uid_hash and verify_deleted:
         raise UsageError(
@@ -466,7 +482,7 @@ def delete(
                 "nothing was sent"
             )
         if dry_run:  # after --max-deletes: a dry run says what the real run would do
-            click.echo(render.dry_run_text(settings, scanned, read_rows(sources, column=column)))
+            _dry_run(settings, scanned, sources, invalid_out=invalid_out, summary_json=summary_json)
             return
         from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
 
@@ -476,6 +492,30 @@ def delete(
         click.echo(f"audit: {settings.audit_path}")
         ended = launch.delete(settings, sources, scanned, resume=plan, reporter=reporter)
     _end_delete(ended, settings, summary_json=summary_json, verify_deleted=verify_deleted)
+
+
+def _dry_run(
+    settings: Settings,
+    scanned: InputSummary,
+    sources: Sequence[Source],
+    *,
+    invalid_out: Path | None,
+    summary_json: Path | None,
+) -> None:
+    """Tell what a real run would do, in text and in the files asked for; send nothing."""
+    rows = read_rows(sources, column=settings.column)
+    if invalid_out is None:
+        found = survey(rows)
+    else:
+        found = _write_output(
+            invalid_out, "--invalid-out", lambda: survey(rows, invalid_out=invalid_out)
+        )
+    click.echo(render.dry_run_text(settings, scanned, found, invalid_out=invalid_out))
+    if summary_json is not None:
+        data = render.dry_run_json(settings, scanned, found)
+        _write_output(
+            summary_json, "--summary-json", lambda: privatefile.write_bytes(summary_json, data)
+        )
 
 
 def _end_delete(

@@ -5,13 +5,13 @@ Plain text that reads well in a terminal and in a CI log alike; machines read th
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+from pathlib import Path
 
 import orjson
 
+from bulkdelete.dryrun import Survey
 from bulkdelete.outcome import Outcome, ReadBack
-from bulkdelete.rows import InputSummary, Row
+from bulkdelete.rows import InputSummary
 from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
@@ -107,23 +107,42 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
     )
 
 
-def dry_run_text(settings: Settings, scanned: InputSummary, rows: Iterable[Row]) -> str:
+def dry_run_text(
+    settings: Settings, scanned: InputSummary, found: Survey, *, invalid_out: Path | None = None
+) -> str:
     """Return what a real run would do: counts by status and invalid reason, and the target."""
-    statuses: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    for row in rows:
-        statuses[row.status] += 1
-        if row.reason:
-            reasons[row.reason] += 1
     mode = "PERMANENTLY erase" if settings.permanent else "deactivate"
     lines = [
-        f"dry run: nothing was sent. A real run would {mode} {statuses['valid']} users on "
+        f"dry run: nothing was sent. A real run would {mode} {found.valid} users on "
         f"{settings.target}.",
-        f"  rows {scanned.rows} in {len(scanned.files)} file(s): valid {statuses['valid']}, "
-        f"invalid {statuses['invalid']}, duplicate {statuses['duplicate']}",
+        f"  rows {scanned.rows} in {len(scanned.files)} file(s): valid {found.valid}, "
+        f"invalid {found.invalid}, duplicate {found.duplicate}",
     ]
-    lines += [f"  invalid: {count:>7}  {reason}" for reason, count in reasons.most_common()]
+    lines += [f"  invalid: {count:>7}  {reason}" for reason, count in found.reasons.items()]
+    if invalid_out is not None:
+        lines.append(f"  invalid rows by line (file, line, value, reason): {invalid_out}")
     return "\n".join(lines)
+
+
+def dry_run_json(settings: Settings, scanned: InputSummary, found: Survey) -> bytes:
+    """Return the dry run's facts for machines: what a real run would read and send."""
+    return orjson.dumps(
+        {
+            "status": "dry_run",
+            "permanent": settings.permanent,
+            "target": settings.target,
+            "total": scanned.rows,
+            "valid": found.valid,
+            "invalid": found.invalid,
+            "duplicate": found.duplicate,
+            "invalid_by_reason": dict(found.reasons),
+            "inputs": [
+                {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
+                for f in scanned.files
+            ],
+        },
+        option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
+    )
 
 
 def check_text(summary: CheckSummary) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -729,3 +730,42 @@ def test_an_audit_that_fills_up_mid_run_exits_4_with_a_summary_on_stderr(
     )
     assert finals == Counter(uids)  # every UID once: none lost, none settled twice
     assert set(server.stats()["applied"]) == set(uids)
+
+
+def test_a_dry_run_lists_invalid_rows_by_line_and_writes_its_summary_json(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """--invalid-out names each invalid row's file, line, value and reason (0600, formulas
+    defused); --summary-json says what a real run would do. Nothing is sent."""
+    server = fake_server(users=EXISTING)
+    source = _csv(
+        tmp_path / "in.csv", EXISTING[:3], extra=["a/b,,", "=HYPERLINK(1),,", "user-001,,"]
+    )
+    invalid, out = tmp_path / "invalid.csv", tmp_path / "dry.summary.json"
+    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a"),
+            "--permanent", "--invalid-out", str(invalid), "--summary-json", str(out)]  # fmt: skip
+
+    done = _run_with_umask_022(*args, "--dry-run")
+    real = run_cli(*args, "--yes")
+
+    assert done.returncode == 0, done.stderr
+    assert f"invalid rows by line (file, line, value, reason): {invalid}" in done.stdout
+    with invalid.open(encoding="utf-8", newline="") as handle:
+        listed = list(csv.reader(handle))
+    assert listed == [
+        ["file", "line", "value", "reason"],
+        [str(source), "5", "a/b", "path separator or traversal"],
+        [str(source), "6", "'=HYPERLINK(1)", "looks like a spreadsheet formula"],
+    ]
+    assert (_mode(invalid), _mode(out)) == (0o600, 0o600)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert {k: document[k] for k in ("status", "permanent", "total", "valid", "invalid",
+                                     "duplicate")} == {
+        "status": "dry_run", "permanent": True, "total": 6, "valid": 3, "invalid": 2,
+        "duplicate": 1,
+    }  # fmt: skip
+    assert document["inputs"][0]["rows"] == 6
+    assert real.returncode == 2  # --invalid-out belongs to a dry run: refused, nothing sent
+    assert "--invalid-out" in real.stderr
+    assert server.stats()["requests"] == 0
+    assert not (tmp_path / "a").exists()

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bulkdelete.dryrun import survey
 from bulkdelete.outcome import Outcome
 from bulkdelete.render import dry_run_text, summary_json, summary_text
 from bulkdelete.rows import FileScan, InputSummary, Row
@@ -225,7 +226,7 @@ SCANNED = InputSummary(
 
 def test_dry_run_counts_valid_invalid_and_duplicate() -> None:
     """The dry run counts rows, files, and valid, invalid and duplicate rows."""
-    text = dry_run_text(make_settings(permanent=False), SCANNED, ROWS)
+    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(ROWS))
     assert re.search(r"\b8\b.*\b2 file", text), text
     found = {k: int(v) for k, v in re.findall(r"\b(valid|invalid|duplicate) (\d+)", text)}
     expected = {"valid": 3, "invalid": 3, "duplicate": 2}
@@ -234,7 +235,7 @@ def test_dry_run_counts_valid_invalid_and_duplicate() -> None:
 
 def test_dry_run_groups_invalid_reasons_with_counts() -> None:
     """Each invalid reason appears once, with how many rows had it."""
-    text = dry_run_text(make_settings(permanent=False), SCANNED, ROWS)
+    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(ROWS))
     reason_lines = [line for line in text.splitlines() if "empty" in line or "starts" in line]
     assert len(reason_lines) == 2, text
     assert re.search(r"\b2\b\s+empty$", text, flags=re.MULTILINE), text
@@ -244,7 +245,7 @@ def test_dry_run_groups_invalid_reasons_with_counts() -> None:
 @pytest.mark.parametrize(("permanent", "word"), [(True, "PERMANENTLY"), (False, "deactivate")])
 def test_dry_run_says_what_a_real_run_would_do(permanent: bool, word: str) -> None:
     """The dry run says whether a real run would erase or deactivate, how many users, and where."""
-    text = dry_run_text(make_settings(permanent=permanent), SCANNED, ROWS)
+    text = dry_run_text(make_settings(permanent=permanent), SCANNED, survey(ROWS))
     first = text.splitlines()[0]
     expected = (True, True, True)
     assert expected == (word in first, "3 users" in first, "staging" in first)
@@ -254,6 +255,6 @@ def test_dry_run_says_what_a_real_run_would_do(permanent: bool, word: str) -> No
 def test_dry_run_with_no_invalid_rows_lists_no_reasons() -> None:
     """Without invalid rows there are no reason lines."""
     valid = [row for row in ROWS if row.status == "valid"]
-    text = dry_run_text(make_settings(permanent=False), SCANNED, valid)
+    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(valid))
     expected = 2  # the headline and the counts
     assert expected == len(text.splitlines())
