@@ -33,11 +33,6 @@ class Survey:
     duplicate: int
     reasons: Mapping[str, int]  # invalid rows by reason, most frequent first
 
-    @property
-    def rows(self) -> int:
-        """Every data row of the input."""
-        return self.valid + self.invalid + self.duplicate
-
 
 def survey(rows: Iterable[Row], *, invalid_out: Path | None = None) -> Survey:
     """Count ``rows`` by status and reason; write the invalid ones to ``invalid_out`` (0600).

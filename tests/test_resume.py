@@ -353,3 +353,28 @@ def test_only_the_last_run_decides_whether_a_plain_run_may_follow(
     assert "was killed" in refused.stderr
     assert (resumed.returncode, later.returncode) == (0, 0), resumed.stderr + later.stderr
     assert set(server.stats()["applied"]) == set(UIDS[:150])
+
+
+def test_restart_refuses_what_resume_refuses_and_resume_with_it(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """--restart with --resume, with no audit, or with the other --permanent choice: exit 2."""
+    server = fake_server(users=UIDS[:5])
+    source, audit = _input(tmp_path, UIDS[:5]), tmp_path / "audit.jsonl"
+    args = _delete_args(server, source, audit)
+    assert run_cli(*args).returncode == 0
+    sent = server.stats()["requests"]
+    cases = {
+        "both": ([*args, "--resume", "--restart"], "not both"),
+        "no-audit": (["delete", str(source), "--base-url", server.base_url, "--restart"],
+                     "--restart needs --audit"),
+        "missing": ([*_delete_args(server, source, tmp_path / "nope.jsonl"), "--restart"],
+                    "--restart: there is no audit at"),
+        "permanent": ([*args, "--restart", "--permanent", "--yes"], "same --permanent choice"),
+    }  # fmt: skip
+
+    for name, (command, message) in cases.items():
+        done = run_cli(*command)
+        assert (name, done.returncode) == (name, 2)
+        assert message in done.stderr, (name, done.stderr)
+    assert server.stats()["requests"] == sent
