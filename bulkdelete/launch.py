@@ -76,9 +76,8 @@ def plan_run(
     """
     if resume and restart:
         raise UsageError("--resume continues the audit's last run, --restart starts over: not both")
-    flag = "--resume" if resume else "--restart"
     if resume or restart:
-        return _continue_plan(settings, scanned, flag=flag)
+        return _continue_plan(settings, scanned, restart=restart)
     if settings.audit_path.is_file():
         refuse_a_foreign_file(settings.audit_path)
         index = load_resume_index(settings.audit_path)
@@ -93,8 +92,14 @@ def plan_run(
     return None
 
 
-def _continue_plan(settings: Settings, scanned: InputSummary, *, flag: str) -> Resume:
-    """Read the audit to continue (or restart) and check it was written by a run like this one."""
+def _continue_plan(settings: Settings, scanned: InputSummary, *, restart: bool) -> Resume:
+    """Read the audit to continue (or restart) and check it was written by a run like this one.
+
+    A restart is held to the same rules as a resume: the same --permanent choice, target, key
+    and input (read as in the manifests), or the audit would no longer verify as one piece of
+    evidence.
+    """
+    flag = "--restart" if restart else "--resume"
     if not settings.audit_path.is_file():
         raise UsageError(f"{flag}: there is no audit at {settings.audit_path}")
     refuse_a_foreign_file(settings.audit_path)
@@ -112,16 +117,12 @@ def _continue_plan(settings: Settings, scanned: InputSummary, *, flag: str) -> R
     if index.uid_hash != {settings.uid_hash}:
         raise UsageError(f"{flag}: use --audit-uid-hash exactly when the audit's runs did")
     _check_audit_key(settings, index, f"{flag}: ")
-    restart = flag == "--restart"
-    if (
-        not restart
-        and index.input_hashes
-        and not index.input_hashes & {f.sha256 for f in scanned.files}
-    ):
-        # No row would be recognised as settled: the whole input would be sent again.
+    if index.input_hashes and not index.input_hashes & {f.sha256 for f in scanned.files}:
+        # A resume would recognise no row as settled and send the whole input again; a restart
+        # would mix inputs in one audit, which verify --input can then never pass.
         raise UsageError(
-            "--resume: no input is a file the audit's runs read (compared by SHA-256); "
-            "resume with the same files, start over with --restart, or write to a new --audit"
+            f"{flag}: no input is a file the audit's runs read (compared by SHA-256); "
+            "use the same files, or write to a new --audit"
         )
     return Resume(
         index=index,
