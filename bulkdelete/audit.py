@@ -28,6 +28,7 @@ from typing import Any, Final, Self
 
 import orjson
 
+from bulkdelete import privatefile
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Result
 from bulkdelete.settings import KEYED_CHAIN
@@ -214,7 +215,7 @@ class AuditWriter:
     async def __aenter__(self) -> Self:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = privatefile.open_fd(self.path, os.O_WRONLY | os.O_APPEND)
             _lock(self._fd, self.path)
             # Only the lock holder may cut a torn tail: another run's line may be half written.
             self.repaired_bytes = repair_torn_tail(self.path)
@@ -409,6 +410,17 @@ class ResumeIndex:
     key_ids: set[str] = field(default_factory=set)  # the keyed runs' ``audit_key_id`` values
     input_hashes: set[str] = field(default_factory=set)  # SHA-256 of every input a run read
     runs: int = 0
+    last_run: str | None = None  # the run id of the audit's last delete run
+    last_status: str | None = None  # its run_finished status; None: it has none (killed)
+
+    @property
+    def last_run_unfinished(self) -> bool:
+        """Tell whether the audit's last delete run ended other than ``completed``.
+
+        Only the last run counts: an interrupted run that a later ``--resume`` completed is
+        finished business. Read-backs (``check``) are not delete runs and do not count.
+        """
+        return self.last_run is not None and self.last_status != "completed"
 
     def settles(self, *, uid: str | None, file_sha256: str | None, line: int) -> bool:
         """Tell whether a row needs nothing more: its UID is final or the row was audited."""
@@ -440,6 +452,7 @@ def _index_record(
     event = record.get("event")
     if event == "run_started":
         index.runs += 1
+        index.last_run, index.last_status = run_id, None
         settings = record.get("settings") or {}
         index.permanent.add(bool(settings.get("permanent")))
         index.base_urls.add(str(settings.get("base_url")))
@@ -453,6 +466,8 @@ def _index_record(
         index.input_hashes.update(files.values())
     elif event == "sending":
         index.unknown[str(record["normalised_uid"])] = run_id
+    elif event == "run_finished" and run_id == index.last_run:
+        index.last_status = str(record["status"])
     outcome = record.get("outcome")
     if outcome is None:
         return

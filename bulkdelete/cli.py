@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 import structlog
 
-from bulkdelete import logs, render
+from bulkdelete import logs, privatefile, render
 from bulkdelete._version import __version__
 from bulkdelete.audit import read_records
+from bulkdelete.dryrun import survey
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
 from bulkdelete.proxy import proxy_for, proxy_passwords
-from bulkdelete.rows import Source, read_rows, scan, spool_stdin
+from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_SHARE,
@@ -54,6 +55,7 @@ class ExitCode(enum.IntEnum):
     INCOMPLETE = 1  # finished, but some rows failed or were invalid (verify: FAIL)
     USAGE = 2  # a usage or input error; nothing was sent
     FATAL = 3  # a fatal API answer (bad key, no access, plan) aborted the run
+    AUDIT_FAILED = 4  # the audit could not be written mid-run; requests may have been sent
     SIGINT = 130
     SIGTERM = 143
 
@@ -62,6 +64,8 @@ def exit_code(summary: Summary, *, signum: int | None = None) -> ExitCode:
     """Map a run's summary to the process exit code."""
     if summary.status is RunStatus.ABORTED:
         return ExitCode.FATAL
+    if summary.status is RunStatus.AUDIT_FAILED:
+        return ExitCode.AUDIT_FAILED
     if summary.status is RunStatus.INTERRUPTED:
         return ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT
     return ExitCode.OK if summary.all_final else ExitCode.INCOMPLETE
@@ -92,8 +96,17 @@ def _read_api_key(key_file: Path | None) -> Secret:
     if key_file is not None:
         try:
             value = key_file.read_text(encoding="utf-8").strip()
+            mode = stat.S_IMODE(key_file.stat().st_mode)
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read --api-key-file {key_file}: {exc}") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            # Not refused: the key may be shared on purpose (a group of operators), but an
+            # accident here hands the key to every account on the machine.
+            click.echo(
+                f"bulkdelete: warning: --api-key-file {key_file} is readable by group or others "
+                f"(mode {mode:04o}); make it private with: chmod 600 {shlex.quote(str(key_file))}",
+                err=True,
+            )
     else:
         value = os.environ.get("COMETCHAT_API_KEY", "").strip()
     return Secret(value)
@@ -126,14 +139,18 @@ def _refuse_overwrite(path: Path, flag: str, keep: Sequence[Path]) -> None:
 
 
 def _check_delete_files(
-    inputs: Sequence[str], audit_path: Path | None, summary_json: Path | None
+    inputs: Sequence[str],
+    audit_path: Path | None,
+    summary_json: Path | None,
+    invalid_out: Path | None = None,
 ) -> None:
-    """Refuse an audit or a summary file that is an input, or a summary that is the audit."""
+    """Refuse an audit or an output file that is an input, or an output that is the audit."""
     read = [Path(name) for name in inputs if name != "-"]
     if audit_path is not None:
         _refuse_overwrite(audit_path, "--audit", read)
         read.append(audit_path)
     _check_output(summary_json, "--summary-json", read)
+    _check_output(invalid_out, "--invalid-out", [*read, *([summary_json] if summary_json else [])])
 
 
 def _write_output(path: Path, flag: str, write: Callable[[], _T]) -> _T:
@@ -326,6 +343,11 @@ def cli() -> None:
     help="Continue the run recorded in --audit: skip rows it settled, resend the rest.",
 )
 @click.option(
+    "--restart",
+    is_flag=True,
+    help="Start over in --audit although its last run did not finish: send every row again.",
+)
+@click.option(
     "--audit-uid-hash",
     is_flag=True,
     help="Name UIDs in the audit by an HMAC (key: env BULKDELETE_AUDIT_KEY), not in clear.",
@@ -347,6 +369,16 @@ def cli() -> None:
     help="No progress bar on a terminal, no progress log events elsewhere.",
 )
 @click.option("--dry-run", is_flag=True, help="Read and validate everything, send nothing.")
+@click.option(
+    "--invalid-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --dry-run: write the invalid rows (file, line, value, reason) as a CSV.",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="An input without rows is a successful (audited) run, not an error.",
+)
 @click.option(
     "--log-level",
     type=click.Choice(logs.LEVELS),
@@ -373,12 +405,15 @@ def delete(
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
+    restart: bool,
     audit_uid_hash: bool,
     verify_deleted: bool,
     summary_json: Path | None,
     yes: bool,
     no_progress: bool,
     dry_run: bool,
+    invalid_out: Path | None,
+    allow_empty: bool,
     log_level: str,
 ) -> None:
     """Delete (or with --permanent, erase) the users whose UIDs are in INPUT files or stdin.
@@ -405,14 +440,20 @@ def delete(
         stream=ConsoleWriter(reporter.console) if isinstance(reporter, BarReporter) else None,
     )
     base_url, target = _target(app_id, region, base_url)
-    _check_delete_files(inputs, audit_path, summary_json)
+    _check_delete_files(inputs, audit_path, summary_json, invalid_out)
+    if invalid_out is not None and not dry_run:
+        raise UsageError(
+            "--invalid-out lists the invalid rows of a --dry-run; a real run audits them "
+            "(`bulkdelete report` counts them, each audit line names its file:line)"
+        )
     _check_ca_bundle(ca_bundle)
     if audit_uid_hash and verify_deleted:
         raise UsageError(
             "--verify-deleted needs the UIDs in the audit; it cannot follow --audit-uid-hash"
         )
-    if resume and audit_path is None:
-        raise UsageError("--resume needs --audit naming the audit of the run to continue")
+    if (resume or restart) and audit_path is None:
+        flag = "--resume" if resume else "--restart"
+        raise UsageError(f"{flag} needs --audit naming the audit of the run to continue")
     if dry_run and not api_key.reveal():
         api_key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
     settings = Settings(
@@ -436,8 +477,10 @@ def delete(
     )
     with _sources(inputs) as sources:
         scanned = scan(sources, column=column)
-        if scanned.rows == 0:
-            raise UsageError("the input holds no rows: nothing to do")
+        if scanned.rows == 0 and not allow_empty:
+            raise UsageError(
+                "the input holds no rows: nothing to do (--allow-empty makes that a success)"
+            )
         valid = _count_valid(sources, column) if max_deletes is not None or permanent else None
         if max_deletes is not None and valid is not None and valid > max_deletes:
             raise UsageError(
@@ -445,29 +488,64 @@ def delete(
                 "nothing was sent"
             )
         if dry_run:  # after --max-deletes: a dry run says what the real run would do
-            click.echo(render.dry_run_text(settings, scanned, read_rows(sources, column=column)))
+            _dry_run(settings, scanned, sources, invalid_out=invalid_out, summary_json=summary_json)
             return
-        if permanent and not yes and valid is not None:
-            _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
         from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
 
-        plan = launch.resume_plan(settings, scanned) if resume else None
+        plan = launch.plan_run(settings, scanned, resume=resume, restart=restart)
+        if permanent and not yes and valid is not None:
+            _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
         click.echo(f"audit: {settings.audit_path}")
         ended = launch.delete(settings, sources, scanned, resume=plan, reporter=reporter)
+    _end_delete(ended, settings, summary_json=summary_json, verify_deleted=verify_deleted)
+
+
+def _dry_run(
+    settings: Settings,
+    scanned: InputSummary,
+    sources: Sequence[Source],
+    *,
+    invalid_out: Path | None,
+    summary_json: Path | None,
+) -> None:
+    """Tell what a real run would do, in text and in the files asked for; send nothing."""
+    rows = read_rows(sources, column=settings.column)
+    if invalid_out is None:
+        found = survey(rows)
+    else:
+        found = _write_output(
+            invalid_out, "--invalid-out", lambda: survey(rows, invalid_out=invalid_out)
+        )
+    click.echo(render.dry_run_text(settings, scanned, found, invalid_out=invalid_out))
+    if summary_json is not None:
+        data = render.dry_run_json(settings, scanned, found)
+        _write_output(
+            summary_json, "--summary-json", lambda: privatefile.write_bytes(summary_json, data)
+        )
+
+
+def _end_delete(
+    ended: Ended[Summary], settings: Settings, *, summary_json: Path | None, verify_deleted: bool
+) -> NoReturn:
+    """Tell how a delete run ended (summary, --summary-json, --verify-deleted) and exit."""
     summary, signum = ended.result, ended.signum
     if summary is None:  # a second signal cut the run short; the audit was closed cleanly
         sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)
     resume_command = _resume_command(summary)
-    click.echo(render.summary_text(summary, resume_command=resume_command))
+    # The disk that refused the audit may hold stdout's file too: stderr is the likelier way out.
+    failed = summary.status is RunStatus.AUDIT_FAILED
+    click.echo(render.summary_text(summary, resume_command=resume_command), err=failed)
     code = exit_code(summary, signum=signum)
     if summary_json is not None:
         data = render.summary_json(summary, resume_command=resume_command)
         try:
-            summary_json.write_bytes(data)
+            privatefile.write_bytes(summary_json, data)
         except OSError as exc:  # the run is over: report the file, keep the run's exit code
             click.echo(f"bulkdelete: error: cannot write --summary-json: {exc.strerror}", err=True)
             code = code or ExitCode.INCOMPLETE
     if verify_deleted and summary.status is RunStatus.COMPLETED:
+        from bulkdelete import launch  # noqa: PLC0415  (loaded already by the run)
+
         checked = launch.check_audit(settings, run_id=summary.run_id)
         if checked.result is None or not checked.result.all_gone:
             _exit_after_check(checked)
@@ -478,7 +556,8 @@ def delete(
 def _resume_command(summary: Summary) -> str | None:
     if summary.status is RunStatus.COMPLETED:
         return None
-    args = [a for a in sys.argv[1:] if a != "--resume"] + ["--resume"]
+    # A stopped restart is continued like any run: --restart again would start over once more.
+    args = [a for a in sys.argv[1:] if a not in {"--resume", "--restart"}] + ["--resume"]
     if "--audit" not in args and not any(a.startswith("--audit=") for a in args):
         args += ["--audit", str(summary.audit_path)]
     return shlex.join(["bulkdelete", *args])

@@ -14,6 +14,12 @@ input row must be settled by exactly one audit line across all runs and files: a
 UID by one ``deleted`` or ``not_found`` line (``failed`` is not final), an invalid or duplicate
 row by one line with that outcome at its (file SHA-256, line).
 
+A ``--restart`` (``restart_of`` in its ``run_started``) starts over on purpose, so it settles
+rows again that earlier runs settled. Runs are grouped into attempts: a run that is not
+``resumed`` begins one, and each ``--resume`` continues it. A row may be settled once in each
+attempt that is a restart, on top of once before it; within one attempt, and across attempts
+that are not restarts (the same command run twice), a second final line is still a failure.
+
 A file's head is the link of its last line. Each line holds the link of the one before, so the
 head commits to the whole file: an auditor who writes it down can later show that nothing was
 changed, cut or appended since, even where anyone could recompute an unkeyed chain.
@@ -21,8 +27,10 @@ changed, cut or appended since, even where anyone could recompute an unkeyed cha
 
 from __future__ import annotations
 
+import bisect
 import collections
 import hashlib
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -161,10 +169,12 @@ class _Checker:
         self.pseudonyms = Pseudonyms(None)
         self.inputs: dict[str, str] | None = None  # input path -> SHA-256; None: unchecked
         self.manifests_match = True
-        self.finals: dict[str, int] = {}  # uid -> its first final line
+        self.finals: dict[str, int] = {}  # uid -> its first final line (of the last restart)
         self.extra_finals: dict[str, list[int]] = {}
         self.failed: dict[str, int] = {}  # uid -> its last failed line
         self.settled: dict[tuple[str, int], list[tuple[int, str, str]]] = {}
+        self.attempts: list[int] = []  # first line ref of each run that is not a --resume
+        self.restarts: set[int] = set()  # the attempts that are a --restart
 
     def find(self, path: str, line: int | None, problem: str) -> None:
         if len(self.findings) < _MAX_FINDINGS:
@@ -300,6 +310,7 @@ class _Checker:
         )  # fmt: skip
         if check:  # a read-back reads no input: it has no manifest to compare
             return run
+        self.attempt(ref, record)
         self.first_run = self.first_run or run
         if self.inputs is not None and Counter(self.inputs.values()) != Counter(
             sha for _, sha in read
@@ -309,6 +320,26 @@ class _Checker:
             its = ", ".join(f"{n} (sha256 {sha[:12]}…)" for n, sha in read) or "nothing"
             self.at(ref, f"input {given} is not what this run read: {its}")
         return run
+
+    def attempt(self, ref: int, record: dict[str, Any]) -> None:
+        """Begin a new attempt at this run unless it resumes one begun earlier in its file."""
+        if record.get("resumed") and self.attempts and self.attempts[-1] >> _BITS == self.index:
+            return
+        self.attempts.append(ref)
+        if restarted := record.get("restart_of"):
+            self.restarts.add(len(self.attempts) - 1)
+            self.notes.append(
+                f"{self.audits[self.index]}:{ref & _MASK}: run {record.get('run_id')} starts over "
+                f"(--restart) after run {restarted}: a row settled before it and again by it "
+                "counts once"
+            )
+
+    def restarted(self, earlier: int, later: int) -> bool:
+        """Tell whether line ``later`` is in a restart begun after line ``earlier``'s attempt."""
+        attempt = bisect.bisect_right(self.attempts, later) - 1
+        return (
+            attempt in self.restarts and attempt > bisect.bisect_right(self.attempts, earlier) - 1
+        )
 
     def end(self, run: _Run | None) -> None:
         if run is not None and run.finished is None:
@@ -386,10 +417,10 @@ class _Checker:
             self.at(ref, f"a {outcome} line without a normalised_uid")
         elif outcome == "failed":
             self.failed[uid] = ref
-        elif uid in self.finals:
-            self.extra_finals.setdefault(uid, []).append(ref)
-        else:
+        elif uid not in self.finals or self.restarted(self.finals[uid], ref):
             self.finals[uid] = ref
+        else:
+            self.extra_finals.setdefault(uid, []).append(ref)
 
     def rows(self) -> int:
         first, inputs, count = self.first_run, self.inputs, 0
@@ -437,8 +468,9 @@ class _Checker:
         for ref, outcome, _ in entries:
             if outcome != status:
                 self.at(ref, f"records {row.source} as {outcome}, but that row is {status}")
+        extra = [b for a, b in itertools.pairwise(same) if not self.restarted(a, b)]
         if not same:
             self.find(name, number, f"this {status} row has no {status} line in the audit")
-        elif len(same) > 1:
+        elif extra:
             lines = ", ".join(self.where(ref) for ref in same)
-            self.at(same[1], f"row {row.source} has {len(same)} {status} lines: lines {lines}")
+            self.at(extra[0], f"row {row.source} has {len(same)} {status} lines: lines {lines}")

@@ -63,35 +63,72 @@ def _run_program(program: Callable[[asyncio.Event], Awaitable[_T]]) -> Ended[_T]
     return Ended(result, received[0] if received else None)
 
 
-def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
-    """Read the audit to continue and check it was written by a run like this one."""
+def plan_run(
+    settings: Settings, scanned: InputSummary, *, resume: bool, restart: bool
+) -> Resume | None:
+    """Check the audit a delete run will append to; return what ``--resume`` or ``--restart``
+    bring to the run (None for a plain run).
+
+    A plain run is refused when the audit's last run did not finish: starting over in the same
+    audit would resend what that run settled, and the audit would then hold two final outcomes
+    for those rows, which ``verify`` fails. ``--resume`` continues that run; ``--restart`` says
+    that starting over is meant, and the audit records it for ``verify`` and ``report``.
+    """
+    if resume and restart:
+        raise UsageError("--resume continues the audit's last run, --restart starts over: not both")
+    if resume or restart:
+        return _continue_plan(settings, scanned, restart=restart)
+    if settings.audit_path.is_file():
+        refuse_a_foreign_file(settings.audit_path)
+        index = load_resume_index(settings.audit_path)
+        _check_audit_key(settings, index, "")
+        if index.last_run_unfinished:
+            how = f"ended {index.last_status}" if index.last_status else "was killed"
+            raise UsageError(
+                f"the audit's last run {index.last_run} {how}, so this run would send again what "
+                "it settled: continue it with --resume, start over with --restart, or write to "
+                "another --audit"
+            )
+    return None
+
+
+def _continue_plan(settings: Settings, scanned: InputSummary, *, restart: bool) -> Resume:
+    """Read the audit to continue (or restart) and check it was written by a run like this one.
+
+    A restart is held to the same rules as a resume: the same --permanent choice, target, key
+    and input (read as in the manifests), or the audit would no longer verify as one piece of
+    evidence.
+    """
+    flag = "--restart" if restart else "--resume"
     if not settings.audit_path.is_file():
-        raise UsageError(f"--resume: there is no audit at {settings.audit_path} to continue")
+        raise UsageError(f"{flag}: there is no audit at {settings.audit_path}")
     refuse_a_foreign_file(settings.audit_path)
     index = load_resume_index(settings.audit_path)
     if index.runs == 0:
-        raise UsageError(f"--resume: {settings.audit_path} records no bulkdelete run")
+        raise UsageError(f"{flag}: {settings.audit_path} records no bulkdelete run")
     if index.permanent != {settings.permanent}:
         kinds = " and ".join(sorted(_KIND[p] for p in index.permanent))
         raise UsageError(
-            f"--resume: the audit records {kinds}, this run is a {_KIND[settings.permanent]}; "
-            "a resumed run must make the same --permanent choice"
+            f"{flag}: the audit records {kinds}, this run is a {_KIND[settings.permanent]}; "
+            "a run in the same audit must make the same --permanent choice"
         )
     if index.base_urls != {settings.base_url}:
-        raise UsageError("--resume: the audit's runs went to another target than this one")
+        raise UsageError(f"{flag}: the audit's runs went to another target than this one")
     if index.uid_hash != {settings.uid_hash}:
-        raise UsageError("--resume: use --audit-uid-hash exactly when the audit's runs did")
-    _check_audit_key(settings, index, "--resume: ")
+        raise UsageError(f"{flag}: use --audit-uid-hash exactly when the audit's runs did")
+    _check_audit_key(settings, index, f"{flag}: ")
     if index.input_hashes and not index.input_hashes & {f.sha256 for f in scanned.files}:
-        # No row would be recognised as settled: the whole input would be sent again.
+        # A resume would recognise no row as settled and send the whole input again; a restart
+        # would mix inputs in one audit, which verify --input can then never pass.
         raise UsageError(
-            "--resume: no input is a file the audit's runs read (compared by SHA-256); "
-            "resume with the same files, or write to a new --audit"
+            f"{flag}: no input is a file the audit's runs read (compared by SHA-256); "
+            "use the same files, or write to a new --audit"
         )
     return Resume(
         index=index,
         file_hashes={f.name: f.sha256 for f in scanned.files},
         pseudonyms=pseudonyms_for(settings),
+        restart_of=index.last_run if restart else None,
     )
 
 
@@ -142,11 +179,8 @@ def delete(
 ) -> Ended[Summary]:
     """Run the delete pipeline over the sources, recording the manifest of this run.
 
-    Without ``resume`` (which checked the audit already), an existing keyed audit is appended to
-    only with its key.
+    ``resume`` comes from ``plan_run``, which checked the audit this run appends to.
     """
-    if resume is None:
-        _check_append(settings)
     manifest = {
         "operator": operator(),
         "inputs": [

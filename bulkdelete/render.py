@@ -5,13 +5,13 @@ Plain text that reads well in a terminal and in a CI log alike; machines read th
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+from pathlib import Path
 
 import orjson
 
+from bulkdelete.dryrun import Survey
 from bulkdelete.outcome import Outcome, ReadBack
-from bulkdelete.rows import InputSummary, Row
+from bulkdelete.rows import InputSummary
 from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
@@ -19,14 +19,17 @@ _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",
     RunStatus.ABORTED: "ABORTED by a fatal API answer",
     RunStatus.INTERRUPTED: "interrupted",
+    RunStatus.AUDIT_FAILED: "STOPPED: the audit could not be written",
 }
 
 
 def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     """Return the end-of-run summary a person reads."""
     mode = "PERMANENT erasure" if summary.permanent else "deactivation"
+    # The lines below add up to the headline's rows: every input row is on exactly one of them.
+    rows = f"{summary.read}+" if summary.total is None else str(summary.total)
     lines = [
-        f"bulkdelete {_STATUS_LINE[summary.status]}: {summary.rows} rows in "
+        f"bulkdelete {_STATUS_LINE[summary.status]}: {rows} rows in "
         f"{summary.duration:.1f} s ({mode}, {summary.target})",
     ]
     width = max(len(o.value) for o in Outcome)
@@ -42,6 +45,12 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
             f"  {'no answer':<{width}}  {summary.unanswered:>9}  (sent, but the run stopped "
             "waiting: fate unknown; `bulkdelete report` names them)"
         )
+    if summary.unread is None:
+        lines.append(f"  {'unread':<{width}}  {'?':>9}  (the run stopped before the input's end)")
+    elif summary.unread:
+        lines.append(
+            f"  {'unread':<{width}}  {summary.unread:>9}  (never read: the run stopped first)"
+        )
     lines += [f"  failed with {code}: {n}" for code, n in summary.failures_by_code.items()]
     lines.append(
         f"  {summary.requests} requests, {summary.average_rate:.1f}/s on average, "
@@ -55,6 +64,11 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     if summary.fatal_code or summary.fatal_message:
         reason = ": ".join(part for part in (summary.fatal_code, summary.fatal_message) if part)
         lines.append(f"  stopped because: {reason}")
+    if summary.status is RunStatus.AUDIT_FAILED:
+        lines.append(
+            "  the audit may lack the outcomes of the last requests: once it can be written "
+            "again, `bulkdelete report` names those UIDs (unknown state) and --resume settles them"
+        )
     lines.append(f"  audit: {summary.audit_path}")
     if resume_command:
         lines.append(f"  to finish the job, run: {resume_command}")
@@ -70,11 +84,13 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "permanent": summary.permanent,
             "target": summary.target,
             "audit": str(summary.audit_path),
+            "total": summary.total,
             "rows": summary.rows,
             "outcomes": {o.value: summary.counts.get(o, 0) for o in Outcome},
             "skipped": summary.skipped,
             "unsent": summary.unsent,
             "unanswered": summary.unanswered,
+            "unread": summary.unread,
             "failures_by_code": dict(summary.failures_by_code),
             "requests": summary.requests,
             "duration_seconds": round(summary.duration, 3),
@@ -91,23 +107,42 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
     )
 
 
-def dry_run_text(settings: Settings, scanned: InputSummary, rows: Iterable[Row]) -> str:
+def dry_run_text(
+    settings: Settings, scanned: InputSummary, found: Survey, *, invalid_out: Path | None = None
+) -> str:
     """Return what a real run would do: counts by status and invalid reason, and the target."""
-    statuses: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    for row in rows:
-        statuses[row.status] += 1
-        if row.reason:
-            reasons[row.reason] += 1
     mode = "PERMANENTLY erase" if settings.permanent else "deactivate"
     lines = [
-        f"dry run: nothing was sent. A real run would {mode} {statuses['valid']} users on "
+        f"dry run: nothing was sent. A real run would {mode} {found.valid} users on "
         f"{settings.target}.",
-        f"  rows {scanned.rows} in {len(scanned.files)} file(s): valid {statuses['valid']}, "
-        f"invalid {statuses['invalid']}, duplicate {statuses['duplicate']}",
+        f"  rows {scanned.rows} in {len(scanned.files)} file(s): valid {found.valid}, "
+        f"invalid {found.invalid}, duplicate {found.duplicate}",
     ]
-    lines += [f"  invalid: {count:>7}  {reason}" for reason, count in reasons.most_common()]
+    lines += [f"  invalid: {count:>7}  {reason}" for reason, count in found.reasons.items()]
+    if invalid_out is not None:
+        lines.append(f"  invalid rows by line (file, line, value, reason): {invalid_out}")
     return "\n".join(lines)
+
+
+def dry_run_json(settings: Settings, scanned: InputSummary, found: Survey) -> bytes:
+    """Return the dry run's facts for machines: what a real run would read and send."""
+    return orjson.dumps(
+        {
+            "status": "dry_run",
+            "permanent": settings.permanent,
+            "target": settings.target,
+            "total": scanned.rows,
+            "valid": found.valid,
+            "invalid": found.invalid,
+            "duplicate": found.duplicate,
+            "invalid_by_reason": dict(found.reasons),
+            "inputs": [
+                {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
+                for f in scanned.files
+            ],
+        },
+        option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
+    )
 
 
 def check_text(summary: CheckSummary) -> str:

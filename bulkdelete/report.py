@@ -4,8 +4,11 @@ Records are read file by file in the order given, each top to bottom, and these 
 
 - Latest wins: a UID's state is its last ``deleted``, ``not_found`` or ``failed`` record, in
   whichever run and file that is. A ``duplicate`` row shares the fate of its UID's first row, so
-  it never changes a UID's state. ``invalid`` rows have no UID; they and duplicate rows are
-  counted by source (``file:line``), the latest record for a source deciding.
+  it never changes a UID's state. One exception: a ``--restart`` (``restart_of`` in its
+  ``run_started``) sends again what earlier runs deleted and gets ``not_found`` (or a failure)
+  for it; that does not undo an earlier ``deleted`` of the same kind (permanent or not).
+  ``invalid`` rows have no UID; they and duplicate rows are counted by source (``file:line``),
+  the latest record for a source deciding.
 - Unknown state: a ``sending`` line is written before a UID's first request leaves, so a UID
   with a ``sending`` line and no outcome after it was in flight when its run was killed, and
   nobody knows whether the server deleted it. Any later outcome for that UID clears this.
@@ -33,6 +36,7 @@ from typing import Any, Final
 
 import orjson
 
+from bulkdelete import privatefile
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import Outcome
@@ -104,6 +108,7 @@ class _RunTally:
     permanent: bool
     target: str
     last_ts: str
+    restart: bool = False  # the run started over (--restart) after the audit's earlier runs
     counts: Counter[Outcome] = field(default_factory=Counter)
     attempts: int = 0
     finished: RunInfo | None = None
@@ -139,7 +144,8 @@ class _Reader:
             settings = record.get("settings") or {}
             target = settings.get("target") or settings.get("base_url") or ""
             permanent = bool(settings.get("permanent"))
-            self.runs[run_id] = _RunTally(path, ts, permanent, str(target), ts)
+            restart = bool(record.get("restart_of"))
+            self.runs[run_id] = _RunTally(path, ts, permanent, str(target), ts, restart)
             return
         tally = self.runs.get(run_id)
         if tally is None:
@@ -175,6 +181,16 @@ class _Reader:
         self.row_kinds.pop(source, None)
         uid = record["normalised_uid"]
         self.unknown.discard(uid)
+        permanent = bool(record["permanent"])
+        earlier = self.uids.get(uid)
+        if (
+            tally.restart
+            and outcome is not Outcome.DELETED
+            and earlier is not None
+            and earlier.outcome is Outcome.DELETED
+            and earlier.permanent == permanent
+        ):
+            return  # the restart found gone, or failed to reach, a user an earlier run deleted
         self.uids[uid] = UidState(
             uid=uid,
             outcome=outcome,
@@ -182,7 +198,7 @@ class _Reader:
             http_status=record["http_status"],
             run_id=run_id,
             ts=record["ts"],
-            permanent=bool(record["permanent"]),
+            permanent=permanent,
             note=record.get("note"),
             source=source,
         )
@@ -339,7 +355,7 @@ def _write_states(report: Report, path: Path, outcome: Outcome, *, only: set[str
         ),
         key=lambda s: s.uid,
     )
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with privatefile.open_text(path) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(_FAILED_CSV_HEADER)
         writer.writerows((s.uid, s.error_code or "", s.http_status or "", s.run_id) for s in states)

@@ -20,7 +20,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Final
 
-from bulkdelete import __version__
+from bulkdelete import __version__, privatefile
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
 from bulkdelete.report import KILLED, Report, RunInfo, build_report
@@ -338,7 +338,7 @@ def write_html_report(paths: Sequence[Path], out: Path, *, report: Report | None
     Raises ``AuditError`` as ``build_report`` does, and ``OSError`` when ``out`` can't be written.
     """
     document = report_html(report or build_report(paths), throughput(paths))
-    out.write_text(document, encoding="utf-8")
+    privatefile.write_bytes(out, document.encode("utf-8"))
 
 
 _CSS: Final = """

@@ -58,15 +58,22 @@ log = structlog.get_logger("bulkdelete")
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """What ``--resume`` brings to a run: the audit's index and this input's file hashes."""
+    """What ``--resume`` brings to a run: the audit's index and this input's file hashes.
+
+    With ``restart_of`` (``--restart``, naming the audit's last run) the run starts over
+    instead: it settles no row from the index, which then only names the UIDs of unknown fate.
+    """
 
     index: ResumeIndex
     file_hashes: Mapping[str, str]  # input name as rows name it -> SHA-256 of its bytes
 
     pseudonyms: Pseudonyms  # how the audit names UIDs
+    restart_of: str | None = None
 
     def settles(self, row: Row) -> bool:
-        """Tell whether an earlier run already settled this row."""
+        """Tell whether an earlier run already settled this row (never, in a restart)."""
+        if self.restart_of is not None:
+            return False
         name, _, line = row.source.rpartition(":")
         return self.index.settles(
             uid=None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid),
@@ -127,39 +134,44 @@ class _Run:
         self.requests = 0
         self.retried = 0
         self.skipped = 0
-        self.unsent = 0
+        self.read = 0  # rows taken from the input; each ends audited, skipped, unsent or unanswered
+        self.read_all = False  # the input ran out: no row was left unread
         self.unanswered = 0  # UIDs announced (``sending``) and not yet recorded
         self.fatal: Answer | None = None
         self.pseudonyms = pseudonyms_for(settings)
 
     def record(self, row: Row, result: Result) -> None:
-        self.counts[result.outcome] += 1
-        if result.outcome is Outcome.FAILED:
-            code = result.error_code or f"HTTP {result.http_status}"
-            self.failures[code] += 1
         named = self.pseudonyms
         if named.active:  # the server's message may quote the UID
             result = dataclasses.replace(
                 result, message=named.scrub(result.message, row.raw, row.uid)
             )
-        self.audit.write(
-            row_record(
-                run_id=self.run_id,
-                source=row.source,
-                uid=named.of(row.raw),
-                normalised=None if row.uid is None else named.of(row.uid),
-                permanent=self.settings.permanent,
-                result=result,
-                reason=row.reason,
+        try:
+            self.audit.write(
+                row_record(
+                    run_id=self.run_id,
+                    source=row.source,
+                    uid=named.of(row.raw),
+                    normalised=None if row.uid is None else named.of(row.uid),
+                    permanent=self.settings.permanent,
+                    result=result,
+                    reason=row.reason,
+                )
             )
-        )
+        except AuditError:
+            if result.attempts:  # sent, and its outcome never reached the audit: fate unknown
+                self.unanswered += 1
+            raise
+        self.counts[result.outcome] += 1
+        if result.outcome is Outcome.FAILED:
+            code = result.error_code or f"HTTP {result.http_status}"
+            self.failures[code] += 1
 
     async def produce(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
-        index = 0
         async for row in _as_async(rows):
-            index += 1
+            self.read += 1
             if self.pacer.halted:
-                break
+                break  # this row was read and is not sent: it counts as unsent
             if self.resume is not None and self.resume.settles(row):
                 self.skipped += 1
             elif row.uid is None:
@@ -168,20 +180,19 @@ class _Run:
                 self.record(row, Result(Outcome.DUPLICATE))
             else:
                 await queue.put(row)
-            if index % _PRODUCER_YIELD_EVERY == 0:
+            if self.read % _PRODUCER_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let workers run even through a long run of bad rows
+        else:
+            self.read_all = True
         for _ in range(self.settings.concurrency):
             await queue.put(None)
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
             if self.pacer.halted:
-                self.unsent += 1  # drained, not sent: a resumed run picks these rows up
-                continue
+                continue  # drained, not sent (counted unsent): a resumed run picks it up
             result = await self.delete(row)
-            if result is None:
-                self.unsent += 1
-            else:
+            if result is not None:  # None: the run halted before its first request
                 self.record(row, result)
 
     async def delete(self, row: Row) -> Result | None:
@@ -457,6 +468,7 @@ async def run_delete(
     started = time.monotonic()
     own_session = session is None
     http = session if session is not None else open_session(settings)
+    run: _Run | None = None
     try:
         chain_key = settings.audit_key.reveal().encode() if settings.audit_key else None
         async with AuditWriter(settings.audit_path, chain_key=chain_key) as audit:
@@ -466,7 +478,8 @@ async def run_delete(
                     run_id=run_id,
                     version=__version__,
                     settings=settings.public(),
-                    resumed=resume is not None,
+                    resumed=resume is not None and resume.restart_of is None,
+                    restart_of=resume.restart_of if resume else None,
                     repaired_torn_tail_bytes=audit.repaired_bytes,
                     **(manifest or {}),
                 )
@@ -495,29 +508,45 @@ async def run_delete(
                 raise
             summary = _summarise(run, started)
             audit.write(_finish_record(summary))
+    except AuditError as failed:
+        if run is None:
+            raise  # the audit could not even be opened: nothing was sent
+        # The audit took no more lines (a full disk, a file size limit), so the run stopped
+        # sending. Requests had left: what the run did is told as a value, not an exception.
+        summary = _summarise(run, started, audit_failure=str(failed))
     finally:
         if own_session:
             await http.close()
     return summary
 
 
-def _summarise(run: _Run, started: float) -> Summary:
+def _summarise(run: _Run, started: float, *, audit_failure: str | None = None) -> Summary:
     fatal = run.fatal_answer()
+    audited = run.counts.total()
+    if run.read_all:
+        unread: int | None = 0
+    elif run.total is not None:
+        unread = max(run.total - run.read, 0)
+    else:
+        unread = None  # a library run stopped before the end of an iterable of unknown length
     return Summary(
         run_id=run.run_id,
         audit_path=run.settings.audit_path,
         target=run.settings.target,
         permanent=run.settings.permanent,
-        status=run.status(),
+        status=RunStatus.AUDIT_FAILED if audit_failure else run.status(),
         counts=dict(run.counts),
         requests=run.requests,
         duration=time.monotonic() - started,
         fatal_code=fatal.error_code if fatal else None,
-        fatal_message=fatal.message if fatal else None,
+        fatal_message=audit_failure or (fatal.message if fatal else None),
         retried_uids=run.retried,
         skipped=run.skipped,
-        unsent=run.unsent,
+        # Whatever was read and is neither audited, skipped nor awaiting its answer was not
+        # sent: queued, waiting for the pacer, or in the producer's hand when the run stopped.
+        unsent=run.read - audited - run.skipped - run.unanswered,
         unanswered=run.unanswered,
+        unread=unread,
         failures_by_code=dict(run.failures.most_common()),
         # A run shorter than a second sent all its requests within one second.
         peak_rate=run.peak_rate or float(run.requests),
@@ -534,6 +563,8 @@ def _finish_record(summary: Summary) -> dict[str, Any]:
         skipped=summary.skipped,
         unsent=summary.unsent,
         unanswered=summary.unanswered,
+        unread=summary.unread,
+        total=summary.total,
         requests=summary.requests,
         duration_seconds=round(summary.duration, 3),
         fatal_code=summary.fatal_code,

@@ -16,6 +16,9 @@ class RunStatus(enum.StrEnum):
     COMPLETED = "completed"
     ABORTED = "aborted"  # a fatal API answer stopped it
     INTERRUPTED = "interrupted"  # a stop was requested (SIGINT/SIGTERM)
+    # The audit could not be written mid-run (a full disk), so the run stopped sending. Never
+    # in an audit's run_finished: the audit takes no more lines.
+    AUDIT_FAILED = "audit_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +37,9 @@ class Summary:
     fatal_message: str | None = None
     retried_uids: int = 0
     skipped: int = 0  # rows an earlier run already settled (``--resume``)
-    unsent: int = 0  # valid rows read but not sent because the run stopped
+    unsent: int = 0  # rows read but neither sent nor audited because the run stopped
     unanswered: int = 0  # UIDs sent whose answer the run stopped waiting for: fate unknown
+    unread: int | None = 0  # input rows never read because the run stopped; None: not known
     failures_by_code: Mapping[str, int] = field(default_factory=dict)
     peak_rate: float = 0.0  # most requests sent in any one second, sampled every 0.25 s
 
@@ -53,6 +57,19 @@ class Summary:
     def rows(self) -> int:
         """Input rows that got an audit line in this run."""
         return sum(self.counts.values())
+
+    @property
+    def read(self) -> int:
+        """Input rows the run read: each was audited, skipped, left unsent or left unanswered."""
+        return self.rows + self.skipped + self.unsent + self.unanswered
+
+    @property
+    def total(self) -> int | None:
+        """The input's rows: those read and those never read.
+
+        None when a stopped library run cannot know how many values its iterable had left.
+        """
+        return None if self.unread is None else self.read + self.unread
 
     @property
     def all_final(self) -> bool:

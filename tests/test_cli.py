@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -22,6 +25,8 @@ from helpers import (
     run_cli,
     wait_for_outcomes,
 )
+
+from bulkdelete.outcome import Outcome
 
 EXISTING = [f"user-{n:03d}" for n in range(40)]
 MISSING = [f"gone-{n:03d}" for n in range(10)]
@@ -322,6 +327,27 @@ def test_input_without_rows_is_refused(fake_server: FakeFactory, tmp_path: Path)
     assert server.stats()["requests"] == 0
 
 
+def test_allow_empty_makes_an_empty_input_a_successful_audited_run(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """A quiet night: with --allow-empty, a header-only input exits 0 with a whole audit."""
+    server = fake_server(users=EXISTING)
+    source = tmp_path / "in.csv"
+    source.write_text("uid,email\n", encoding="utf-8")
+    audit = tmp_path / "a.jsonl"
+    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(audit)]
+
+    refused = run_cli(*args)
+    dry = run_cli(*args, "--allow-empty", "--dry-run")
+    done = run_cli(*args, "--allow-empty", "--permanent", "--yes")
+
+    assert (refused.returncode, dry.returncode, done.returncode) == (2, 0, 0), done.stderr
+    assert "--allow-empty" in refused.stderr
+    events = [(r["event"], r.get("status"), r.get("total")) for r in audit_lines(audit)]
+    assert events == [("run_started", None, None), ("run_finished", "completed", 0)]
+    assert server.stats()["deletes_by_uid"] == {}
+
+
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     """A file that does not exist: exit 2 and its name in the message."""
     done = run_cli("delete", str(tmp_path / "nope.csv"), "--base-url", "http://127.0.0.1:9/v3")
@@ -556,3 +582,190 @@ def test_files_that_would_be_overwritten_or_hang_exit_2_and_stay_intact(
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert {p: p.read_bytes() for p in before} == before
     assert server.stats()["requests"] == sent
+
+
+def _run_with_umask_022(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI under the common umask 022, so a file it creates plainly would be 0644."""
+    return subprocess.run(
+        [sys.executable, "-m", "bulkdelete", *args],
+        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+        preexec_fn=lambda: os.umask(0o022),
+    )  # fmt: skip
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_every_file_holding_uids_is_private(fake_server: FakeFactory, tmp_path: Path) -> None:
+    """Audit, summary, HTML report and CSV exports end 0600, also where they existed as 0644."""
+    server = fake_server(users=EXISTING[:3])
+    source = _csv(tmp_path / "in.csv", EXISTING[:3] + MISSING[:2])
+    audit, summary = tmp_path / "a.jsonl", tmp_path / "summary.json"
+    html, failed, not_found = tmp_path / "r.html", tmp_path / "failed.csv", tmp_path / "nf.csv"
+    for existing in (summary, failed):
+        existing.write_text("older contents\n", encoding="utf-8")
+        existing.chmod(0o644)
+    erase = _run_with_umask_022(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "--permanent", "--yes", "--summary-json", str(summary),
+    )  # fmt: skip
+    assert erase.returncode == 0, erase.stderr
+    audit.chmod(0o644)  # as an older version or a copy left it: the next writer narrows it
+
+    check = _run_with_umask_022("check", str(audit), "--base-url", server.base_url)
+    report = _run_with_umask_022(
+        "report", str(audit), "--html", str(html), "--failed-out", str(failed),
+        "--not-found-out", str(not_found),
+    )  # fmt: skip
+
+    assert (check.returncode, report.returncode) == (0, 0), check.stderr + report.stderr
+    modes = {p.name: _mode(p) for p in (audit, summary, html, failed, not_found)}
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert not_found.read_text(encoding="utf-8").count("gone-") == 2
+
+
+def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    """--api-key-file readable by group or others: one warning line on stderr; 0600: none."""
+    source = _csv(tmp_path / "in.csv", EXISTING[:2])
+    key_file = tmp_path / "key"
+    key_file.write_text(API_KEY + "\n", encoding="utf-8")
+    warnings: dict[int, list[str]] = {}
+
+    for mode in (0o644, 0o640, 0o600):
+        key_file.chmod(mode)
+        done = run_cli(
+            "delete", str(source), "--base-url", "http://127.0.0.1:9/v3", "--dry-run",
+            "--api-key-file", str(key_file), env=cli_env(COMETCHAT_API_KEY=""),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert API_KEY not in done.stdout + done.stderr
+        warnings[mode] = [line for line in done.stderr.splitlines() if "warning" in line]
+
+    assert [len(lines) for lines in warnings.values()] == [1, 1, 0]
+    assert f"(mode 0640); make it private with: chmod 600 {key_file}" in warnings[0o640][0]
+
+
+def test_an_interrupted_summary_accounts_for_every_input_row(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """SIGINT over 3,000 rows: text, run_finished and JSON each add up to the 3,000 rows."""
+    server = fake_server("--all-exist", "--latency", "0.05")
+    source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(2990)], extra=["bad/x,,"] * 10)
+    audit, out = tmp_path / "a.jsonl", tmp_path / "summary.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", server.base_url,
+         "--audit", str(audit), "--rate", "200", "--summary-json", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    wait_for_outcomes(audit, 40)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    headline = re.search(r"bulkdelete interrupted: (\d+) rows", stdout)
+    assert headline is not None, stdout
+    labels = [o.value for o in Outcome] + ["skipped", "unsent", "no answer", "unread"]
+    counted = {
+        m["label"]: int(m["n"])
+        for m in re.finditer(rf"^  (?P<label>{'|'.join(labels)})\s+(?P<n>\d+)", stdout, re.M)
+    }
+    assert (int(headline[1]), sum(counted.values())) == (3000, 3000), stdout
+    assert counted["unread"] > 0  # the run stopped long before the producer read everything
+    finished = audit_lines(audit)[-1]
+    parts = ("rows", "skipped", "unsent", "unanswered", "unread")
+    assert (finished["total"], sum(finished[p] for p in parts)) == (3000, 3000)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert (document["total"], sum(document[p] for p in parts)) == (3000, 3000)
+    assert document["unread"] == counted["unread"] == finished["unread"]
+
+
+def _run_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI unable to write past ``limit`` bytes into any file: a disk that fills up.
+
+    Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as one to a full disk
+    fails with ENOSPC: the real CLI meets a real write error mid-run.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "bulkdelete", *args],
+        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )  # fmt: skip
+
+
+def test_an_audit_that_fills_up_mid_run_exits_4_with_a_summary_on_stderr(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """The audit stops taking lines after some deletions: exit 4 (never 2), a summary on stderr,
+    and the audit stays good to --resume."""
+    uids = [f"member-{n:04d}" for n in range(400)]
+    server = fake_server(users=uids)
+    audit = tmp_path / "a.jsonl"
+    # An earlier run of huge invalid rows brings the audit to about 2 MB, so that the limit sits
+    # well above what the process writes to any other file (its coverage data, say).
+    padding = tmp_path / "padding.txt"
+    padding.write_text(("x" * 50_000 + "\n") * 40, encoding="utf-8")
+    assert run_cli("delete", str(padding), "--base-url", server.base_url,
+                   "--audit", str(audit)).returncode == 1  # fmt: skip
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(uids) + "\n", encoding="utf-8")
+    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+            "--rate", "1000", "--concurrency", "8"]  # fmt: skip
+
+    full = _run_with_file_size_limit(audit.stat().st_size + 30_000, *args)
+
+    assert full.returncode == 4, full.stdout + full.stderr
+    deleted = len(server.stats()["applied"])
+    assert 0 < deleted < len(uids)
+    assert "bulkdelete STOPPED: the audit could not be written" in full.stderr
+    assert "File too large" in full.stderr
+    assert re.search(r"^  deleted\s+\d+$", full.stderr, flags=re.MULTILINE), full.stderr
+    assert "to finish the job, run:" in full.stderr
+    done = run_cli(*args, "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    finals = Counter(
+        r["normalised_uid"]
+        for r in audit_lines(audit)
+        if r.get("outcome") in {"deleted", "not_found"} and r["normalised_uid"] in uids
+    )
+    assert finals == Counter(uids)  # every UID once: none lost, none settled twice
+    assert set(server.stats()["applied"]) == set(uids)
+
+
+def test_a_dry_run_lists_invalid_rows_by_line_and_writes_its_summary_json(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """--invalid-out names each invalid row's file, line, value and reason (0600, formulas
+    defused); --summary-json says what a real run would do. Nothing is sent."""
+    server = fake_server(users=EXISTING)
+    source = _csv(
+        tmp_path / "in.csv", EXISTING[:3], extra=["a/b,,", "=HYPERLINK(1),,", "user-001,,"]
+    )
+    invalid, out = tmp_path / "invalid.csv", tmp_path / "dry.summary.json"
+    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a"),
+            "--permanent", "--invalid-out", str(invalid), "--summary-json", str(out)]  # fmt: skip
+
+    done = _run_with_umask_022(*args, "--dry-run")
+    real = run_cli(*args, "--yes")
+
+    assert done.returncode == 0, done.stderr
+    assert f"invalid rows by line (file, line, value, reason): {invalid}" in done.stdout
+    with invalid.open(encoding="utf-8", newline="") as handle:
+        listed = list(csv.reader(handle))
+    assert listed == [
+        ["file", "line", "value", "reason"],
+        [str(source), "5", "a/b", "path separator or traversal"],
+        [str(source), "6", "'=HYPERLINK(1)", "looks like a spreadsheet formula"],
+    ]
+    assert (_mode(invalid), _mode(out)) == (0o600, 0o600)
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert {k: document[k] for k in ("status", "permanent", "total", "valid", "invalid",
+                                     "duplicate")} == {
+        "status": "dry_run", "permanent": True, "total": 6, "valid": 3, "invalid": 2,
+        "duplicate": 1,
+    }  # fmt: skip
+    assert document["inputs"][0]["rows"] == 6
+    assert real.returncode == 2  # --invalid-out belongs to a dry run: refused, nothing sent
+    assert "--invalid-out" in real.stderr
+    assert server.stats()["requests"] == 0
+    assert not (tmp_path / "a").exists()

@@ -39,6 +39,7 @@ class Recorded:
     killed_only: Path  # the killed first run alone: rows without an outcome
     twice: Path  # the same input deleted twice, the second time without resuming
     failing: Path  # two rows deleted, then the key revoked: the third failed, the run aborted
+    restarted: Path  # a run stopped part-way, a --restart stopped too, a resume of the restart
 
 
 def _write_input(path: Path) -> Path:
@@ -54,6 +55,7 @@ async def _run(
     *,
     stop_after: int | None = None,
     resume: bool = False,
+    restart: bool = False,
     key: str | None = None,
     **settings_overrides: int,
 ) -> None:
@@ -83,12 +85,14 @@ async def _run(
             yield row
 
     plan = None
-    if resume:
+    if resume or restart:
         hashes = {f.name: f.sha256 for f in scanned.files}
+        index = load_resume_index(audit)
         plan = Resume(
-            index=load_resume_index(audit),
+            index=index,
             file_hashes=hashes,
             pseudonyms=pseudonyms_for(settings),
+            restart_of=index.last_run if restart else None,
         )
     await run_delete(settings, rows(), stop=stop, manifest=manifest, resume=plan, stop_grace=5)
 
@@ -102,7 +106,7 @@ def _kill_last_run(audit: Path) -> None:
 
 async def _record(root: Path) -> Recorded:
     source = _write_input(root / "users.csv")
-    names = ("clean", "keyed", "killed_only", "twice", "failing")
+    names = ("clean", "keyed", "killed_only", "twice", "failing", "restarted")
     audits = {name: root / f"{name}.jsonl" for name in names}
     async with FakeServer(FakeConfig(api_key=API_KEY, users=EXISTING)) as server:
         clean = audits["clean"]
@@ -118,6 +122,10 @@ async def _record(root: Path) -> Recorded:
     async with FakeServer(FakeConfig(api_key=API_KEY, users=EXISTING)) as server:
         await _run(server, source, audits["twice"])
         await _run(server, source, audits["twice"])
+    async with FakeServer(FakeConfig(api_key=API_KEY, users=EXISTING)) as server:
+        await _run(server, source, audits["restarted"], stop_after=20)
+        await _run(server, source, audits["restarted"], stop_after=40, restart=True)
+        await _run(server, source, audits["restarted"], resume=True)
     revoking = FakeConfig(api_key=API_KEY, users=EXISTING, revoke_key_after=2)
     async with FakeServer(revoking) as server:
         await _run(server, source, audits["failing"], concurrency=1)
@@ -513,6 +521,25 @@ def test_two_final_outcomes_for_one_uid_fail(recorded: Recorded) -> None:
         str(recorded.twice),
         f"uid 'user-000' has 2 final outcomes: lines {_final_lines(recorded.twice, 'user-000')}",
     )
+
+
+def test_a_restart_settles_rows_again_once_each(recorded: Recorded, tmp_path: Path) -> None:
+    """Rows settled before a --restart and again by it (or its resume) pass, counted once; a
+    line copied inside the restart's attempt still fails: the excuse is per attempt."""
+    lines = _lines(recorded.restarted)
+    last = max(n for n, line in enumerate(lines) if b'"outcome":"deleted"' in line)
+    copied = _tampered(tmp_path, _rechain(duplicate_line(lines, last)))
+
+    v = verify([recorded.restarted], inputs=[recorded.source])
+    tampered = verify([copied], inputs=[recorded.source])
+
+    assert v.ok, verification_text(v)
+    assert (v.runs, v.rows_checked) == (3, len(UIDS) + 2)
+    assert any("starts over (--restart)" in note for note in v.notes)
+    assert _final_lines(recorded.restarted, "user-000").count(",") == 1  # settled twice
+    uid = orjson.loads(lines[last])["normalised_uid"]
+    problems = [f.problem for f in tampered.findings]
+    assert any(p.startswith(f"uid {uid!r} has ") and "final outcomes" in p for p in problems)
 
 
 # --- several files ----------------------------------------------------------------------------

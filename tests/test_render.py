@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bulkdelete.dryrun import survey
 from bulkdelete.outcome import Outcome
 from bulkdelete.render import dry_run_text, summary_json, summary_text
 from bulkdelete.rows import FileScan, InputSummary, Row
@@ -184,6 +185,17 @@ def test_summary_json_has_the_same_facts_as_the_text() -> None:
     )
 
 
+def test_summary_of_a_stopped_library_run_says_its_unread_rows_are_unknown() -> None:
+    """An iterable of unknown length, stopped early: unread '?', no total, rows read so far."""
+    summary = make_summary(status=RunStatus.INTERRUPTED, unsent=5, unread=None)
+    text = summary_text(summary, resume_command=None)
+    document = orjson.loads(summary_json(summary, resume_command=None))
+    read = sum(COUNTS.values()) + 5
+    assert f"interrupted: {read}+ rows" in text.splitlines()[0]
+    assert re.search(r"^\s*unread\s+\?", text, flags=re.MULTILINE), text
+    assert (document["total"], document["unread"]) == (None, None)
+
+
 # --- dry_run_text -----------------------------------------------------------------------------
 
 
@@ -214,7 +226,7 @@ SCANNED = InputSummary(
 
 def test_dry_run_counts_valid_invalid_and_duplicate() -> None:
     """The dry run counts rows, files, and valid, invalid and duplicate rows."""
-    text = dry_run_text(make_settings(permanent=False), SCANNED, ROWS)
+    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(ROWS))
     assert re.search(r"\b8\b.*\b2 file", text), text
     found = {k: int(v) for k, v in re.findall(r"\b(valid|invalid|duplicate) (\d+)", text)}
     expected = {"valid": 3, "invalid": 3, "duplicate": 2}
@@ -223,7 +235,7 @@ def test_dry_run_counts_valid_invalid_and_duplicate() -> None:
 
 def test_dry_run_groups_invalid_reasons_with_counts() -> None:
     """Each invalid reason appears once, with how many rows had it."""
-    text = dry_run_text(make_settings(permanent=False), SCANNED, ROWS)
+    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(ROWS))
     reason_lines = [line for line in text.splitlines() if "empty" in line or "starts" in line]
     assert len(reason_lines) == 2, text
     assert re.search(r"\b2\b\s+empty$", text, flags=re.MULTILINE), text
@@ -233,7 +245,7 @@ def test_dry_run_groups_invalid_reasons_with_counts() -> None:
 @pytest.mark.parametrize(("permanent", "word"), [(True, "PERMANENTLY"), (False, "deactivate")])
 def test_dry_run_says_what_a_real_run_would_do(permanent: bool, word: str) -> None:
     """The dry run says whether a real run would erase or deactivate, how many users, and where."""
-    text = dry_run_text(make_settings(permanent=permanent), SCANNED, ROWS)
+    text = dry_run_text(make_settings(permanent=permanent), SCANNED, survey(ROWS))
     first = text.splitlines()[0]
     expected = (True, True, True)
     assert expected == (word in first, "3 users" in first, "staging" in first)
@@ -243,6 +255,6 @@ def test_dry_run_says_what_a_real_run_would_do(permanent: bool, word: str) -> No
 def test_dry_run_with_no_invalid_rows_lists_no_reasons() -> None:
     """Without invalid rows there are no reason lines."""
     valid = [row for row in ROWS if row.status == "valid"]
-    text = dry_run_text(make_settings(permanent=False), SCANNED, valid)
+    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(valid))
     expected = 2  # the headline and the counts
     assert expected == len(text.splitlines())

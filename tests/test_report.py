@@ -133,6 +133,37 @@ def test_latest_outcome_wins_across_runs(tmp_path: Path) -> None:
     }
 
 
+def test_a_restart_does_not_undo_an_earlier_deletion_of_the_same_kind(tmp_path: Path) -> None:
+    """A --restart's not-found or failure for a UID deleted before keeps it deleted, but an
+    erasure's not-found after a mere deactivation stays not found (it may only be deactivated)."""
+    restart = {**started("r3", permanent=True, ts=T2), "restart_of": "r2"}
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        row("r1", "dora", Outcome.DELETED, status=200, source="users.csv:5"),
+        finished("r1"),
+        started("r2", permanent=True),
+        row("r2", "alice", Outcome.DELETED, status=200, permanent=True),
+        row("r2", "bob", Outcome.DELETED, status=200, permanent=True, source="users.csv:3"),
+        restart,
+        row("r3", "alice", Outcome.NOT_FOUND, code="ERR_UID_NOT_FOUND", permanent=True, ts=T2),
+        row("r3", "bob", Outcome.FAILED, status=500, permanent=True, source="users.csv:3", ts=T2),
+        row("r3", "carol", Outcome.NOT_FOUND, permanent=True, source="users.csv:4", ts=T2),
+        row("r3", "dora", Outcome.NOT_FOUND, permanent=True, source="users.csv:5", ts=T2),
+        finished("r3", not_found=3, failed=1),
+    )
+
+    report = build_report([path])
+
+    assert {uid: (s.outcome, s.run_id) for uid, s in report.uids.items()} == {
+        "alice": (Outcome.DELETED, "r2"),
+        "bob": (Outcome.DELETED, "r2"),
+        "carol": (Outcome.NOT_FOUND, "r3"),
+        "dora": (Outcome.NOT_FOUND, "r3"),
+    }
+    assert report.not_found_in_permanent == ("carol", "dora")
+
+
 def test_latest_outcome_wins_across_files_in_the_order_given(tmp_path: Path) -> None:
     """Files are read in the order given, so the last file's outcome wins."""
     first = audit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -285,3 +286,95 @@ def test_unknown_state_after_kill_is_named_by_sending_lines(
     applied = set(server.stats()["applied"])
     assert 0 < len(unknown) <= CONCURRENCY
     assert applied - finished <= unknown  # whatever the server did that the audit lacks is named
+
+
+def test_a_rerun_after_ctrl_c_is_refused_and_a_restart_keeps_the_evidence(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Run, SIGINT, the same command: exit 2, nothing sent. --restart then sends every row
+    again; verify --input passes and report still calls the first run's erasures deleted."""
+    uids = UIDS[:300]
+    server = fake_server("--latency", "0.02", users=uids)
+    source = tmp_path / "erase.csv"
+    rows = ["uid", "bad/one", uids[0].upper(), *uids]  # an invalid and a duplicate row first
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    audit = tmp_path / "audit.jsonl"
+    args = [*_delete_args(server, source, audit), "--permanent", "--yes"]
+    first = _start(args)
+    wait_for_outcomes(audit, 60)
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=15) == 130
+    before, sent = audit.read_bytes(), server.stats()["requests"]
+
+    again = run_cli(*args)
+
+    assert again.returncode == 2
+    assert "--resume" in again.stderr
+    assert "--restart" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert (audit.read_bytes(), server.stats()["requests"]) == (before, sent)
+
+    restart = run_cli(*args, "--restart")
+    verified = run_cli("verify", str(audit), "--input", str(source))
+    report = json.loads(run_cli("report", str(audit), "--json").stdout)
+
+    assert restart.returncode == 1, restart.stdout + restart.stderr  # 1: the invalid row
+    starts = [r for r in audit_lines(audit) if r.get("event") == "run_started"]
+    assert [(s["resumed"], s["restart_of"]) for s in starts] == [
+        (False, None),
+        (False, starts[0]["run_id"]),
+    ]
+    assert verified.returncode == 0, verified.stdout
+    assert verified.stdout.startswith("PASS")
+    assert report["totals"]["deleted"] == len(uids)
+    assert (report["totals"]["not_found"], report["not_found_in_permanent"]) == (0, [])
+    assert set(server.stats()["applied"]) == set(uids)
+
+
+def test_only_the_last_run_decides_whether_a_plain_run_may_follow(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """After kill -9 a plain run is refused; once a --resume completed the job, the next plain
+    run (say, the next list into the same audit) goes ahead."""
+    server = fake_server("--latency", "0.02", users=UIDS[:150])
+    source, audit = _input(tmp_path, UIDS[:100]), tmp_path / "audit.jsonl"
+    args = _delete_args(server, source, audit)
+    killed = _start(args)
+    wait_for_outcomes(audit, 20)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=10)
+
+    refused = run_cli(*args)
+    resumed = run_cli(*args, "--resume")
+    (tmp_path / "next").mkdir()
+    later = run_cli(*_delete_args(server, _input(tmp_path / "next", UIDS[100:150]), audit))
+
+    assert refused.returncode == 2
+    assert "was killed" in refused.stderr
+    assert (resumed.returncode, later.returncode) == (0, 0), resumed.stderr + later.stderr
+    assert set(server.stats()["applied"]) == set(UIDS[:150])
+
+
+def test_restart_refuses_what_resume_refuses_and_resume_with_it(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """--restart with --resume, with no audit, or with the other --permanent choice: exit 2."""
+    server = fake_server(users=UIDS[:5])
+    source, audit = _input(tmp_path, UIDS[:5]), tmp_path / "audit.jsonl"
+    args = _delete_args(server, source, audit)
+    assert run_cli(*args).returncode == 0
+    sent = server.stats()["requests"]
+    cases = {
+        "both": ([*args, "--resume", "--restart"], "not both"),
+        "no-audit": (["delete", str(source), "--base-url", server.base_url, "--restart"],
+                     "--restart needs --audit"),
+        "missing": ([*_delete_args(server, source, tmp_path / "nope.jsonl"), "--restart"],
+                    "--restart: there is no audit at"),
+        "permanent": ([*args, "--restart", "--permanent", "--yes"], "same --permanent choice"),
+    }  # fmt: skip
+
+    for name, (command, message) in cases.items():
+        done = run_cli(*command)
+        assert (name, done.returncode) == (name, 2)
+        assert message in done.stderr, (name, done.stderr)
+    assert server.stats()["requests"] == sent
