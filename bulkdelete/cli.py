@@ -16,7 +16,7 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -26,9 +26,10 @@ import structlog
 from bulkdelete import logs, render
 from bulkdelete._version import __version__
 from bulkdelete.audit import read_records
+from bulkdelete.columns import Columns, Layout
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
-from bulkdelete.rows import Source, read_rows, scan, spool_stdin
+from bulkdelete.rows import STDIN, InputSummary, Source, Stream, read_rows, scan
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_SHARE,
@@ -128,7 +129,7 @@ def _check_delete_files(
     inputs: Sequence[str], audit_path: Path | None, summary_json: Path | None
 ) -> None:
     """Refuse an audit or a summary file that is an input, or a summary that is the audit."""
-    read = [Path(name) for name in inputs if name != "-"]
+    read = [Path(name) for name in inputs if name != STDIN]
     if audit_path is not None:
         _refuse_overwrite(audit_path, "--audit", read)
         read.append(audit_path)
@@ -165,7 +166,7 @@ def _default_audit_path() -> Path:
 
 
 def _readable_twice(name: str) -> Path:
-    """Refuse a FIFO or a socket: inputs are read twice (checked, then sent), a pipe only once."""
+    """Refuse a FIFO or a socket: files are read twice (checked, then sent), a pipe only once."""
     path = Path(name)
     try:
         mode = path.stat().st_mode
@@ -176,40 +177,106 @@ def _readable_twice(name: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _sources(inputs: Sequence[str]) -> Iterator[list[Source]]:
-    """Open the inputs as sources; stdin is spooled to a temporary file so it can be read twice."""
-    names = list(inputs) or ["-"]
-    with contextlib.ExitStack() as stack:
-        sources: list[Source] = []
-        for name in names:
-            if name == "-":
-                if sys.stdin is None:
-                    raise UsageError("stdin is closed: name the input files instead")
-                sources.append(stack.enter_context(spool_stdin(sys.stdin.buffer)))
-            else:
-                sources.append(Source(path=_readable_twice(name), name=name))
-        yield sources
+def _input_names(inputs: Sequence[str]) -> list[str]:
+    """Return the inputs to read, stdin when none is named; stdin may be named once."""
+    names = list(inputs) or [STDIN]
+    if names.count(STDIN) > 1:
+        raise UsageError("stdin (-) can be read only once: name it once")
+    return names
 
 
-def _confirm_permanent(settings: Settings, valid: int, *, from_stdin: bool) -> None:
-    if from_stdin or not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise UsageError(
-            "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal"
+def _check_inputs(
+    settings: Settings,
+    inputs: Sequence[str],
+    *,
+    yes: bool,
+    dry_run: bool,
+    max_deletes: int | None,
+) -> tuple[list[Source | Stream], InputSummary] | None:
+    """Check the inputs before anything is sent; return them, or None once a dry run reported.
+
+    Files are scanned whole. Stdin is read as it comes, never stored: only its first record is
+    judged here (a dry run reads it to its end), and ``--max-deletes`` caps it in the run.
+    """
+    names = _input_names(inputs)
+    confirm = settings.permanent and not yes and not dry_run
+    if confirm and STDIN in names:  # before waiting for stdin: it cannot be the terminal too
+        raise UsageError(_PERMANENT_NEEDS_YES)
+    columns = Columns(settings.column, settings.no_header)
+    sources, scanned = _open_inputs(names, columns)
+    if scanned.rows == 0 and all(s.empty for s in sources if isinstance(s, Stream)):
+        raise UsageError("the input holds no rows: nothing to do")
+    layouts = _layouts(sources, scanned)
+    if dry_run:  # it counts what a real run would meet, --max-deletes included
+        preview = render.Preview.of(
+            read_rows(sources, column=columns.name, no_header=columns.no_header)
         )
-    click.echo(
-        f"About to PERMANENTLY delete {valid} users, with their messages and conversations, "
-        f"on {settings.target}. This cannot be undone.",
-        err=True,
-    )
+        _check_max_deletes(preview.valid, max_deletes)
+        click.echo(render.dry_run_text(settings, layouts, preview))
+        return None
+    if max_deletes is not None or confirm:
+        files = [source for source in sources if isinstance(source, Source)]
+        preview = render.Preview.of(
+            read_rows(files, column=columns.name, no_header=columns.no_header)
+        )
+        _check_max_deletes(preview.valid, max_deletes)  # the files alone; stdin is capped
+        if confirm:
+            _confirm_permanent(settings, layouts, preview)
+    return sources, scanned
+
+
+def _open_inputs(
+    names: Sequence[str], columns: Columns
+) -> tuple[list[Source | Stream], InputSummary]:
+    """Scan the files whole, then open stdin, waiting for its first row."""
+    files = [Source(path=_readable_twice(name), name=name) for name in names if name != STDIN]
+    scanned = scan(files, column=columns.name, no_header=columns.no_header)
+    unread = iter(files)
+    sources: list[Source | Stream] = []
+    for name in names:
+        if name != STDIN:
+            sources.append(next(unread))
+        elif sys.stdin is None:
+            raise UsageError("stdin is closed: name the input files instead")
+        else:
+            sources.append(Stream.from_fd(sys.stdin.fileno(), columns=columns))
+    return sources, scanned
+
+
+def _layouts(sources: Sequence[Source | Stream], scanned: InputSummary) -> dict[str, Layout]:
+    """Return each input's layout, by name, in the order the inputs are read."""
+    scans = iter(scanned.files)
+    return {
+        source.name: source.layout if isinstance(source, Stream) else next(scans).layout
+        for source in sources
+    }
+
+
+def _check_max_deletes(valid: int, max_deletes: int | None) -> None:
+    if max_deletes is not None and valid > max_deletes:
+        raise UsageError(
+            f"the input holds {valid} valid UIDs, more than --max-deletes {max_deletes}; "
+            "nothing was sent"
+        )
+
+
+def _confirm_permanent(
+    settings: Settings, layouts: dict[str, Layout], preview: render.Preview
+) -> None:
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(_PERMANENT_NEEDS_YES)
+    click.echo(render.confirmation_text(settings, layouts, preview), err=True)
     # Typing the count, not just "y", makes the reader look at how many users this is.
+    valid = preview.valid
     answer = click.prompt(f"Type {valid} to proceed", default="", show_default=False, err=True)
     if answer.strip() != str(valid):
         _fail("not confirmed; nothing was sent")
 
 
-def _count_valid(sources: Sequence[Source], column: str | None) -> int:
-    return sum(1 for row in read_rows(sources, column=column) if row.uid and not row.duplicate)
+_PERMANENT_NEEDS_YES = (
+    "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal "
+    "or when reading stdin"
+)
 
 
 # Options that delete and check share.
@@ -311,13 +378,19 @@ def cli() -> None:
 )
 @click.option(
     "--column",
-    help="CSV column holding the UIDs [default: a header named uid, else the first column].",
+    help="Header of the column holding the UIDs [default: the column named uid; never a guess].",
+)
+@click.option(
+    "--no-header",
+    is_flag=True,
+    help="One-column inputs have no header row: their first line is a UID.",
 )
 @_CA_BUNDLE
 @click.option(
     "--max-deletes",
     type=click.IntRange(min=0),
-    help="Refuse to start when the input holds more than this many valid UIDs.",
+    help="Refuse to start when the input holds more than this many valid UIDs; stdin "
+    "cannot be counted first, so its run stops at the first valid UID beyond it.",
 )
 @click.option(
     "--resume",
@@ -369,6 +442,7 @@ def delete(
     timeout: float,
     max_outage: float,
     column: str | None,
+    no_header: bool,
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
@@ -382,7 +456,8 @@ def delete(
 ) -> None:
     """Delete (or with --permanent, erase) the users whose UIDs are in INPUT files or stdin.
 
-    INPUT is a CSV or text file, or - for stdin (the default when none is given).
+    INPUT is a CSV or text file, or - for stdin (the default when none is given), which is
+    read as it comes.
     """
     api_key = _read_api_key(api_key_file)
     log = structlog.get_logger("bulkdelete")
@@ -425,29 +500,22 @@ def delete(
         timeout=timeout,
         max_outage=max_outage,
         column=column,
+        no_header=no_header,
         target=target,
         ca_bundle=ca_bundle,
     )
-    with _sources(inputs) as sources:
-        scanned = scan(sources, column=column)
-        if scanned.rows == 0:
-            raise UsageError("the input holds no rows: nothing to do")
-        valid = _count_valid(sources, column) if max_deletes is not None or permanent else None
-        if max_deletes is not None and valid is not None and valid > max_deletes:
-            raise UsageError(
-                f"the input holds {valid} valid UIDs, more than --max-deletes {max_deletes}; "
-                "nothing was sent"
-            )
-        if dry_run:  # after --max-deletes: a dry run says what the real run would do
-            click.echo(render.dry_run_text(settings, scanned, read_rows(sources, column=column)))
-            return
-        if permanent and not yes and valid is not None:
-            _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
-        from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
+    opened = _check_inputs(settings, inputs, yes=yes, dry_run=dry_run, max_deletes=max_deletes)
+    if opened is None:
+        return
+    sources, scanned = opened
+    from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
 
-        plan = launch.resume_plan(settings, scanned) if resume else None
-        click.echo(f"audit: {settings.audit_path}")
-        ended = launch.delete(settings, sources, scanned, resume=plan, reporter=reporter)
+    streams = [source.name for source in sources if isinstance(source, Stream)]
+    plan = launch.resume_plan(settings, scanned, streams=streams) if resume else None
+    click.echo(f"audit: {settings.audit_path}")
+    ended = launch.delete(
+        settings, sources, scanned, resume=plan, reporter=reporter, max_deletes=max_deletes
+    )
     summary, signum = ended.result, ended.signum
     if summary is None:  # a second signal cut the run short; the audit was closed cleanly
         sys.exit(ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT)

@@ -14,15 +14,17 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bulkdelete.audit import ResumeIndex, load_resume_index, refuse_a_foreign_file
+from bulkdelete.columns import Columns
 from bulkdelete.errors import UsageError
 from bulkdelete.progress import Reporter
 from bulkdelete.readback import deleted_uids, read_back
-from bulkdelete.rows import InputSummary, Source, read_rows
+from bulkdelete.rows import InputSummary, Source, Stream
 from bulkdelete.run import Resume, new_run_id, pseudonyms_for, run_delete
 from bulkdelete.settings import Settings, audit_key_id
+from bulkdelete.streaming import Feed
 from bulkdelete.summary import CheckSummary, Summary
 
 _T = TypeVar("_T")
@@ -63,8 +65,13 @@ def _run_program(program: Callable[[asyncio.Event], Awaitable[_T]]) -> Ended[_T]
     return Ended(result, received[0] if received else None)
 
 
-def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
-    """Read the audit to continue and check it was written by a run like this one."""
+def resume_plan(
+    settings: Settings, scanned: InputSummary, *, streams: Sequence[str] = ()
+) -> Resume:
+    """Read the audit to continue and check it was written by a run like this one.
+
+    ``scanned`` holds the files of this run, ``streams`` the names of its streamed inputs.
+    """
     if not settings.audit_path.is_file():
         raise UsageError(f"--resume: there is no audit at {settings.audit_path} to continue")
     refuse_a_foreign_file(settings.audit_path)
@@ -82,16 +89,19 @@ def resume_plan(settings: Settings, scanned: InputSummary) -> Resume:
     if index.uid_hash != {settings.uid_hash}:
         raise UsageError("--resume: use --audit-uid-hash exactly when the audit's runs did")
     _check_audit_key(settings, index, "--resume: ")
-    if index.input_hashes and not index.input_hashes & {f.sha256 for f in scanned.files}:
+    known = index.input_hashes & {f.sha256 for f in scanned.files} or index.streamed & {*streams}
+    if (index.input_hashes or index.streamed) and not known:
         # No row would be recognised as settled: the whole input would be sent again.
         raise UsageError(
-            "--resume: no input is a file the audit's runs read (compared by SHA-256); "
-            "resume with the same files, or write to a new --audit"
+            "--resume: no input is one the audit's runs read (a file compared by SHA-256, "
+            "stdin only after a run that read stdin); resume with the same inputs, or write "
+            "to a new --audit"
         )
     return Resume(
         index=index,
         file_hashes={f.name: f.sha256 for f in scanned.files},
         pseudonyms=pseudonyms_for(settings),
+        streams=frozenset(streams),
     )
 
 
@@ -134,38 +144,65 @@ def operator() -> dict[str, str]:
 
 def delete(
     settings: Settings,
-    sources: Sequence[Source],
+    sources: Sequence[Source | Stream],
     scanned: InputSummary,
     *,
     resume: Resume | None,
     reporter: Reporter,
+    max_deletes: int | None = None,
 ) -> Ended[Summary]:
-    """Run the delete pipeline over the sources, recording the manifest of this run.
+    """Run the delete pipeline over the inputs, recording the manifest of this run.
 
-    Without ``resume`` (which checked the audit already), an existing keyed audit is appended to
-    only with its key.
+    ``scanned`` holds what ``scan`` learned of the files among ``sources``, in order; a stream
+    is read as it comes, and ``max_deletes`` caps the valid UIDs read (see ``rows``). Without
+    ``resume`` (which checked the audit already), an existing keyed audit is appended to only
+    with its key.
     """
     if resume is None:
         _check_append(settings)
-    manifest = {
-        "operator": operator(),
-        "inputs": [
-            {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
-            for f in scanned.files
-        ],
-    }
+    feed = Feed(sources, Columns(settings.column, settings.no_header))
+    streamed = any(isinstance(source, Stream) for source in sources)
+    manifest = {"operator": operator(), "inputs": _manifest_inputs(sources, scanned)}
     return _run_program(
         lambda stop: run_delete(
             settings,
-            read_rows(sources, column=settings.column),
+            feed.rows(),
             stop=stop,
             run_id=new_run_id(),
             manifest=manifest,
             resume=resume,
             progress=reporter,
-            total=scanned.rows,
+            total=None if streamed else scanned.rows,
+            max_deletes=max_deletes,
+            inputs_read=feed.read_records,
         )
     )
+
+
+def _manifest_inputs(
+    sources: Sequence[Source | Stream], scanned: InputSummary
+) -> list[dict[str, Any]]:
+    """Describe each input for ``run_started``: a file by its hash, a stream as streamed."""
+    files = iter(scanned.files)
+    described: list[dict[str, Any]] = []
+    for source in sources:
+        if isinstance(source, Stream):
+            # Its rows, size and hash are known where reading stops: see its input_read line.
+            described.append(
+                {"name": source.name, "streamed": True, "column": source.layout.column}
+            )
+        else:
+            f = next(files)
+            described.append(
+                {
+                    "name": f.name,
+                    "rows": f.rows,
+                    "sha256": f.sha256,
+                    "bytes": f.byte_size,
+                    "column": f.layout.column,
+                }
+            )
+    return described
 
 
 def check(settings: Settings, uids: Sequence[str]) -> Ended[CheckSummary]:

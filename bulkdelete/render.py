@@ -6,12 +6,15 @@ Plain text that reads well in a terminal and in a CI log alike; machines read th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
 
 import orjson
 
+from bulkdelete.columns import Layout
 from bulkdelete.outcome import Outcome, ReadBack
-from bulkdelete.rows import InputSummary, Row
+from bulkdelete.rows import Row
 from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
@@ -91,23 +94,87 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
     )
 
 
-def dry_run_text(settings: Settings, scanned: InputSummary, rows: Iterable[Row]) -> str:
-    """Return what a real run would do: counts by status and invalid reason, and the target."""
-    statuses: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    for row in rows:
-        statuses[row.status] += 1
-        if row.reason:
-            reasons[row.reason] += 1
+FIRST_VALUES: Final = 3  # values of each input shown before a real run, to check the column
+_VALUE_PREVIEW: Final = 40
+
+
+@dataclass(slots=True)
+class Preview:
+    """One pass over rows: counts by status and invalid reason, and each input's first values."""
+
+    rows: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    first_values: dict[str, list[str]] = field(default_factory=dict)  # input name -> raw values
+
+    @classmethod
+    def of(cls, rows: Iterable[Row]) -> Preview:
+        """Read every row once."""
+        preview = cls()
+        for row in rows:
+            preview.rows += 1
+            preview.statuses[row.status] += 1
+            if row.reason:
+                preview.reasons[row.reason] += 1
+            values = preview.first_values.setdefault(row.source.rpartition(":")[0], [])
+            if len(values) < FIRST_VALUES:
+                values.append(row.raw)
+        return preview
+
+    @property
+    def valid(self) -> int:
+        """Return how many rows a real run would send."""
+        return self.statuses["valid"]
+
+
+def columns_text(layouts: Mapping[str, Layout], preview: Preview) -> list[str]:
+    """Return one line per input: where its UIDs are read from, and the first values read.
+
+    A person reads them before anything is sent, to catch a wrong column or a header read as
+    a UID.
+    """
+    lines = []
+    for name, layout in layouts.items():
+        if layout.header is None:
+            where = "no header row, one UID per line"
+        elif len(layout.header) == 1:
+            where = f"header {layout.column!r} on line {layout.line}, one column"
+        else:
+            where = f"column {layout.column!r} ({layout.index + 1} of {len(layout.header)})"
+        values = preview.first_values.get(name, [])
+        shown = ", ".join(repr(_preview(value)) for value in values) or "none"
+        lines.append(f"  {name}: {where}; first values {shown}")
+    return lines
+
+
+def dry_run_text(settings: Settings, layouts: Mapping[str, Layout], preview: Preview) -> str:
+    """Return what a real run would do: counts, the column of each input, reasons, the target."""
+    statuses = preview.statuses
     mode = "PERMANENTLY erase" if settings.permanent else "deactivate"
     lines = [
-        f"dry run: nothing was sent. A real run would {mode} {statuses['valid']} users on "
+        f"dry run: nothing was sent. A real run would {mode} {preview.valid} users on "
         f"{settings.target}.",
-        f"  rows {scanned.rows} in {len(scanned.files)} file(s): valid {statuses['valid']}, "
+        f"  rows {preview.rows} in {len(layouts)} file(s): valid {preview.valid}, "
         f"invalid {statuses['invalid']}, duplicate {statuses['duplicate']}",
+        *columns_text(layouts, preview),
     ]
-    lines += [f"  invalid: {count:>7}  {reason}" for reason, count in reasons.most_common()]
+    lines += [f"  invalid: {count:>7}  {reason}" for reason, count in preview.reasons.most_common()]
     return "\n".join(lines)
+
+
+def confirmation_text(settings: Settings, layouts: Mapping[str, Layout], preview: Preview) -> str:
+    """Return what a permanent run shows on a terminal before it asks for the count."""
+    return "\n".join(
+        [
+            f"About to PERMANENTLY delete {preview.valid} users, with their messages and "
+            f"conversations, on {settings.target}. This cannot be undone.",
+            *columns_text(layouts, preview),
+        ]
+    )
+
+
+def _preview(value: str) -> str:
+    return value if len(value) <= _VALUE_PREVIEW else value[:_VALUE_PREVIEW] + "…"
 
 
 def check_text(summary: CheckSummary) -> str:

@@ -18,7 +18,7 @@ import dataclasses
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -28,7 +28,7 @@ import structlog
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms, ResumeIndex, event_record, row_record
-from bulkdelete.errors import AuditError
+from bulkdelete.errors import AuditError, InputError
 from bulkdelete.outcome import Answer, Outcome, Result, Verdict, classify, final_result
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
@@ -44,6 +44,8 @@ _PRODUCER_YIELD_EVERY: Final = 256
 _T = TypeVar("_T")
 Rows = Iterable[Row] | AsyncIterable[Row]
 API_UNAVAILABLE: Final = "API_UNAVAILABLE"  # the fatal code of an outage longer than allowed
+INPUT_ERROR: Final = "INPUT_ERROR"  # the fatal code of a stream found unreadable mid-run
+MAX_DELETES: Final = "MAX_DELETES"  # the fatal code of an input past --max-deletes valid UIDs
 
 log = structlog.get_logger("bulkdelete")
 
@@ -56,12 +58,19 @@ class Resume:
     file_hashes: Mapping[str, str]  # input name as rows name it -> SHA-256 of its bytes
 
     pseudonyms: Pseudonyms  # how the audit names UIDs
+    streams: frozenset[str] = frozenset()  # inputs read as they come (stdin): no hash up front
 
     def settles(self, row: Row) -> bool:
         """Tell whether an earlier run already settled this row."""
         name, _, line = row.source.rpartition(":")
+        uid = None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid)
+        if name in self.streams:
+            return self.index.settles_streamed(
+                uid=uid,
+                row=(name, int(line), self.pseudonyms.of(row.raw), row.status),
+            )
         return self.index.settles(
-            uid=None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid),
+            uid=uid,
             file_sha256=self.file_hashes.get(name),
             line=int(line),
         )
@@ -94,8 +103,11 @@ class _Run:
         resume: Resume | None,
         progress: Reporter,
         total: int | None,
+        max_deletes: int | None = None,
     ) -> None:
         self.settings = settings
+        self.max_deletes = max_deletes
+        self.valid_read = 0  # valid, first-seen UIDs read, skipped ones included
         self.progress = progress
         self.total = total
         self.started = time.monotonic()
@@ -147,10 +159,30 @@ class _Run:
         )
 
     async def produce(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
+        try:
+            await self._read(rows, queue)
+        except InputError as exc:  # a stream turned out unreadable: what was sent stays sent
+            where = exc.source if exc.line is None else f"{exc.source}:{exc.line}"
+            self.stop_reading(
+                INPUT_ERROR, where, f"{exc}; the run stopped there: nothing more was sent"
+            )
+        for _ in range(self.settings.concurrency):
+            await queue.put(None)
+
+    async def _read(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
         index = 0
         async for row in _as_async(rows):
             index += 1
             if self.pacer.halted:
+                break
+            if self.past_max_deletes(row):
+                self.unsent += 1
+                self.stop_reading(
+                    MAX_DELETES,
+                    row.source,
+                    f"the input holds more than --max-deletes {self.max_deletes} valid UIDs: "
+                    f"{row.source} and the rest of the input were not sent",
+                )
                 break
             if self.resume is not None and self.resume.settles(row):
                 self.skipped += 1
@@ -162,8 +194,25 @@ class _Run:
                 await queue.put(row)
             if index % _PRODUCER_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let workers run even through a long run of bad rows
-        for _ in range(self.settings.concurrency):
-            await queue.put(None)
+
+    def past_max_deletes(self, row: Row) -> bool:
+        """Count a valid row; tell whether it is one more than ``max_deletes`` allows.
+
+        Rows an earlier run settled count too, so a resumed run stops where the first did.
+        """
+        if row.uid is None or row.duplicate:
+            return False
+        self.valid_read += 1
+        return self.max_deletes is not None and self.valid_read > self.max_deletes
+
+    def stop_reading(self, code: str, source: str, message: str) -> None:
+        """Stop the run because of its input: audit why, then halt it like a fatal answer."""
+        self.audit.write(
+            event_record(
+                "input_stopped", run_id=self.run_id, code=code, source=source, message=message
+            )
+        )
+        self.abort(Answer(None, code, message))
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
@@ -435,6 +484,8 @@ async def run_delete(
     resume: Resume | None = None,
     progress: Reporter | None = None,
     total: int | None = None,
+    max_deletes: int | None = None,
+    inputs_read: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
 ) -> Summary:
     """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
 
@@ -442,6 +493,10 @@ async def run_delete(
     function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
     flight get ``stop_grace`` seconds to finish. ``resume`` skips rows an earlier run settled.
     ``progress`` is shown a ``Snapshot`` four times a second, ``total`` being the rows expected.
+    ``max_deletes`` stops the run (``MAX_DELETES``) at the first valid UID beyond it; an
+    ``InputError`` from ``rows`` stops it too (``INPUT_ERROR``). ``inputs_read`` says what was
+    read of each input whose manifest could not (a stream): an ``input_read`` line each, written
+    before ``run_finished``.
     """
     run_id = run_id or new_run_id()
     policy = policy or RetryPolicy(
@@ -477,7 +532,14 @@ async def run_delete(
                 resume=resume,
                 progress=progress or NullReporter(),
                 total=total,
+                max_deletes=max_deletes,
             )
+
+            def finish(summary: Summary) -> None:
+                for facts in inputs_read() if inputs_read else ():
+                    audit.write(event_record("input_read", run_id=run_id, **facts))
+                audit.write(_finish_record(summary))
+
             try:
                 await run.execute(rows)
             except Exception:
@@ -485,10 +547,10 @@ async def run_delete(
                 # a kill, so report names the UIDs it left unknown instead of "completed".
                 raise
             except BaseException:  # cancelled by a second signal: an interrupted run
-                audit.write(_finish_record(_summarise(run, started)))
+                finish(_summarise(run, started))
                 raise
             summary = _summarise(run, started)
-            audit.write(_finish_record(summary))
+            finish(summary)
     finally:
         if own_session:
             await http.close()

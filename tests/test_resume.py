@@ -231,7 +231,7 @@ def test_resume_refuses_an_input_the_audit_never_read(
     done = run_cli(*_delete_args(server, changed, audit), "--resume")
 
     assert done.returncode == 2
-    assert "no input is a file the audit's runs read" in done.stderr
+    assert "no input is one the audit's runs read" in done.stderr
     assert server.stats()["requests"] == sent
 
 
