@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any, Final
 
 from bulkdelete.columns import Columns
@@ -68,7 +68,7 @@ class _Thread:
             self._waiting = False
             self._loop.call_soon_threadsafe(self._ready.set)
 
-    async def rows(self) -> AsyncIterator[Row]:
+    async def rows(self) -> AsyncGenerator[Row, None]:
         try:
             while True:
                 with self._room:
@@ -110,7 +110,7 @@ class Feed:
         self._taken: dict[str, int] = {}  # stream name -> rows the run took from it
         self._ended: set[str] = set()  # streams read to their end, every row taken
 
-    async def rows(self) -> AsyncIterator[Row]:
+    async def rows(self) -> AsyncGenerator[Row, None]:
         """Yield every input's rows; a stream's come as its producer writes them."""
         seen = UidSet()
         for source in self._sources:
