@@ -25,10 +25,8 @@ its producer ends and can follow a producer that never ends. The rules for a str
   files) or, for an invalid or duplicate row, by its line, value and status, since the hash
   that identifies a file is known only at the stream's end.
 
-Physical lines come from a bounded ``readline``, so memory stays constant whatever the input:
-a line longer than ``MAX_LINE_BYTES`` becomes one invalid row, and the rest of it is skipped in
-bounded chunks (still checked for NUL bytes and UTF-8). Lines end in LF or CRLF, are decoded
-strictly as UTF-8, and a BOM at the start of an input is dropped. Blank lines yield no row.
+Physical lines come from ``lines``: bounded (a line too long becomes one invalid row), strictly
+decoded as UTF-8, LF or CRLF. Blank lines yield no row.
 
 An input is CSV when its first non-blank line contains ``,`` or starts with ``"``; otherwise it
 holds one value per line. Which column holds the UIDs, and whether the first record is a
@@ -38,14 +36,11 @@ its own; duplicates are tracked across all inputs of one call.
 
 from __future__ import annotations
 
-import codecs
 import csv
-import hashlib
 import itertools
 import os
 import re
 import select
-import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -55,26 +50,26 @@ from typing import BinaryIO, Final, Literal
 
 from bulkdelete.columns import WHITESPACE, Columns, Layout, choose_layout
 from bulkdelete.errors import InputError
+from bulkdelete.lines import (
+    TOO_LONG,
+    HashingReader,
+    Line,
+    RawLines,
+    physical_lines,
+    snippet,
+)
 from bulkdelete.uidset import UidSet
 
 MAX_UID_LENGTH = 100
-MAX_LINE_BYTES = 64 * 1024
 STDIN: Final = "-"  # the name of stdin, as an input and in every row's source
 
 _UID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_UID_LENGTH}}}", re.ASCII)
-_LINE_READ = MAX_LINE_BYTES + 2  # room for CRLF, so a line of exactly MAX_LINE_BYTES fits
-_CHUNK = 64 * 1024
-_BOM = codecs.BOM_UTF8
-_LF = ord("\n")
-_TOO_LONG = f"line too long (over {MAX_LINE_BYTES} bytes)"
-_SNIPPET = 200
 # Common homoglyphs that NFKD leaves alone; NFKD already maps fullwidth and accented letters.
 _LOOKALIKES = str.maketrans(
     "аеорсхуіјѕԁԛԝАВЕНІЈКМОРСТХοΑΒΕΗΙΚΜΝΟΡΤΧΥΖ‐‑‒–—−",  # noqa: RUF001 homoglyphs on purpose
     "aeopcxyijsdqwABEHIJKMOPCTXoABEHIKMNOPTXYZ------",
 )
 
-_Line = tuple[int, str, bool]  # (physical line number, text or preview, too long)
 _Entry = tuple[int, str, str | None]  # (line number, raw value, reason known before validation)
 
 
@@ -187,7 +182,7 @@ def scan(sources: Sequence[Source], *, column: str | None, no_header: bool = Fal
     files = []
     for source in sources:
         with _opened(source) as stream:
-            hashing = _HashingReader(stream)
+            hashing = HashingReader(stream)
             reader = _Reader(hashing.readline, source.name, columns)
             rows = sum(1 for _ in reader.entries())
         files.append(
@@ -253,7 +248,7 @@ class Stream:
         self, read: Callable[[int], bytes], *, columns: Columns, name: str = STDIN
     ) -> None:
         self.name = name
-        self._lines = _RawLines(read)
+        self._lines = RawLines(read)
         self._reader = _Reader(self._lines.readline, name, columns)
         self.layout = self._reader.layout
         self.empty = not self._reader.peeked
@@ -278,58 +273,6 @@ class Stream:
     def read_so_far(self) -> tuple[int, str]:
         """Return how many bytes were read from the stream so far, and their SHA-256."""
         return self._lines.position()
-
-
-class _RawLines:
-    """A bounded ``readline`` over raw reads, hashing every byte it hands out."""
-
-    def __init__(self, read: Callable[[int], bytes]) -> None:
-        self._read = read
-        self._buffer = bytearray()
-        self._ended = False
-        self._sha256 = hashlib.sha256()
-        self._size = 0
-        self._lock = threading.Lock()  # ``position`` is asked from the event loop's thread
-
-    def readline(self, limit: int) -> bytes:
-        while True:
-            cut = self._buffer.find(b"\n", 0, limit)
-            if cut >= 0:
-                return self._take(cut + 1)
-            if len(self._buffer) >= limit or self._ended:
-                return self._take(min(limit, len(self._buffer)))
-            chunk = self._read(_CHUNK)
-            if chunk:
-                self._buffer += chunk
-            else:
-                self._ended = True
-
-    def _take(self, size: int) -> bytes:
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]  # bytearray drops a prefix without moving the rest
-        with self._lock:
-            self._sha256.update(data)
-            self._size += size
-        return data
-
-    def position(self) -> tuple[int, str]:
-        with self._lock:
-            return self._size, self._sha256.copy().hexdigest()
-
-
-class _HashingReader:
-    """Hash and count every byte a ``readline`` hands out."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def readline(self, limit: int) -> bytes:
-        data = self._stream.readline(limit)
-        self.sha256.update(data)
-        self.size += len(data)
-        return data
 
 
 @contextmanager
@@ -369,10 +312,10 @@ class _Reader:
         return self._judged
 
     def _read(self, readline: Callable[[int], bytes]) -> Iterator[_Entry]:
-        lines = _lines(readline, self._name)
+        lines = physical_lines(readline, self._name)
         for number, text, too_long in lines:
             if too_long:
-                yield number, text, _TOO_LONG
+                yield number, text, TOO_LONG
             elif text.strip(WHITESPACE):
                 break
         else:
@@ -384,11 +327,11 @@ class _Reader:
             yield number, text, None
         for number, text, too_long in lines:
             if too_long:
-                yield number, text, _TOO_LONG
+                yield number, text, TOO_LONG
             elif text.strip(WHITESPACE):
                 yield number, text, None
 
-    def _csv(self, lines: Iterator[_Line], first_number: int) -> Iterator[_Entry]:
+    def _csv(self, lines: Iterator[Line], first_number: int) -> Iterator[_Entry]:
         feed = _CsvFeed(lines)
         # strict: a quote inside an unquoted field, or text after a closing quote, is a malformed
         # row, never silently merged into another UID (`"ab"c` would otherwise be sent as `abc`).
@@ -405,7 +348,7 @@ class _Reader:
                 if layout is None:  # no header to judge the layout by: a guess would follow
                     message = f"the first record is malformed CSV ({err}): fix it to go on"
                     raise InputError(message, source=self._name, line=start) from None
-                yield offset + reader.line_num, _snippet(feed.last), f"malformed CSV ({err})"
+                yield offset + reader.line_num, snippet(feed.last), f"malformed CSV ({err})"
                 continue
             yield from feed.drain_too_long()
             if record is None:
@@ -419,13 +362,13 @@ class _Reader:
             if layout.index < len(record):
                 yield start, record[layout.index], None
             else:
-                yield start, _snippet(",".join(record)), f"missing column {layout.column}"
+                yield start, snippet(",".join(record)), f"missing column {layout.column}"
 
 
 class _CsvFeed:
     """Hand physical lines to csv.reader, keeping over-long lines out of its sight."""
 
-    def __init__(self, lines: Iterator[_Line]) -> None:
+    def __init__(self, lines: Iterator[Line]) -> None:
         self._lines = lines
         self._too_long: list[tuple[int, str]] = []
         self.last = ""
@@ -445,61 +388,5 @@ class _CsvFeed:
 
     def drain_too_long(self) -> Iterator[_Entry]:
         for number, preview in self._too_long:
-            yield number, preview, _TOO_LONG
+            yield number, preview, TOO_LONG
         self._too_long.clear()
-
-
-def _lines(readline: Callable[[int], bytes], name: str) -> Iterator[_Line]:
-    number = 0
-    size = _LINE_READ + len(_BOM)  # the first read also has room for a BOM
-    while chunk := readline(size):
-        number += 1
-        if 0 in chunk:  # int membership is a memchr; b"\0" in chunk is several times slower
-            raise _nul_error(name, number)
-        newline = chunk[-1] == _LF
-        ended = newline or len(chunk) < size
-        if number == 1:
-            size = _LINE_READ
-            chunk = chunk.removeprefix(_BOM)
-        if newline:
-            chunk = chunk[:-2] if chunk[-2:] == b"\r\n" else chunk[:-1]
-        if not ended or len(chunk) > MAX_LINE_BYTES:
-            yield number, _skip_long_line(chunk, ended, readline, name, number), True
-            continue
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise _utf8_error(err, name, number) from None
-        yield number, text, False
-
-
-def _skip_long_line(
-    head: bytes, ended: bool, readline: Callable[[int], bytes], name: str, number: int
-) -> str:
-    """Return a preview of an over-long line, reading and checking the rest of it in chunks."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        preview = _snippet(decoder.decode(head, final=ended))
-        while not ended:
-            chunk = readline(_CHUNK)
-            ended = chunk[-1:] == b"\n" or len(chunk) < _CHUNK
-            if 0 in chunk:
-                raise _nul_error(name, number)
-            decoder.decode(chunk, final=ended)
-    except UnicodeDecodeError as err:
-        raise _utf8_error(err, name, number) from None
-    return preview
-
-
-def _nul_error(name: str, number: int) -> InputError:
-    message = "contains a NUL byte; is this a binary or UTF-16 file? Save it as UTF-8"
-    return InputError(message, source=name, line=number)
-
-
-def _utf8_error(err: UnicodeDecodeError, name: str, number: int) -> InputError:
-    message = f"invalid UTF-8 (byte 0x{err.object[err.start]:02x}); save the file as UTF-8"
-    return InputError(message, source=name, line=number)
-
-
-def _snippet(text: str, limit: int = _SNIPPET) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from bulkdelete.columns import Columns, Layout, looks_like_a_header
 from bulkdelete.errors import InputError
+from bulkdelete.lines import MAX_LINE_BYTES
 from bulkdelete.rows import (
-    MAX_LINE_BYTES,
     FileScan,
     InputSummary,
     Row,
