@@ -247,6 +247,8 @@ def test_dry_run_sends_nothing(fake_server: FakeFactory, tmp_path: Path) -> None
         ([], "", "no API key"),
         (["--column", "email_address"], API_KEY, "email_address"),
         (["--permanent"], API_KEY, "--yes"),
+        (["-", "-"], API_KEY, "stdin (-) can be read only once"),
+        (["--column", "uid", "--no-header"], API_KEY, "--no-header says there is none"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line_and_send_nothing(

@@ -19,6 +19,7 @@ from helpers import (
     cli_env,
     pipe_into_cli,
     row_records,
+    run_cli,
     wait_until_applied,
 )
 
@@ -169,3 +170,20 @@ def test_an_ambiguous_first_line_on_stdin_is_refused_before_anything_is_sent(
     assert ("--column user_id" in stderr, "--no-header" in stderr) == (True, True)
     assert len(stderr.strip().splitlines()) == 1
     assert (server.stats()["requests"], audit.exists()) == (0, False)
+
+
+def test_a_dry_run_reads_stdin_to_its_end_and_names_its_column() -> None:
+    """Counts, the header, the first values, and --max-deletes over the whole stream."""
+    lines = "uid\nalice\nbob\nbad/one\nALICE\ncarol\n"
+    args = ["delete", "-", "--base-url", "http://127.0.0.1:9/v3", "--dry-run"]
+
+    done = run_cli(*args, stdin=lines)
+    over = run_cli(*args, "--max-deletes", "2", stdin=lines)
+
+    assert done.returncode == 0, done.stderr
+    assert "rows 5 in 1 file(s): valid 3, invalid 1, duplicate 1" in done.stdout
+    assert "  -: header 'uid' on line 1, one column; first values 'alice', 'bob', 'bad/one'" in (
+        done.stdout
+    )
+    assert over.returncode == 2
+    assert "3 valid UIDs, more than --max-deletes 2" in over.stderr

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bulkdelete.columns import Columns
 from bulkdelete.errors import InputError
 from bulkdelete.rows import Row, Source, Stream
 from bulkdelete.streaming import Feed
+from bulkdelete.uidset import UidSet
 
 
 class _Pipe:
@@ -169,3 +171,19 @@ async def test_a_stream_never_reached_reports_nothing_taken(tmp_path: Path) -> N
 
     [record] = feed.read_records()
     assert (record["rows"], record["complete"]) == (0, False)
+
+
+def test_a_descriptor_left_non_blocking_is_waited_on(pipe: _Pipe) -> None:
+    """A producer's shell may leave stdin non-blocking: reads wait for data instead of failing."""
+    os.set_blocking(pipe.reading, False)
+
+    def write_later() -> None:
+        pipe.write("alice\n")
+        pipe.close()
+
+    later = threading.Timer(0.2, write_later)
+    later.start()
+    stream = pipe.stream()
+    later.join()
+
+    assert [row.uid for row in stream.rows(UidSet())] == ["alice"]
