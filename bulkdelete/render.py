@@ -20,7 +20,7 @@ from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
 _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",
-    RunStatus.ABORTED: "ABORTED by a fatal API answer",
+    RunStatus.ABORTED: "ABORTED",  # the "stopped because" line says by what
     RunStatus.INTERRUPTED: "interrupted",
 }
 

@@ -19,8 +19,9 @@ its producer ends and can follow a producer that never ends. The rules for a str
   stops there (code ``INPUT_ERROR``, an ``input_stopped`` line, exit 3): nothing more is sent,
   requests in flight finish and are audited.
 - ``--max-deletes N`` cannot be checked first either: it is a cap on the valid UIDs read,
-  skipped ones included. The first valid UID beyond it stops the run the same way (code
-  ``MAX_DELETES``): neither it nor the rest of the stream is sent, and the rest is not read.
+  skipped ones included. At the first valid UID beyond it the run stops reading (code
+  ``MAX_DELETES``, an ``input_stopped`` line, exit 3): the N before it are still sent, it and
+  the rest of the stream are not, and the rest is not read.
 - ``--resume`` recognises a streamed row an earlier run settled by its UID (valid rows, as for
   files) or, for an invalid or duplicate row, by its line, value and status, since the hash
   that identifies a file is known only at the stream's end.

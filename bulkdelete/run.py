@@ -163,9 +163,8 @@ class _Run:
             await self._read(rows, queue)
         except InputError as exc:  # a stream turned out unreadable: what was sent stays sent
             where = exc.source if exc.line is None else f"{exc.source}:{exc.line}"
-            self.stop_reading(
-                INPUT_ERROR, where, f"{exc}; the run stopped there: nothing more was sent"
-            )
+            message = f"{exc}; the run stopped there: nothing more was sent"
+            self.stop_reading(INPUT_ERROR, where, message, halt=True)
         for _ in range(self.settings.concurrency):
             await queue.put(None)
 
@@ -176,12 +175,15 @@ class _Run:
             if self.pacer.halted:
                 break
             if self.past_max_deletes(row):
+                # The UIDs within the cap, already queued, are still sent: exactly the first N.
                 self.unsent += 1
                 self.stop_reading(
                     MAX_DELETES,
                     row.source,
                     f"the input holds more than --max-deletes {self.max_deletes} valid UIDs: "
-                    f"{row.source} and the rest of the input were not sent",
+                    f"the first {self.max_deletes} were sent, {row.source} and the rest of the "
+                    "input were not",
+                    halt=False,
                 )
                 break
             if self.resume is not None and self.resume.settles(row):
@@ -205,14 +207,14 @@ class _Run:
         self.valid_read += 1
         return self.max_deletes is not None and self.valid_read > self.max_deletes
 
-    def stop_reading(self, code: str, source: str, message: str) -> None:
-        """Stop the run because of its input: audit why, then halt it like a fatal answer."""
+    def stop_reading(self, code: str, source: str, message: str, *, halt: bool) -> None:
+        """Stop reading the input: audit why; the run ends aborted, with ``halt`` at once."""
         self.audit.write(
             event_record(
                 "input_stopped", run_id=self.run_id, code=code, source=source, message=message
             )
         )
-        self.abort(Answer(None, code, message))
+        self.abort(Answer(None, code, message), halt=halt)
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
@@ -294,7 +296,8 @@ class _Run:
             return dataclasses.replace(result, note="the run stopped before its next retry")
         return result
 
-    def abort(self, answer: Answer) -> None:
+    def abort(self, answer: Answer, *, halt: bool = True) -> None:
+        """Record why the run ends aborted; with ``halt``, nothing more is sent from now on."""
         if self.fatal is None:
             self.fatal = answer
             log.error(
@@ -303,7 +306,8 @@ class _Run:
                 http_status=answer.http_status,
                 message=answer.message,
             )
-        self.pacer.halt()
+        if halt:
+            self.pacer.halt()
 
     async def preflight(self) -> None:
         """Check the key and app with one harmless read before the first DELETE."""
@@ -493,8 +497,9 @@ async def run_delete(
     function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
     flight get ``stop_grace`` seconds to finish. ``resume`` skips rows an earlier run settled.
     ``progress`` is shown a ``Snapshot`` four times a second, ``total`` being the rows expected.
-    ``max_deletes`` stops the run (``MAX_DELETES``) at the first valid UID beyond it; an
-    ``InputError`` from ``rows`` stops it too (``INPUT_ERROR``). ``inputs_read`` says what was
+    ``max_deletes`` caps the valid UIDs read: at the first one beyond it the run stops
+    reading (``MAX_DELETES``) and sends the ones before. An ``InputError`` from ``rows`` stops
+    it at once (``INPUT_ERROR``). ``inputs_read`` says what was
     read of each input whose manifest could not (a stream): an ``input_read`` line each, written
     before ``run_finished``.
     """
