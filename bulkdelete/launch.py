@@ -175,6 +175,7 @@ def delete(
             total=None if streamed else scanned.rows,
             max_deletes=max_deletes,
             inputs_read=feed.read_records,
+            on_halt=feed.stop_waiting,
         )
     )
 

@@ -104,8 +104,10 @@ class _Run:
         progress: Reporter,
         total: int | None,
         max_deletes: int | None = None,
+        on_halt: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        self.on_halt = on_halt
         self.max_deletes = max_deletes
         self.valid_read = 0  # valid, first-seen UIDs read, skipped ones included
         self.progress = progress
@@ -307,7 +309,12 @@ class _Run:
                 message=answer.message,
             )
         if halt:
-            self.pacer.halt()
+            self.halt()
+
+    def halt(self) -> None:
+        """Send nothing more; a source of rows waiting for its input (stdin) stops waiting."""
+        self.pacer.halt()
+        self.on_halt()
 
     async def preflight(self) -> None:
         """Check the key and app with one harmless read before the first DELETE."""
@@ -367,7 +374,7 @@ class _Run:
     async def watch_stop(self) -> None:
         await self.stop.wait()
         log.warning("stop_requested", grace_seconds=self.stop_grace)
-        self.pacer.halt()
+        self.halt()
 
     async def execute(self, rows: Rows) -> None:
         watchers = [
@@ -490,6 +497,7 @@ async def run_delete(
     total: int | None = None,
     max_deletes: int | None = None,
     inputs_read: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+    on_halt: Callable[[], None] = lambda: None,
 ) -> Summary:
     """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
 
@@ -501,7 +509,8 @@ async def run_delete(
     reading (``MAX_DELETES``) and sends the ones before. An ``InputError`` from ``rows`` stops
     it at once (``INPUT_ERROR``). ``inputs_read`` says what was
     read of each input whose manifest could not (a stream): an ``input_read`` line each, written
-    before ``run_finished``.
+    before ``run_finished``. ``on_halt`` is called when the run stops sending (a stop, a fatal
+    answer), so that ``rows`` can stop waiting for input that may never come.
     """
     run_id = run_id or new_run_id()
     policy = policy or RetryPolicy(
@@ -538,6 +547,7 @@ async def run_delete(
                 progress=progress or NullReporter(),
                 total=total,
                 max_deletes=max_deletes,
+                on_halt=on_halt,
             )
 
             def finish(summary: Summary) -> None:

@@ -32,8 +32,9 @@ _END: Final = object()  # the thread's last word when the stream ended
 class _Thread:
     """Read rows in a daemon thread; ``rows`` yields them in the event loop, in order."""
 
-    def __init__(self, rows: Iterator[Row], capacity: int) -> None:
+    def __init__(self, rows: Iterator[Row], capacity: int, give_up: asyncio.Event) -> None:
         self._source = rows
+        self._give_up = give_up
         self._capacity = capacity
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
@@ -41,6 +42,7 @@ class _Thread:
         self._last: object | BaseException | None = None  # _END, or what the reading raised
         self._closed = False
         self._waiting = False
+        self.ended = False  # every row was handed over and the stream is at its end
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         threading.Thread(target=self._read, name="bulkdelete-stdin", daemon=True).start()
@@ -86,12 +88,23 @@ class _Thread:
                 if isinstance(last, BaseException):
                     raise last
                 if last is _END:
+                    self.ended = True
                     return
-                await self._ready.wait()
+                if not await self._wait():
+                    return
         finally:
             with self._room:
                 self._closed = True
                 self._room.notify()
+
+    async def _wait(self) -> bool:
+        """Wait for rows; return False when the run gave up on them first."""
+        ready = asyncio.ensure_future(self._ready.wait())
+        give_up = asyncio.ensure_future(self._give_up.wait())
+        await asyncio.wait({ready, give_up}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        give_up.cancel()
+        return not self._give_up.is_set()
 
 
 class Feed:
@@ -108,6 +121,7 @@ class Feed:
         self._columns = columns
         self._buffer_rows = buffer_rows
         self._taken: dict[str, int] = {}  # stream name -> rows the run took from it
+        self._give_up = asyncio.Event()  # the run wants no more rows: stop waiting for any
         self._ended: set[str] = set()  # streams read to their end, every row taken
 
     async def rows(self) -> AsyncGenerator[Row, None]:
@@ -116,14 +130,20 @@ class Feed:
         for source in self._sources:
             if isinstance(source, Stream):
                 self._taken[source.name] = 0
-                reader = _Thread(source.rows(seen), self._buffer_rows)
+                reader = _Thread(source.rows(seen), self._buffer_rows, self._give_up)
                 async for row in reader.rows():
                     self._taken[source.name] += 1
                     yield row
+                if not reader.ended:  # the run gave up waiting: it reads nothing more
+                    return
                 self._ended.add(source.name)
             else:
                 for row in rows_of(source, seen, self._columns):
                     yield row
+
+    def stop_waiting(self) -> None:
+        """Stop waiting for a stream's next rows: the run will send nothing more."""
+        self._give_up.set()
 
     def read_records(self) -> list[dict[str, Any]]:
         """Return, for each stream, what the run read of it: the fields of ``input_read``."""

@@ -188,3 +188,21 @@ def test_a_dry_run_reads_stdin_to_its_end_and_names_its_column() -> None:
     )
     assert over.returncode == 2
     assert "3 valid UIDs, more than --max-deletes 2" in over.stderr
+
+
+def test_a_fatal_answer_ends_the_run_while_its_producer_is_silent(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """The key is revoked mid-run: exit 3 at once, without waiting for a line that never comes."""
+    server = fake_server("--all-exist", "--revoke-key-after", "3")
+    audit = tmp_path / "audit.jsonl"
+    piped = pipe_into_cli(server.base_url, [*FIRST, "<hang>"], *_args(server.base_url, audit))
+    try:
+        code = piped.bulkdelete.wait(timeout=20)
+        producing = piped.producer.poll() is None
+    finally:
+        piped.stop()
+
+    assert (code, producing) == (3, True)
+    assert _events(audit, "run_finished")[0]["status"] == "aborted"
+    assert _events(audit, "input_read")[0]["complete"] is False
