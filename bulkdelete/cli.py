@@ -177,6 +177,12 @@ def _readable_twice(name: str) -> Path:
     return path
 
 
+_PERMANENT_NEEDS_YES = (
+    "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal "
+    "or when reading stdin"
+)
+
+
 def _input_names(inputs: Sequence[str]) -> list[str]:
     """Return the inputs to read, stdin when none is named; stdin may be named once."""
     names = list(inputs) or [STDIN]
@@ -271,12 +277,6 @@ def _confirm_permanent(
     answer = click.prompt(f"Type {valid} to proceed", default="", show_default=False, err=True)
     if answer.strip() != str(valid):
         _fail("not confirmed; nothing was sent")
-
-
-_PERMANENT_NEEDS_YES = (
-    "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal "
-    "or when reading stdin"
-)
 
 
 # Options that delete and check share.
@@ -390,7 +390,7 @@ def cli() -> None:
     "--max-deletes",
     type=click.IntRange(min=0),
     help="Refuse to start when the input holds more than this many valid UIDs; stdin "
-    "cannot be counted first, so its run stops at the first valid UID beyond it.",
+    "cannot be counted first, so its run sends the first N and stops at the next.",
 )
 @click.option(
     "--resume",

@@ -505,12 +505,12 @@ async def run_delete(
     function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
     flight get ``stop_grace`` seconds to finish. ``resume`` skips rows an earlier run settled.
     ``progress`` is shown a ``Snapshot`` four times a second, ``total`` being the rows expected.
-    ``max_deletes`` caps the valid UIDs read: at the first one beyond it the run stops
-    reading (``MAX_DELETES``) and sends the ones before. An ``InputError`` from ``rows`` stops
-    it at once (``INPUT_ERROR``). ``inputs_read`` says what was
-    read of each input whose manifest could not (a stream): an ``input_read`` line each, written
-    before ``run_finished``. ``on_halt`` is called when the run stops sending (a stop, a fatal
-    answer), so that ``rows`` can stop waiting for input that may never come.
+    ``max_deletes`` caps the valid UIDs read: at the first one beyond it the run stops reading
+    (``MAX_DELETES``) and sends the ones before. An ``InputError`` from ``rows`` stops it at once
+    (``INPUT_ERROR``). ``inputs_read`` says what was read of each input the manifest could not
+    describe (a stream): an ``input_read`` line each, written before ``run_finished``.
+    ``on_halt`` is called when the run stops sending (a stop, a fatal answer), so that ``rows``
+    can stop waiting for input that may never come.
     """
     run_id = run_id or new_run_id()
     policy = policy or RetryPolicy(
