@@ -390,6 +390,7 @@ def event_record(event: str, *, run_id: str, **fields: Any) -> dict[str, Any]:
 
 _FINAL = frozenset({"deleted", "not_found"})
 _SETTLED_ROWS = frozenset({"invalid", "duplicate"})
+StreamedRow = tuple[str, int, str, str]  # (input name, line, uid as audited, outcome)
 
 
 @dataclass(slots=True)
@@ -397,11 +398,14 @@ class ResumeIndex:
     """What an existing audit already settled, for ``--resume``.
 
     Rows are recognised by the SHA-256 of their input file and their line, so a resumed run may
-    name the same file by another path.
+    name the same file by another path. A streamed input (stdin) has no hash until its end: its
+    rows are recognised by name, line, the value as audited and the outcome.
     """
 
     final_uids: UidSet = field(default_factory=UidSet)
     settled_rows: set[tuple[str, int]] = field(default_factory=set)
+    settled_streamed: set[StreamedRow] = field(default_factory=set)
+    streamed: set[str] = field(default_factory=set)  # names of inputs some run streamed
     unknown: dict[str, str] = field(default_factory=dict)  # uid sent, no outcome: uid -> run id
     permanent: set[bool] = field(default_factory=set)
     base_urls: set[str] = field(default_factory=set)
@@ -428,14 +432,24 @@ class ResumeIndex:
             return True
         return file_sha256 is not None and (file_sha256, line) in self.settled_rows
 
+    def settles_streamed(self, *, uid: str | None, row: StreamedRow) -> bool:
+        """Tell whether a streamed row needs nothing more: its UID is final or it was audited.
+
+        ``row`` is (input name, line, the value as the audit names it, the row's status): a
+        row at that line of another stream is recognised only if it reads and judges the same.
+        """
+        if uid is not None and uid in self.final_uids:
+            return True
+        return row in self.settled_streamed
+
 
 def load_resume_index(path: Path) -> ResumeIndex:
     """Read an audit and return what a resumed run must not do again."""
     index = ResumeIndex()
-    files_by_run: dict[str, dict[str, str]] = {}
+    inputs_by_run: dict[str, _RunInputs] = {}
     for number, record in read_records(path):
         try:
-            _index_record(index, files_by_run, record)
+            _index_record(index, inputs_by_run, record)
         except (KeyError, TypeError, AttributeError) as exc:
             raise AuditError(
                 f"not a line bulkdelete wrote ({type(exc).__name__}: {exc})",
@@ -445,8 +459,11 @@ def load_resume_index(path: Path) -> ResumeIndex:
     return index
 
 
+_RunInputs = tuple[dict[str, str], set[str]]  # a run's files (name -> SHA-256) and streams
+
+
 def _index_record(
-    index: ResumeIndex, files_by_run: dict[str, dict[str, str]], record: dict[str, Any]
+    index: ResumeIndex, inputs_by_run: dict[str, _RunInputs], record: dict[str, Any]
 ) -> None:
     run_id = str(record.get("run_id", ""))
     event = record.get("event")
@@ -461,9 +478,12 @@ def _index_record(
             index.keyed = True
             if settings.get("audit_key_id"):
                 index.key_ids.add(str(settings["audit_key_id"]))
-        files = {str(f["name"]): str(f["sha256"]) for f in record.get("inputs") or ()}
-        files_by_run[run_id] = files
+        inputs = record.get("inputs") or ()
+        streams = {str(f["name"]) for f in inputs if f.get("streamed")}
+        files = {str(f["name"]): str(f["sha256"]) for f in inputs if not f.get("streamed")}
+        inputs_by_run[run_id] = files, streams
         index.input_hashes.update(files.values())
+        index.streamed |= streams
     elif event == "sending":
         index.unknown[str(record["normalised_uid"])] = run_id
     elif event == "run_finished" and run_id == index.last_run:
@@ -478,6 +498,10 @@ def _index_record(
             index.final_uids.add(uid)
     if outcome in _SETTLED_ROWS:
         name, _, line = str(record.get("source", "")).rpartition(":")
-        sha = files_by_run.get(run_id, {}).get(name)
-        if sha is not None and line.isdigit():
+        files, streams = inputs_by_run.get(run_id, ({}, set()))
+        if not line.isdigit():
+            return
+        if name in streams:
+            index.settled_streamed.add((name, int(line), str(record["uid"]), outcome))
+        elif (sha := files.get(name)) is not None:
             index.settled_rows.add((sha, int(line)))

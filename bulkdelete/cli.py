@@ -16,7 +16,8 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -26,11 +27,11 @@ import structlog
 from bulkdelete import logs, privatefile, render
 from bulkdelete._version import __version__
 from bulkdelete.audit import read_records
-from bulkdelete.dryrun import survey
+from bulkdelete.columns import Columns, Layout
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
 from bulkdelete.proxy import proxy_for, proxy_passwords
-from bulkdelete.rows import InputSummary, Source, read_rows, scan, spool_stdin
+from bulkdelete.rows import STDIN, InputSummary, Source, Stream, read_rows, scan
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_SHARE,
@@ -40,6 +41,7 @@ from bulkdelete.settings import (
     default_base_url,
 )
 from bulkdelete.summary import CheckSummary, RunStatus, Summary
+from bulkdelete.survey import Survey, survey
 
 if TYPE_CHECKING:
     from bulkdelete.launch import Ended
@@ -145,7 +147,7 @@ def _check_delete_files(
     invalid_out: Path | None = None,
 ) -> None:
     """Refuse an audit or an output file that is an input, or an output that is the audit."""
-    read = [Path(name) for name in inputs if name != "-"]
+    read = [Path(name) for name in inputs if name != STDIN]
     if audit_path is not None:
         _refuse_overwrite(audit_path, "--audit", read)
         read.append(audit_path)
@@ -183,7 +185,7 @@ def _default_audit_path() -> Path:
 
 
 def _readable_twice(name: str) -> Path:
-    """Refuse a FIFO or a socket: inputs are read twice (checked, then sent), a pipe only once."""
+    """Refuse a FIFO or a socket: files are read twice (checked, then sent), a pipe only once."""
     path = Path(name)
     try:
         mode = path.stat().st_mode
@@ -194,40 +196,93 @@ def _readable_twice(name: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _sources(inputs: Sequence[str]) -> Iterator[list[Source]]:
-    """Open the inputs as sources; stdin is spooled to a temporary file so it can be read twice."""
-    names = list(inputs) or ["-"]
-    with contextlib.ExitStack() as stack:
-        sources: list[Source] = []
-        for name in names:
-            if name == "-":
-                if sys.stdin is None:
-                    raise UsageError("stdin is closed: name the input files instead")
-                sources.append(stack.enter_context(spool_stdin(sys.stdin.buffer)))
-            else:
-                sources.append(Source(path=_readable_twice(name), name=name))
-        yield sources
+_PERMANENT_NEEDS_YES = (
+    "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal "
+    "or when reading stdin"
+)
 
 
-def _confirm_permanent(settings: Settings, valid: int, *, from_stdin: bool) -> None:
-    if from_stdin or not (sys.stdin.isatty() and sys.stderr.isatty()):
+def _input_names(inputs: Sequence[str]) -> list[str]:
+    """Return the inputs to read, stdin when none is named; stdin may be named once."""
+    names = list(inputs) or [STDIN]
+    if names.count(STDIN) > 1:
+        raise UsageError("stdin (-) can be read only once: name it once")
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """The inputs of a run, checked: files scanned whole, stdin opened at its first row."""
+
+    sources: list[Source | Stream]
+    scanned: InputSummary  # the files among ``sources``
+    layouts: dict[str, Layout]  # every input's layout, by name, in reading order
+
+
+def _open_checked(
+    inputs: Sequence[str], settings: Settings, *, confirm: bool, allow_empty: bool
+) -> _Inputs:
+    """Open and check the inputs before anything is sent.
+
+    Files are scanned whole. Stdin is read as it comes, never stored: only its first record is
+    judged here (a dry run reads it to its end), and ``--max-deletes`` caps it in the run.
+    """
+    names = _input_names(inputs)
+    if confirm and STDIN in names:  # before waiting for stdin: it cannot be the terminal too
+        raise UsageError(_PERMANENT_NEEDS_YES)
+    sources, scanned = _open_inputs(names, Columns(settings.column, settings.no_header))
+    empty = scanned.rows == 0 and all(s.empty for s in sources if isinstance(s, Stream))
+    if empty and not allow_empty:
         raise UsageError(
-            "--permanent deletes cannot be undone: pass --yes to confirm when not on a terminal"
+            "the input holds no rows: nothing to do (--allow-empty makes that a success)"
         )
-    click.echo(
-        f"About to PERMANENTLY delete {valid} users, with their messages and conversations, "
-        f"on {settings.target}. This cannot be undone.",
-        err=True,
-    )
+    return _Inputs(sources, scanned, _layouts(sources, scanned))
+
+
+def _open_inputs(
+    names: Sequence[str], columns: Columns
+) -> tuple[list[Source | Stream], InputSummary]:
+    """Scan the files whole, then open stdin, waiting for its first row."""
+    files = [Source(path=_readable_twice(name), name=name) for name in names if name != STDIN]
+    scanned = scan(files, column=columns.name, no_header=columns.no_header)
+    unread = iter(files)
+    sources: list[Source | Stream] = []
+    for name in names:
+        if name != STDIN:
+            sources.append(next(unread))
+        elif sys.stdin is None:
+            raise UsageError("stdin is closed: name the input files instead")
+        else:
+            sources.append(Stream.from_fd(sys.stdin.fileno(), columns=columns))
+    return sources, scanned
+
+
+def _layouts(sources: Sequence[Source | Stream], scanned: InputSummary) -> dict[str, Layout]:
+    """Return each input's layout, by name, in the order the inputs are read."""
+    scans = iter(scanned.files)
+    return {
+        source.name: source.layout if isinstance(source, Stream) else next(scans).layout
+        for source in sources
+    }
+
+
+def _check_max_deletes(valid: int, max_deletes: int | None) -> None:
+    if max_deletes is not None and valid > max_deletes:
+        raise UsageError(
+            f"the input holds {valid} valid UIDs, more than --max-deletes {max_deletes}; "
+            "nothing was sent"
+        )
+
+
+def _confirm_permanent(settings: Settings, layouts: dict[str, Layout], found: Survey) -> None:
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(_PERMANENT_NEEDS_YES)
+    click.echo(render.confirmation_text(settings, layouts, found), err=True)
     # Typing the count, not just "y", makes the reader look at how many users this is.
+    valid = found.valid
     answer = click.prompt(f"Type {valid} to proceed", default="", show_default=False, err=True)
     if answer.strip() != str(valid):
         _fail("not confirmed; nothing was sent")
-
-
-def _count_valid(sources: Sequence[Source], column: str | None) -> int:
-    return sum(1 for row in read_rows(sources, column=column) if row.uid and not row.duplicate)
 
 
 # Options that delete and check share.
@@ -329,13 +384,19 @@ def cli() -> None:
 )
 @click.option(
     "--column",
-    help="CSV column holding the UIDs [default: a header named uid, else the first column].",
+    help="Header of the column holding the UIDs [default: the column named uid; never a guess].",
+)
+@click.option(
+    "--no-header",
+    is_flag=True,
+    help="One-column inputs have no header row: their first line is a UID.",
 )
 @_CA_BUNDLE
 @click.option(
     "--max-deletes",
     type=click.IntRange(min=0),
-    help="Refuse to start when the input holds more than this many valid UIDs.",
+    help="Refuse to start when the input holds more than this many valid UIDs; stdin "
+    "cannot be counted first, so its run sends the first N and stops at the next.",
 )
 @click.option(
     "--resume",
@@ -402,6 +463,7 @@ def delete(
     timeout: float,
     max_outage: float,
     column: str | None,
+    no_header: bool,
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
@@ -418,7 +480,8 @@ def delete(
 ) -> None:
     """Delete (or with --permanent, erase) the users whose UIDs are in INPUT files or stdin.
 
-    INPUT is a CSV or text file, or - for stdin (the default when none is given).
+    INPUT is a CSV or text file, or - for stdin (the default when none is given), which is
+    read as it comes.
     """
     api_key = _read_api_key(api_key_file)
     log = structlog.get_logger("bulkdelete")
@@ -471,54 +534,67 @@ def delete(
         timeout=timeout,
         max_outage=max_outage,
         column=column,
+        no_header=no_header,
         target=target,
         ca_bundle=ca_bundle,
         proxy=proxy_for(base_url, os.environ),
     )
-    with _sources(inputs) as sources:
-        scanned = scan(sources, column=column)
-        if scanned.rows == 0 and not allow_empty:
-            raise UsageError(
-                "the input holds no rows: nothing to do (--allow-empty makes that a success)"
-            )
-        valid = _count_valid(sources, column) if max_deletes is not None or permanent else None
-        if max_deletes is not None and valid is not None and valid > max_deletes:
-            raise UsageError(
-                f"the input holds {valid} valid UIDs, more than --max-deletes {max_deletes}; "
-                "nothing was sent"
-            )
-        if dry_run:  # after --max-deletes: a dry run says what the real run would do
-            _dry_run(settings, scanned, sources, invalid_out=invalid_out, summary_json=summary_json)
-            return
-        from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
+    confirm = permanent and not yes and not dry_run
+    opened = _open_checked(inputs, settings, confirm=confirm, allow_empty=allow_empty)
+    if dry_run:  # it counts what a real run would meet, --max-deletes included
+        _dry_run(
+            settings,
+            opened,
+            max_deletes=max_deletes,
+            invalid_out=invalid_out,
+            summary_json=summary_json,
+        )
+        return
+    found = None
+    if max_deletes is not None or confirm:
+        files = [source for source in opened.sources if isinstance(source, Source)]
+        found = survey(read_rows(files, column=settings.column, no_header=settings.no_header))
+        _check_max_deletes(found.valid, max_deletes)  # the files alone; stdin is capped
+    from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
 
-        plan = launch.plan_run(settings, scanned, resume=resume, restart=restart)
-        if permanent and not yes and valid is not None:
-            _confirm_permanent(settings, valid, from_stdin="-" in (inputs or ("-",)))
-        click.echo(f"audit: {settings.audit_path}")
-        ended = launch.delete(settings, sources, scanned, resume=plan, reporter=reporter)
+    streams = [source.name for source in opened.sources if isinstance(source, Stream)]
+    plan = launch.plan_run(
+        settings, opened.scanned, resume=resume, restart=restart, streams=streams
+    )
+    if confirm and found is not None:  # after the audit's checks: never ask in vain
+        _confirm_permanent(settings, opened.layouts, found)
+    click.echo(f"audit: {settings.audit_path}")
+    ended = launch.delete(
+        settings,
+        opened.sources,
+        opened.scanned,
+        resume=plan,
+        reporter=reporter,
+        max_deletes=max_deletes,
+    )
     _end_delete(ended, settings, summary_json=summary_json, verify_deleted=verify_deleted)
 
 
 def _dry_run(
     settings: Settings,
-    scanned: InputSummary,
-    sources: Sequence[Source],
+    opened: _Inputs,
     *,
+    max_deletes: int | None,
     invalid_out: Path | None,
     summary_json: Path | None,
 ) -> None:
     """Tell what a real run would do, in text and in the files asked for; send nothing."""
-    rows = read_rows(sources, column=settings.column)
+    rows = read_rows(opened.sources, column=settings.column, no_header=settings.no_header)
     if invalid_out is None:
         found = survey(rows)
     else:
         found = _write_output(
             invalid_out, "--invalid-out", lambda: survey(rows, invalid_out=invalid_out)
         )
-    click.echo(render.dry_run_text(settings, scanned, found, invalid_out=invalid_out))
+    _check_max_deletes(found.valid, max_deletes)
+    click.echo(render.dry_run_text(settings, opened.layouts, found, invalid_out=invalid_out))
     if summary_json is not None:
-        data = render.dry_run_json(settings, scanned, found)
+        data = render.dry_run_json(settings, opened.layouts, opened.scanned, found)
         _write_output(
             summary_json, "--summary-json", lambda: privatefile.write_bytes(summary_json, data)
         )

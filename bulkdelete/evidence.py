@@ -9,10 +9,13 @@ a keyed run is a downgrade, not evidence. A ``run_finished`` line must count its
 lines. An unterminated last line is the torn tail of a kill: it is noted, not checked (the next
 run cuts it off).
 
-Given the input files, every run's manifest must list exactly their SHA-256 hashes, and every
-input row must be settled by exactly one audit line across all runs and files: a valid row's
-UID by one ``deleted`` or ``not_found`` line (``failed`` is not final), an invalid or duplicate
-row by one line with that outcome at its (file SHA-256, line).
+Given the input files, every run's manifest must list exactly these files, each by its SHA-256.
+An input a run read as a stream (stdin) has its hash in the run's ``input_read`` line instead:
+of the whole file when the run read the stream to its end, else of the file's first ``bytes``
+bytes. A run killed before it wrote that line is matched to the one given file its other inputs
+leave, and noted. Every input row must be settled by exactly one audit line across all runs and
+files: a valid row's UID by one ``deleted`` or ``not_found`` line (``failed`` is not final), an
+invalid or duplicate row by one line with that outcome at its (file, line).
 
 A ``--restart`` (``restart_of`` in its ``run_started``) starts over on purpose, so it settles
 rows again that earlier runs settled. Runs are grouped into attempts: a run that is not
@@ -52,6 +55,7 @@ _MAX_FINDINGS: Final = 20  # beyond these, problems are counted, not listed
 _RECENT: Final = 64  # earlier lines searched to tell where a misplaced line's prev points
 _BITS: Final = 40  # a line reference packs (file index, line) in one int: memory per UID
 _MASK: Final = (1 << _BITS) - 1
+_CHUNK: Final = 1 << 20
 _Recent = collections.deque[tuple[int, bytes]]  # (line number, bytes) of the lines just read
 
 
@@ -87,17 +91,40 @@ class Verification:
 
 
 @dataclass(slots=True)
+class _Input:
+    """One input of a run's manifest; a stream's hash comes with its ``input_read`` line."""
+
+    name: str  # as the run's rows name it
+    sha256: str | None
+    size: int | None = None
+    complete: bool = True  # False: the run read only the first ``size`` bytes of a stream
+    streamed: bool = False
+
+    def __str__(self) -> str:
+        if self.sha256 is None:
+            return f"{self.name} (streamed, no input_read line)"
+        if not self.complete:
+            return f"{self.name} (its first {self.size} bytes, sha256 {self.sha256[:12]}…)"
+        return f"{self.name} (sha256 {self.sha256[:12]}…)"
+
+
+@dataclass(slots=True)
 class _Run:
     run_id: str
     line: int
     key: bytes | None
     checkable: bool  # False for a keyed chain when no key was given
-    inputs: dict[str, str]  # input name as the run's rows name it -> SHA-256
+    inputs: list[_Input]
     column: str | None
     check: bool = False  # a read-back (check_started ... check_finished), not a delete run
     uid_hash: bool = False  # the run named UIDs by HMAC pseudonyms
+    no_header: bool = False
     outcomes: Counter[str] = field(default_factory=Counter)
     finished: int | None = None
+    # Invalid and duplicate rows, (input name, line, line ref, outcome, source), until the
+    # run's inputs are matched to the given files at its end.
+    rows: list[tuple[str, int, int, str, str]] = field(default_factory=list)
+    paths: list[str] | None = None  # the given file each input is, once matched
 
 
 def verify(
@@ -168,11 +195,12 @@ class _Checker:
         self.first_run: _Run | None = None
         self.pseudonyms = Pseudonyms(None)
         self.inputs: dict[str, str] | None = None  # input path -> SHA-256; None: unchecked
+        self.prefixes: dict[tuple[str, int], str | None] = {}  # (path, bytes) -> their SHA-256
         self.manifests_match = True
         self.finals: dict[str, int] = {}  # uid -> its first final line (of the last restart)
         self.extra_finals: dict[str, list[int]] = {}
         self.failed: dict[str, int] = {}  # uid -> its last failed line
-        self.settled: dict[tuple[str, int], list[tuple[int, str, str]]] = {}
+        self.settled: dict[tuple[str, int], list[tuple[int, str, str]]] = {}  # (path, line)
         self.attempts: list[int] = []  # first line ref of each run that is not a --resume
         self.restarts: set[int] = set()  # the attempts that are a --restart
 
@@ -299,26 +327,23 @@ class _Checker:
                 f"run {run_id} already started at {self.audits[first >> _BITS]}:"
                 f"{first & _MASK}: a copied line, or an audit given twice",
             )
-        read = [(str(f["name"]), str(f["sha256"])) for f in record.get("inputs") or ()]
+        read = [
+            _Input(str(f["name"]), None, streamed=True)
+            if f.get("streamed")
+            else _Input(str(f["name"]), str(f["sha256"]))
+            for f in record.get("inputs") or ()
+        ]
         key = self.key if keyed else None
         checkable = chain in _CHAINS and (key is not None or not keyed)
         column = column if isinstance(column, str) else None
         check = record.get("event") == "check_started"
         run = _Run(
-            run_id, ref & _MASK, key, checkable, dict(read), column, check,
-            uid_hash=bool(settings.get("uid_hash")),
+            run_id, ref & _MASK, key, checkable, read, column, check,
+            uid_hash=bool(settings.get("uid_hash")), no_header=bool(settings.get("no_header")),
         )  # fmt: skip
-        if check:  # a read-back reads no input: it has no manifest to compare
-            return run
-        self.attempt(ref, record)
-        self.first_run = self.first_run or run
-        if self.inputs is not None and Counter(self.inputs.values()) != Counter(
-            sha for _, sha in read
-        ):
-            self.manifests_match = False
-            given = ", ".join(f"{p} (sha256 {sha[:12]}…)" for p, sha in self.inputs.items())
-            its = ", ".join(f"{n} (sha256 {sha[:12]}…)" for n, sha in read) or "nothing"
-            self.at(ref, f"input {given} is not what this run read: {its}")
+        if not check:  # a read-back reads no input: it has no manifest to compare
+            self.attempt(ref, record)
+            self.first_run = self.first_run or run
         return run
 
     def attempt(self, ref: int, record: dict[str, Any]) -> None:
@@ -342,12 +367,70 @@ class _Checker:
         )
 
     def end(self, run: _Run | None) -> None:
-        if run is not None and run.finished is None:
+        if run is None:
+            return
+        if run.finished is None:
             last = "check_finished" if run.check else "run_finished"
             self.notes.append(
                 f"{self.audits[self.index]}:{run.line}: run {run.run_id} has no "
                 f"{last} line: it was killed (or its last lines removed)"
             )
+        if not run.check and self.inputs is not None:
+            self.match_inputs(run, self.inputs)
+
+    def match_inputs(self, run: _Run, inputs: dict[str, str]) -> None:
+        """Match each input of the run's manifest to a given file; file the run's rows by it."""
+        left = dict(inputs)
+        paths: list[str | None] = []
+        for read in run.inputs:
+            path = next((p for p in left if self.is_read(p, read)), None)
+            if path is not None:
+                del left[path]
+            paths.append(path)
+        unknown = [n for n, read in enumerate(run.inputs) if read.sha256 is None]
+        if len(unknown) == 1 and paths.count(None) == 1 and len(left) == 1:
+            # A killed run never said what it read of its stream: the one file left is it.
+            paths[unknown[0]] = path = next(iter(left))
+            left.clear()
+            self.notes.append(
+                f"{self.audits[self.index]}:{run.line}: run {run.run_id} was killed before "
+                f"it said what it read of {run.inputs[unknown[0]].name}: matched to {path} "
+                "by its rows alone"
+            )
+        if left or None in paths:
+            self.manifests_match = False
+            given = ", ".join(f"{p} (sha256 {sha[:12]}…)" for p, sha in inputs.items())
+            its = ", ".join(str(read) for read in run.inputs) or "nothing"
+            self.find(
+                self.audits[self.index],
+                run.line,
+                f"input {given} is not what this run read: {its}",
+            )
+            return
+        run.paths = [path for path in paths if path is not None]
+        by_name = {read.name: path for read, path in zip(run.inputs, run.paths, strict=True)}
+        for name, line, ref, outcome, source in run.rows:
+            self.settled.setdefault((by_name[name], line), []).append((ref, outcome, source))
+
+    def is_read(self, path: str, read: _Input) -> bool:
+        """Tell whether ``read`` is the given file ``path``, or (a stream cut short) its start."""
+        if read.sha256 is None:
+            return False
+        if read.complete or read.size is None:
+            return (self.inputs or {}).get(path) == read.sha256
+        if (path, read.size) not in self.prefixes:
+            self.prefixes[path, read.size] = _prefix_sha256(Path(path), read.size)
+        return self.prefixes[path, read.size] == read.sha256
+
+    def input_read(self, ref: int, record: dict[str, Any], run: _Run) -> None:
+        """Take a stream's hash, size and completeness from its ``input_read`` line."""
+        name = record.get("name")
+        read = next((r for r in run.inputs if r.streamed and r.name == name), None)
+        if read is None or read.sha256 is not None:
+            self.at(ref, f"input_read names {name!r}, which this run did not stream")
+            return
+        read.sha256, read.size = str(record["sha256"]), int(record["bytes"])
+        read.complete = bool(record["complete"])
 
     def record(self, ref: int, record: dict[str, Any], run: _Run | None) -> None:
         run_id, event, outcome = record.get("run_id"), record.get("event"), record.get("outcome")
@@ -365,6 +448,8 @@ class _Checker:
             self.read_back(ref, record, run)
         elif event == "run_finished":
             self.finish(ref, record, run)
+        elif event == "input_read":
+            self.input_read(ref, record, run)
         elif outcome not in _OUTCOMES:
             if outcome is not None or event is None:
                 self.at(ref, f"neither a known outcome nor an event: {outcome!r}")
@@ -409,10 +494,10 @@ class _Checker:
         uid, source = record.get("normalised_uid"), str(record.get("source"))
         if outcome in _ROW_ONLY:
             name, _, line = source.rpartition(":")
-            if (sha := run.inputs.get(name)) is None or not line.isdigit():
+            if all(read.name != name for read in run.inputs) or not line.isdigit():
                 self.at(ref, f"source {source!r} is not a line of this run's inputs")
             else:
-                self.settled.setdefault((sha, int(line)), []).append((ref, outcome, source))
+                run.rows.append((name, int(line), ref, outcome, source))
         elif not isinstance(uid, str):
             self.at(ref, f"a {outcome} line without a normalised_uid")
         elif outcome == "failed":
@@ -436,12 +521,12 @@ class _Checker:
             )
             return 0
         self.pseudonyms = Pseudonyms(self.key if first.uid_hash else None)
-        read = list(first.inputs.values())  # duplicates are judged in the order runs read files
-        paths = sorted(inputs, key=lambda path: read.index(inputs[path]))
+        # Duplicates are judged in the order the first run read its inputs.
+        sources = [Source.file(path) for path in first.paths or ()]
         try:
-            for row in read_rows([Source.file(path) for path in paths], column=first.column):
+            for row in read_rows(sources, column=first.column, no_header=first.no_header):
                 count += 1
-                self.row(row, inputs)
+                self.row(row)
         except InputError as exc:
             self.find(exc.source, exc.line, f"cannot read the input: {exc}")
         for uid, ref in self.finals.items():
@@ -451,7 +536,7 @@ class _Checker:
                 self.at(ref, f"records {source} as {outcome}, but the inputs hold no such row")
         return count
 
-    def row(self, row: Row, inputs: dict[str, str]) -> None:
+    def row(self, row: Row) -> None:
         name, _, line = row.source.rpartition(":")
         number, uid, status = int(line), self.pseudonyms.of(row.uid or ""), row.status
         if status == "valid":
@@ -463,7 +548,7 @@ class _Checker:
                 lines = ", ".join(self.where(ref) for ref in [first, *extra])
                 self.at(extra[0], f"uid {uid!r} has {len(extra) + 1} final outcomes: lines {lines}")
             return
-        entries = self.settled.pop((inputs[name], number), [])
+        entries = self.settled.pop((name, number), [])
         same = [ref for ref, outcome, _ in entries if outcome == status]
         for ref, outcome, _ in entries:
             if outcome != status:
@@ -474,3 +559,16 @@ class _Checker:
         elif extra:
             lines = ", ".join(self.where(ref) for ref in same)
             self.at(extra[0], f"row {row.source} has {len(same)} {status} lines: lines {lines}")
+
+
+def _prefix_sha256(path: Path, size: int) -> str | None:
+    """Return the SHA-256 of the first ``size`` bytes of ``path``; None if it holds fewer."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while size and (chunk := handle.read(min(size, _CHUNK))):
+                digest.update(chunk)
+                size -= len(chunk)
+    except OSError:
+        return None  # hash_inputs has reported an unreadable file already
+    return None if size else digest.hexdigest()

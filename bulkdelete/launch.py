@@ -14,15 +14,17 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bulkdelete.audit import ResumeIndex, load_resume_index, refuse_a_foreign_file
+from bulkdelete.columns import Columns
 from bulkdelete.errors import UsageError
 from bulkdelete.progress import Reporter
 from bulkdelete.readback import deleted_uids, read_back
-from bulkdelete.rows import InputSummary, Source, read_rows
+from bulkdelete.rows import InputSummary, Source, Stream
 from bulkdelete.run import Resume, new_run_id, pseudonyms_for, run_delete
 from bulkdelete.settings import Settings, audit_key_id
+from bulkdelete.streaming import Feed
 from bulkdelete.summary import CheckSummary, Summary
 
 _T = TypeVar("_T")
@@ -64,10 +66,16 @@ def _run_program(program: Callable[[asyncio.Event], Awaitable[_T]]) -> Ended[_T]
 
 
 def plan_run(
-    settings: Settings, scanned: InputSummary, *, resume: bool, restart: bool
+    settings: Settings,
+    scanned: InputSummary,
+    *,
+    resume: bool,
+    restart: bool,
+    streams: Sequence[str] = (),
 ) -> Resume | None:
     """Check the audit a delete run will append to; return what ``--resume`` or ``--restart``
-    bring to the run (None for a plain run).
+    bring to the run (None for a plain run). ``scanned`` holds the files of this run,
+    ``streams`` the names of its streamed inputs.
 
     A plain run is refused when the audit's last run did not finish: starting over in the same
     audit would resend what that run settled, and the audit would then hold two final outcomes
@@ -77,7 +85,7 @@ def plan_run(
     if resume and restart:
         raise UsageError("--resume continues the audit's last run, --restart starts over: not both")
     if resume or restart:
-        return _continue_plan(settings, scanned, restart=restart)
+        return _continue_plan(settings, scanned, restart=restart, streams=streams)
     if settings.audit_path.is_file():
         refuse_a_foreign_file(settings.audit_path)
         index = load_resume_index(settings.audit_path)
@@ -92,7 +100,9 @@ def plan_run(
     return None
 
 
-def _continue_plan(settings: Settings, scanned: InputSummary, *, restart: bool) -> Resume:
+def _continue_plan(
+    settings: Settings, scanned: InputSummary, *, restart: bool, streams: Sequence[str]
+) -> Resume:
     """Read the audit to continue (or restart) and check it was written by a run like this one.
 
     A restart is held to the same rules as a resume: the same --permanent choice, target, key
@@ -117,18 +127,21 @@ def _continue_plan(settings: Settings, scanned: InputSummary, *, restart: bool) 
     if index.uid_hash != {settings.uid_hash}:
         raise UsageError(f"{flag}: use --audit-uid-hash exactly when the audit's runs did")
     _check_audit_key(settings, index, f"{flag}: ")
-    if index.input_hashes and not index.input_hashes & {f.sha256 for f in scanned.files}:
+    known = index.input_hashes & {f.sha256 for f in scanned.files} or index.streamed & {*streams}
+    if (index.input_hashes or index.streamed) and not known:
         # A resume would recognise no row as settled and send the whole input again; a restart
         # would mix inputs in one audit, which verify --input can then never pass.
         raise UsageError(
-            f"{flag}: no input is a file the audit's runs read (compared by SHA-256); "
-            "use the same files, or write to a new --audit"
+            f"{flag}: no input is one the audit's runs read (a file compared by SHA-256, "
+            "stdin only after a run that read stdin); use the same inputs, or write to a new "
+            "--audit"
         )
     return Resume(
         index=index,
         file_hashes={f.name: f.sha256 for f in scanned.files},
         pseudonyms=pseudonyms_for(settings),
         restart_of=index.last_run if restart else None,
+        streams=frozenset(streams),
     )
 
 
@@ -171,35 +184,63 @@ def operator() -> dict[str, str]:
 
 def delete(
     settings: Settings,
-    sources: Sequence[Source],
+    sources: Sequence[Source | Stream],
     scanned: InputSummary,
     *,
     resume: Resume | None,
     reporter: Reporter,
+    max_deletes: int | None = None,
 ) -> Ended[Summary]:
-    """Run the delete pipeline over the sources, recording the manifest of this run.
+    """Run the delete pipeline over the inputs, recording the manifest of this run.
 
+    ``scanned`` holds what ``scan`` learned of the files among ``sources``, in order; a stream
+    is read as it comes, and ``max_deletes`` caps the valid UIDs read (see ``rows``).
     ``resume`` comes from ``plan_run``, which checked the audit this run appends to.
     """
-    manifest = {
-        "operator": operator(),
-        "inputs": [
-            {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
-            for f in scanned.files
-        ],
-    }
+    feed = Feed(sources, Columns(settings.column, settings.no_header))
+    streamed = any(isinstance(source, Stream) for source in sources)
+    manifest = {"operator": operator(), "inputs": _manifest_inputs(sources, scanned)}
     return _run_program(
         lambda stop: run_delete(
             settings,
-            read_rows(sources, column=settings.column),
+            feed.rows(),
             stop=stop,
             run_id=new_run_id(),
             manifest=manifest,
             resume=resume,
             progress=reporter,
-            total=scanned.rows,
+            total=None if streamed else scanned.rows,
+            max_deletes=max_deletes,
+            inputs_read=feed.read_records,
+            on_halt=feed.stop_waiting,
         )
     )
+
+
+def _manifest_inputs(
+    sources: Sequence[Source | Stream], scanned: InputSummary
+) -> list[dict[str, Any]]:
+    """Describe each input for ``run_started``: a file by its hash, a stream as streamed."""
+    files = iter(scanned.files)
+    described: list[dict[str, Any]] = []
+    for source in sources:
+        if isinstance(source, Stream):
+            # Its rows, size and hash are known where reading stops: see its input_read line.
+            described.append(
+                {"name": source.name, "streamed": True, "column": source.layout.column}
+            )
+        else:
+            f = next(files)
+            described.append(
+                {
+                    "name": f.name,
+                    "rows": f.rows,
+                    "sha256": f.sha256,
+                    "bytes": f.byte_size,
+                    "column": f.layout.column,
+                }
+            )
+    return described
 
 
 def check(settings: Settings, uids: Sequence[str]) -> Ended[CheckSummary]:

@@ -5,19 +5,22 @@ Plain text that reads well in a terminal and in a CI log alike; machines read th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 import orjson
 
-from bulkdelete.dryrun import Survey
+from bulkdelete.columns import Layout
 from bulkdelete.outcome import Outcome, ReadBack
 from bulkdelete.rows import InputSummary
 from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary, RunStatus, Summary
+from bulkdelete.survey import Survey
 
 _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",
-    RunStatus.ABORTED: "ABORTED by a fatal API answer",
+    RunStatus.ABORTED: "ABORTED",  # the "stopped because" line says by what
     RunStatus.INTERRUPTED: "interrupted",
     RunStatus.AUDIT_FAILED: "STOPPED: the audit could not be written",
 }
@@ -107,16 +110,44 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
     )
 
 
+_VALUE_PREVIEW: Final = 40
+
+
+def columns_text(layouts: Mapping[str, Layout], found: Survey) -> list[str]:
+    """Return one line per input: where its UIDs are read from, and the first values read.
+
+    A person reads them before anything is sent, to catch a wrong column or a header read as
+    a UID.
+    """
+    lines = []
+    for name, layout in layouts.items():
+        if layout.header is None:
+            where = "no header row, one UID per line"
+        elif len(layout.header) == 1:
+            where = f"header {layout.column!r} on line {layout.line}, one column"
+        else:
+            where = f"column {layout.column!r} ({layout.index + 1} of {len(layout.header)})"
+        values = found.first_values.get(name, [])
+        shown = ", ".join(repr(_preview(value)) for value in values) or "none"
+        lines.append(f"  {name}: {where}; first values {shown}")
+    return lines
+
+
 def dry_run_text(
-    settings: Settings, scanned: InputSummary, found: Survey, *, invalid_out: Path | None = None
+    settings: Settings,
+    layouts: Mapping[str, Layout],
+    found: Survey,
+    *,
+    invalid_out: Path | None = None,
 ) -> str:
-    """Return what a real run would do: counts by status and invalid reason, and the target."""
+    """Return what a real run would do: counts, the column of each input, reasons, the target."""
     mode = "PERMANENTLY erase" if settings.permanent else "deactivate"
     lines = [
         f"dry run: nothing was sent. A real run would {mode} {found.valid} users on "
         f"{settings.target}.",
-        f"  rows {scanned.rows} in {len(scanned.files)} file(s): valid {found.valid}, "
+        f"  rows {found.rows} in {len(layouts)} file(s): valid {found.valid}, "
         f"invalid {found.invalid}, duplicate {found.duplicate}",
+        *columns_text(layouts, found),
     ]
     lines += [f"  invalid: {count:>7}  {reason}" for reason, count in found.reasons.items()]
     if invalid_out is not None:
@@ -124,25 +155,46 @@ def dry_run_text(
     return "\n".join(lines)
 
 
-def dry_run_json(settings: Settings, scanned: InputSummary, found: Survey) -> bytes:
+def dry_run_json(
+    settings: Settings, layouts: Mapping[str, Layout], scanned: InputSummary, found: Survey
+) -> bytes:
     """Return the dry run's facts for machines: what a real run would read and send."""
+    files = {f.name: f for f in scanned.files}
+    inputs = []
+    for name, layout in layouts.items():
+        described: dict[str, object] = {"name": name, "column": layout.column}
+        if (scan := files.get(name)) is not None:
+            described |= {"rows": scan.rows, "sha256": scan.sha256, "bytes": scan.byte_size}
+        inputs.append(described)
     return orjson.dumps(
         {
             "status": "dry_run",
             "permanent": settings.permanent,
             "target": settings.target,
-            "total": scanned.rows,
+            "total": found.rows,
             "valid": found.valid,
             "invalid": found.invalid,
             "duplicate": found.duplicate,
             "invalid_by_reason": dict(found.reasons),
-            "inputs": [
-                {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
-                for f in scanned.files
-            ],
+            "inputs": inputs,
         },
         option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
     )
+
+
+def confirmation_text(settings: Settings, layouts: Mapping[str, Layout], found: Survey) -> str:
+    """Return what a permanent run shows on a terminal before it asks for the count."""
+    return "\n".join(
+        [
+            f"About to PERMANENTLY delete {found.valid} users, with their messages and "
+            f"conversations, on {settings.target}. This cannot be undone.",
+            *columns_text(layouts, found),
+        ]
+    )
+
+
+def _preview(value: str) -> str:
+    return value if len(value) <= _VALUE_PREVIEW else value[:_VALUE_PREVIEW] + "…"
 
 
 def check_text(summary: CheckSummary) -> str:

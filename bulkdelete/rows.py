@@ -1,67 +1,82 @@
-"""Stream input files into validated, normalised rows.
+"""Read inputs into validated, normalised rows: files read twice, stdin once as it comes.
 
-Reading model: every input is a file read in binary, twice. ``scan`` reads each source start to
-end first and refuses the whole input (NUL byte, invalid UTF-8, unreadable file, a ``--column``
-the header lacks) before anything is sent; it also counts rows and hashes each file. Then
-``read_rows`` streams the same bytes again as ``Row`` values. Stdin cannot be read twice, so
-``spool_stdin`` first copies it to a temporary file that goes by the name ``-``.
+Files are read twice, in binary. ``scan`` reads each file start to end first and refuses the
+whole input (NUL byte, invalid UTF-8, unreadable file, a header that does not say which column
+holds the UIDs) before anything is sent; it also counts rows, hashes each file and notes its
+layout. Then ``read_rows`` streams the same bytes again as ``Row`` values.
 
-Physical lines come from a bounded ``readline``, so memory stays constant whatever the input:
-a line longer than ``MAX_LINE_BYTES`` becomes one invalid row, and the rest of it is skipped in
-bounded chunks (still checked for NUL bytes and UTF-8). Lines end in LF or CRLF, are decoded
-strictly as UTF-8, and a BOM at the start of a file is dropped. Blank lines yield no row.
+Stdin is a ``Stream``: read once, as it comes, never copied to disk, so a run can start before
+its producer ends and can follow a producer that never ends. The rules for a stream:
 
-A file is CSV when its first non-blank line contains ``,`` or starts with ``"``; otherwise it
-holds one UID per line. A CSV file's first record is a header when it has two or more fields or
-is just ``uid``; a text file's first line is a header when it is ``uid``. Each file is judged
-on its own; duplicates are tracked across all files of one call.
+- Before anything is sent, only its first record is read (up to its first row): its layout is
+  judged by the same rules as a file's, and an ambiguous header, a NUL byte or invalid UTF-8
+  there is refused with exit 2, nothing sent. A stream without any row is refused like an
+  empty file.
+- Its SHA-256, size and rows are known only where reading stopped. The run's manifest marks it
+  ``streamed``; the run records its ``input_read`` line (rows taken, bytes read, their SHA-256,
+  and whether the stream was read to its end) before ``run_finished``.
+- A NUL byte or invalid UTF-8 found later cannot be refused before sending any more: the run
+  stops there (code ``INPUT_ERROR``, an ``input_stopped`` line, exit 3): nothing more is sent,
+  requests in flight finish and are audited.
+- ``--max-deletes N`` cannot be checked first either: it is a cap on the valid UIDs read,
+  skipped ones included. At the first valid UID beyond it the run stops reading (code
+  ``MAX_DELETES``, an ``input_stopped`` line, exit 3): the N before it are still sent, it and
+  the rest of the stream are not, and the rest is not read.
+- ``--resume`` recognises a streamed row an earlier run settled by its UID (valid rows, as for
+  files) or, for an invalid or duplicate row, by its line, value and status, since the hash
+  that identifies a file is known only at the stream's end.
+
+Physical lines come from ``lines``: bounded (a line too long becomes one invalid row), strictly
+decoded as UTF-8, LF or CRLF. Blank lines yield no row.
+
+An input is CSV when its first non-blank line contains ``,`` or starts with ``"``; otherwise it
+holds one value per line. Which column holds the UIDs, and whether the first record is a
+header, is decided by ``columns.choose_layout``: never by guessing. Each input is judged on
+its own; duplicates are tracked across all inputs of one call.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import hashlib
 import itertools
 import os
 import re
-import shutil
-import tempfile
+import select
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Final, Literal
 
+from bulkdelete.columns import WHITESPACE, Columns, Layout, choose_layout
 from bulkdelete.errors import InputError
+from bulkdelete.lines import (
+    TOO_LONG,
+    HashingReader,
+    Line,
+    RawLines,
+    physical_lines,
+    snippet,
+)
 from bulkdelete.uidset import UidSet
 
 MAX_UID_LENGTH = 100
-MAX_LINE_BYTES = 64 * 1024
+STDIN: Final = "-"  # the name of stdin, as an input and in every row's source
 
-_WHITESPACE = " \t\n\r\x0b\x0c"  # ASCII whitespace only: anything else is judged, not trimmed
 _UID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_UID_LENGTH}}}", re.ASCII)
-_LINE_READ = MAX_LINE_BYTES + 2  # room for CRLF, so a line of exactly MAX_LINE_BYTES fits
-_CHUNK = 64 * 1024
-_BOM = codecs.BOM_UTF8
-_LF = ord("\n")
-_TOO_LONG = f"line too long (over {MAX_LINE_BYTES} bytes)"
-_SNIPPET = 200
-_HEADER_PREVIEW = 10  # header fields quoted when --column is not among them
 # Common homoglyphs that NFKD leaves alone; NFKD already maps fullwidth and accented letters.
 _LOOKALIKES = str.maketrans(
     "аеорсхуіјѕԁԛԝАВЕНІЈКМОРСТХοΑΒΕΗΙΚΜΝΟΡΤΧΥΖ‐‑‒–—−",  # noqa: RUF001 homoglyphs on purpose
     "aeopcxyijsdqwABEHIJKMOPCTXoABEHIKMNOPTXYZ------",
 )
 
-_Line = tuple[int, str, bool]  # (physical line number, text or preview, too long)
 _Entry = tuple[int, str, str | None]  # (line number, raw value, reason known before validation)
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One input: the file to read and the name rows and errors call it by (``-`` for stdin)."""
+    """One input file: the file to read and the name rows and errors call it by."""
 
     path: Path
     name: str
@@ -92,12 +107,13 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class FileScan:
-    """What ``scan`` learned about one file: its data rows and a fingerprint of its bytes."""
+    """What ``scan`` learned about one file: its rows, a fingerprint of its bytes, its layout."""
 
     name: str
     rows: int
     sha256: str
     byte_size: int
+    layout: Layout = field(default_factory=Layout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +130,7 @@ def validate_uid(value: str) -> tuple[str | None, str | None]:
     The value is trimmed of ASCII whitespace and lowercased. Reasons never quote more than one
     character of the value, so they stay short whatever the input.
     """
-    trimmed = value.strip(_WHITESPACE)
+    trimmed = value.strip(WHITESPACE)
     if _UID.fullmatch(trimmed):
         return trimmed.lower(), None
     return None, _reason(trimmed)
@@ -155,36 +171,51 @@ def _non_ascii(c: str) -> str:
     return f"non-ASCII character U+{ord(c):04X}"
 
 
-def scan(sources: Sequence[Source], *, column: str | None) -> InputSummary:
-    """Read every source once, start to end, and refuse the whole input before anything is sent.
+def scan(sources: Sequence[Source], *, column: str | None, no_header: bool = False) -> InputSummary:
+    """Read every file once, start to end, and refuse the whole input before anything is sent.
 
     Raises ``InputError`` naming the file (and line) for a NUL byte, invalid UTF-8, an
-    unreadable file, or a ``column`` the header lacks. Counts the rows ``read_rows`` will yield
-    (invalid ones included) and hashes each file's bytes as they stream past.
+    unreadable file, or a first record that does not say which column holds the UIDs (see
+    ``columns``). Counts the rows ``read_rows`` will yield (invalid ones included), hashes each
+    file's bytes as they stream past and notes its layout.
     """
+    columns = Columns(column, no_header)
     files = []
     for source in sources:
         with _opened(source) as stream:
-            hashing = _HashingReader(stream)
-            rows = sum(1 for _ in _entries(hashing.readline, source.name, column))
-        files.append(FileScan(source.name, rows, hashing.sha256.hexdigest(), hashing.size))
+            hashing = HashingReader(stream)
+            reader = _Reader(hashing.readline, source.name, columns)
+            rows = sum(1 for _ in reader.entries())
+        files.append(
+            FileScan(source.name, rows, hashing.sha256.hexdigest(), hashing.size, reader.layout)
+        )
     return InputSummary(tuple(files), sum(f.rows for f in files))
 
 
-def read_rows(sources: Sequence[Source], *, column: str | None) -> Iterator[Row]:
-    """Stream the rows of every source, in order, marking repeats of a UID as duplicates.
+def read_rows(
+    sources: Sequence[Source | Stream], *, column: str | None, no_header: bool = False
+) -> Iterator[Row]:
+    """Stream the rows of every input, in order, marking repeats of a UID as duplicates.
 
-    Meant to run after ``scan`` accepted the same sources; raises ``InputError`` as ``scan`` does.
+    Files are meant to have been accepted by ``scan`` first; raises ``InputError`` as ``scan``
+    does (for a stream, where its problem is found). A ``Stream`` judged its layout when it was
+    opened; ``column`` and ``no_header`` apply to the files.
     """
     seen = UidSet()
+    columns = Columns(column, no_header)
     for source in sources:
-        with _opened(source) as stream:
-            for number, raw, known in _entries(stream.readline, source.name, column):
-                where = f"{source.name}:{number}"
-                if known is not None:
-                    yield Row(where, raw, None, known)
-                else:
-                    yield make_row(where, raw, seen)
+        yield from rows_of(source, seen, columns)
+
+
+def rows_of(source: Source | Stream, seen: UidSet, columns: Columns) -> Iterator[Row]:
+    """Stream the rows of one input; ``seen`` holds the UIDs met so far and is updated."""
+    if isinstance(source, Stream):
+        yield from source.rows(seen)
+        return
+    with _opened(source) as stream:
+        yield from _rows(
+            _Reader(stream.readline, source.name, columns).entries(), source.name, seen
+        )
 
 
 def make_row(source: str, raw: str, seen: UidSet) -> Row:
@@ -197,34 +228,52 @@ def make_row(source: str, raw: str, seen: UidSet) -> Row:
     return Row(source, raw, uid, None)
 
 
-@contextmanager
-def spool_stdin(stream: BinaryIO, directory: Path | None = None) -> Iterator[Source]:
-    """Copy ``stream`` to a private temporary file and yield it as the source named ``-``.
+def _rows(entries: Iterator[_Entry], name: str, seen: UidSet) -> Iterator[Row]:
+    for number, raw, known in entries:
+        where = f"{name}:{number}"
+        yield Row(where, raw, None, known) if known is not None else make_row(where, raw, seen)
 
-    The copy is made in bounded chunks and deleted when the ``with`` block ends.
+
+class Stream:
+    """An input read once, as it comes (stdin): never stored, never read twice.
+
+    ``read(n)`` returns what is available, up to ``n`` bytes, blocking only while nothing is,
+    and ``b""`` at the end (``os.read`` on a pipe). Creating a ``Stream`` reads up to its first
+    row, so its layout is judged, and a NUL byte, invalid UTF-8 or an ambiguous header there
+    refused (``InputError``), before anything is sent. ``rows`` then yields its rows once,
+    raising ``InputError`` where a later problem is found. ``read_so_far`` may be called from
+    another thread than the one reading.
     """
-    fd, name = tempfile.mkstemp(prefix="bulkdelete-stdin-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as spool:
-            shutil.copyfileobj(stream, spool, _CHUNK)
-        yield Source(Path(name), "-")
-    finally:
-        Path(name).unlink(missing_ok=True)
 
+    def __init__(
+        self, read: Callable[[int], bytes], *, columns: Columns, name: str = STDIN
+    ) -> None:
+        self.name = name
+        self._lines = RawLines(read)
+        self._reader = _Reader(self._lines.readline, name, columns)
+        self.layout = self._reader.layout
+        self.empty = not self._reader.peeked
 
-class _HashingReader:
-    """Hash and count every byte a ``readline`` hands out."""
+    @classmethod
+    def from_fd(cls, fd: int, *, columns: Columns) -> Stream:
+        """Open the stream of a file descriptor (stdin's is 0) as the input named ``-``."""
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.sha256 = hashlib.sha256()
-        self.size = 0
+        def read(size: int) -> bytes:
+            while True:
+                try:
+                    return os.read(fd, size)
+                except BlockingIOError:  # a descriptor another process left non-blocking
+                    select.select([fd], [], [])
 
-    def readline(self, limit: int) -> bytes:
-        data = self._stream.readline(limit)
-        self.sha256.update(data)
-        self.size += len(data)
-        return data
+        return cls(read, columns=columns)
+
+    def rows(self, seen: UidSet) -> Iterator[Row]:
+        """Yield the stream's rows as they come; ``seen`` holds the UIDs met so far."""
+        yield from _rows(self._reader.entries(), self.name, seen)
+
+    def read_so_far(self) -> tuple[int, str]:
+        """Return how many bytes were read from the stream so far, and their SHA-256."""
+        return self._lines.position()
 
 
 @contextmanager
@@ -236,71 +285,91 @@ def _opened(source: Source) -> Iterator[BinaryIO]:
         raise InputError(f"cannot read: {err.strerror or err}", source=source.name) from err
 
 
-def _entries(readline: Callable[[int], bytes], name: str, column: str | None) -> Iterator[_Entry]:
-    lines = _lines(readline, name)
-    for number, text, too_long in lines:
-        if too_long:
-            yield number, text, _TOO_LONG
-        elif text.strip(_WHITESPACE):
-            break
-    else:
-        _column_index(None, column, name, None)
-        return
-    rest = itertools.chain([(number, text, False)], lines)
-    if "," in text or text.startswith('"'):
-        yield from _csv_entries(rest, number, name, column)
-        return
-    header = text.strip(_WHITESPACE).lower() == "uid"
-    _column_index([text] if header else None, column, name, number)
-    if header:
-        next(rest)
-    for number, text, too_long in rest:
-        if too_long:
-            yield number, text, _TOO_LONG
-        elif text.strip(_WHITESPACE):
-            yield number, text, None
+class _Reader:
+    """One input's entries, its layout judged from its first record when the reader is made.
 
+    Making it reads up to the first entry (or the end), so the layout of a stream is known, or
+    refused, before any of its rows is taken.
+    """
 
-def _csv_entries(
-    lines: Iterator[_Line], first_number: int, name: str, column: str | None
-) -> Iterator[_Entry]:
-    feed = _CsvFeed(lines)
-    # strict: a quote inside an unquoted field, or text after a closing quote, is a malformed
-    # row, never silently merged into another UID (`"ab"c` would otherwise be sent as `abc`).
-    reader = csv.reader(feed, strict=True)
-    offset = first_number - 1  # csv counts lines from the first non-blank one
-    index: int | None = None
-    label = ""
-    while True:
-        start = offset + reader.line_num + 1
-        try:
-            record = next(reader, None)
-        except csv.Error as err:
-            # csv has dropped the broken record and resumes at the next line.
-            yield from feed.drain_too_long()
-            yield offset + reader.line_num, _snippet(feed.last), f"malformed CSV ({err})"
-            continue
-        yield from feed.drain_too_long()
-        if record is None:
-            return
-        if not record:
-            continue
-        if index is None:
-            is_header = len(record) > 1 or record[0].strip(_WHITESPACE).lower() == "uid"
-            index = _column_index(record if is_header else None, column, name, start)
-            if is_header:
-                label = record[index].strip(_WHITESPACE)
-                continue
-        if index < len(record):
-            yield start, record[index], None
+    def __init__(self, readline: Callable[[int], bytes], name: str, columns: Columns) -> None:
+        self._name = name
+        self._columns = columns
+        self._judged: Layout | None = None
+        self._entries = self._read(readline)
+        self.peeked: list[_Entry] = []
+        while self._judged is None and (entry := next(self._entries, None)) is not None:
+            self.peeked.append(entry)
+        self.layout = self._judged or choose_layout(None, columns, source=name, line=None)
+
+    def entries(self) -> Iterator[_Entry]:
+        """Yield every entry: the ones read while judging the layout, then the rest."""
+        peeked, self.peeked = self.peeked, []
+        yield from peeked
+        yield from self._entries
+
+    def _judge(self, fields: list[str], line: int) -> Layout:
+        self._judged = choose_layout(fields, self._columns, source=self._name, line=line)
+        return self._judged
+
+    def _read(self, readline: Callable[[int], bytes]) -> Iterator[_Entry]:
+        lines = physical_lines(readline, self._name)
+        for number, text, too_long in lines:
+            if too_long:
+                yield number, text, TOO_LONG
+            elif text.strip(WHITESPACE):
+                break
         else:
-            yield start, _snippet(",".join(record)), f"missing column {label}"
+            return
+        if "," in text or text.startswith('"'):
+            yield from self._csv(itertools.chain([(number, text, False)], lines), number)
+            return
+        if self._judge([text], number).header is None:
+            yield number, text, None
+        for number, text, too_long in lines:
+            if too_long:
+                yield number, text, TOO_LONG
+            elif text.strip(WHITESPACE):
+                yield number, text, None
+
+    def _csv(self, lines: Iterator[Line], first_number: int) -> Iterator[_Entry]:
+        feed = _CsvFeed(lines)
+        # strict: a quote inside an unquoted field, or text after a closing quote, is a malformed
+        # row, never silently merged into another UID (`"ab"c` would otherwise be sent as `abc`).
+        reader = csv.reader(feed, strict=True)
+        offset = first_number - 1  # csv counts lines from the first non-blank one
+        layout = self._judged
+        while True:
+            start = offset + reader.line_num + 1
+            try:
+                record = next(reader, None)
+            except csv.Error as err:
+                # csv has dropped the broken record and resumes at the next line.
+                yield from feed.drain_too_long()
+                if layout is None:  # no header to judge the layout by: a guess would follow
+                    message = f"the first record is malformed CSV ({err}): fix it to go on"
+                    raise InputError(message, source=self._name, line=start) from None
+                yield offset + reader.line_num, snippet(feed.last), f"malformed CSV ({err})"
+                continue
+            yield from feed.drain_too_long()
+            if record is None:
+                return
+            if not record:
+                continue
+            if layout is None:
+                layout = self._judge(record, start)
+                if layout.header is not None:
+                    continue
+            if layout.index < len(record):
+                yield start, record[layout.index], None
+            else:
+                yield start, snippet(",".join(record)), f"missing column {layout.column}"
 
 
 class _CsvFeed:
     """Hand physical lines to csv.reader, keeping over-long lines out of its sight."""
 
-    def __init__(self, lines: Iterator[_Line]) -> None:
+    def __init__(self, lines: Iterator[Line]) -> None:
         self._lines = lines
         self._too_long: list[tuple[int, str]] = []
         self.last = ""
@@ -316,84 +385,9 @@ class _CsvFeed:
             return "\n"
         # A whitespace-only line would be a record with one blank field; an empty line is none.
         # The newline must be kept, or csv would join the lines of a quoted field.
-        return text + "\n" if text.strip(_WHITESPACE) else "\n"
+        return text + "\n" if text.strip(WHITESPACE) else "\n"
 
     def drain_too_long(self) -> Iterator[_Entry]:
         for number, preview in self._too_long:
-            yield number, preview, _TOO_LONG
+            yield number, preview, TOO_LONG
         self._too_long.clear()
-
-
-def _column_index(header: list[str] | None, column: str | None, name: str, line: int | None) -> int:
-    if header is None:
-        if column is not None:
-            message = f"has no header row, so --column {column} cannot be found"
-            raise InputError(message, source=name, line=line)
-        return 0
-    names = [field.strip(_WHITESPACE).lower() for field in header]
-    wanted = "uid" if column is None else column.strip(_WHITESPACE).lower()
-    if wanted in names:
-        return names.index(wanted)
-    if column is None:
-        return 0
-    shown = header[:_HEADER_PREVIEW]
-    found = ", ".join(repr(_snippet(field.strip(_WHITESPACE), 40)) for field in shown)
-    more = f" and {len(header) - len(shown)} more" if len(header) > len(shown) else ""
-    message = f"has no column {column!r}; the header has {found}{more}"
-    raise InputError(message, source=name, line=line)
-
-
-def _lines(readline: Callable[[int], bytes], name: str) -> Iterator[_Line]:
-    number = 0
-    size = _LINE_READ + len(_BOM)  # the first read also has room for a BOM
-    while chunk := readline(size):
-        number += 1
-        if 0 in chunk:  # int membership is a memchr; b"\0" in chunk is several times slower
-            raise _nul_error(name, number)
-        newline = chunk[-1] == _LF
-        ended = newline or len(chunk) < size
-        if number == 1:
-            size = _LINE_READ
-            chunk = chunk.removeprefix(_BOM)
-        if newline:
-            chunk = chunk[:-2] if chunk[-2:] == b"\r\n" else chunk[:-1]
-        if not ended or len(chunk) > MAX_LINE_BYTES:
-            yield number, _skip_long_line(chunk, ended, readline, name, number), True
-            continue
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise _utf8_error(err, name, number) from None
-        yield number, text, False
-
-
-def _skip_long_line(
-    head: bytes, ended: bool, readline: Callable[[int], bytes], name: str, number: int
-) -> str:
-    """Return a preview of an over-long line, reading and checking the rest of it in chunks."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        preview = _snippet(decoder.decode(head, final=ended))
-        while not ended:
-            chunk = readline(_CHUNK)
-            ended = chunk[-1:] == b"\n" or len(chunk) < _CHUNK
-            if 0 in chunk:
-                raise _nul_error(name, number)
-            decoder.decode(chunk, final=ended)
-    except UnicodeDecodeError as err:
-        raise _utf8_error(err, name, number) from None
-    return preview
-
-
-def _nul_error(name: str, number: int) -> InputError:
-    message = "contains a NUL byte; is this a binary or UTF-16 file? Save it as UTF-8"
-    return InputError(message, source=name, line=number)
-
-
-def _utf8_error(err: UnicodeDecodeError, name: str, number: int) -> InputError:
-    message = f"invalid UTF-8 (byte 0x{err.object[err.start]:02x}); save the file as UTF-8"
-    return InputError(message, source=name, line=number)
-
-
-def _snippet(text: str, limit: int = _SNIPPET) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"

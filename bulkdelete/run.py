@@ -18,7 +18,7 @@ import dataclasses
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -28,7 +28,7 @@ import structlog
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms, ResumeIndex, event_record, row_record
-from bulkdelete.errors import AuditError
+from bulkdelete.errors import AuditError, InputError
 from bulkdelete.outcome import (
     Answer,
     Outcome,
@@ -52,6 +52,8 @@ _PRODUCER_YIELD_EVERY: Final = 256
 _T = TypeVar("_T")
 Rows = Iterable[Row] | AsyncIterable[Row]
 API_UNAVAILABLE: Final = "API_UNAVAILABLE"  # the fatal code of an outage longer than allowed
+INPUT_ERROR: Final = "INPUT_ERROR"  # the fatal code of a stream found unreadable mid-run
+MAX_DELETES: Final = "MAX_DELETES"  # the fatal code of an input past --max-deletes valid UIDs
 
 log = structlog.get_logger("bulkdelete")
 
@@ -69,14 +71,21 @@ class Resume:
 
     pseudonyms: Pseudonyms  # how the audit names UIDs
     restart_of: str | None = None
+    streams: frozenset[str] = frozenset()  # inputs read as they come (stdin): no hash up front
 
     def settles(self, row: Row) -> bool:
         """Tell whether an earlier run already settled this row (never, in a restart)."""
         if self.restart_of is not None:
             return False
         name, _, line = row.source.rpartition(":")
+        uid = None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid)
+        if name in self.streams:
+            return self.index.settles_streamed(
+                uid=uid,
+                row=(name, int(line), self.pseudonyms.of(row.raw), row.status),
+            )
         return self.index.settles(
-            uid=None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid),
+            uid=uid,
             file_sha256=self.file_hashes.get(name),
             line=int(line),
         )
@@ -109,8 +118,13 @@ class _Run:
         resume: Resume | None,
         progress: Reporter,
         total: int | None,
+        max_deletes: int | None = None,
+        on_halt: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        self.on_halt = on_halt
+        self.max_deletes = max_deletes
+        self.valid_read = 0  # valid, first-seen UIDs read, skipped ones included
         self.progress = progress
         self.total = total
         self.started = time.monotonic()
@@ -168,10 +182,32 @@ class _Run:
             self.failures[code] += 1
 
     async def produce(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
+        try:
+            await self._read(rows, queue)
+        except InputError as exc:  # a stream turned out unreadable: what was sent stays sent
+            where = exc.source if exc.line is None else f"{exc.source}:{exc.line}"
+            message = f"{exc}; the run stopped there: nothing more was sent"
+            self.stop_reading(INPUT_ERROR, where, message, halt=True)
+        for _ in range(self.settings.concurrency):
+            await queue.put(None)
+
+    async def _read(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
         async for row in _as_async(rows):
             self.read += 1
             if self.pacer.halted:
                 break  # this row was read and is not sent: it counts as unsent
+            if self.past_max_deletes(row):
+                # The UIDs within the cap, already queued, are still sent: exactly the first N.
+                # This row was read and is not sent: it counts as unsent.
+                self.stop_reading(
+                    MAX_DELETES,
+                    row.source,
+                    f"the input holds more than --max-deletes {self.max_deletes} valid UIDs: "
+                    f"the first {self.max_deletes} were sent, {row.source} and the rest of the "
+                    "input were not",
+                    halt=False,
+                )
+                break
             if self.resume is not None and self.resume.settles(row):
                 self.skipped += 1
             elif row.uid is None:
@@ -184,8 +220,25 @@ class _Run:
                 await asyncio.sleep(0)  # let workers run even through a long run of bad rows
         else:
             self.read_all = True
-        for _ in range(self.settings.concurrency):
-            await queue.put(None)
+
+    def past_max_deletes(self, row: Row) -> bool:
+        """Count a valid row; tell whether it is one more than ``max_deletes`` allows.
+
+        Rows an earlier run settled count too, so a resumed run stops where the first did.
+        """
+        if row.uid is None or row.duplicate:
+            return False
+        self.valid_read += 1
+        return self.max_deletes is not None and self.valid_read > self.max_deletes
+
+    def stop_reading(self, code: str, source: str, message: str, *, halt: bool) -> None:
+        """Stop reading the input: audit why; the run ends aborted, with ``halt`` at once."""
+        self.audit.write(
+            event_record(
+                "input_stopped", run_id=self.run_id, code=code, source=source, message=message
+            )
+        )
+        self.abort(Answer(None, code, message), halt=halt)
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
@@ -264,7 +317,8 @@ class _Run:
             return dataclasses.replace(result, note="the run stopped before its next retry")
         return result
 
-    def abort(self, answer: Answer) -> None:
+    def abort(self, answer: Answer, *, halt: bool = True) -> None:
+        """Record why the run ends aborted; with ``halt``, nothing more is sent from now on."""
         if self.fatal is None:
             self.fatal = answer
             log.error(
@@ -273,7 +327,13 @@ class _Run:
                 http_status=answer.http_status,
                 message=answer.message,
             )
+        if halt:
+            self.halt()
+
+    def halt(self) -> None:
+        """Send nothing more; a source of rows waiting for its input (stdin) stops waiting."""
         self.pacer.halt()
+        self.on_halt()
 
     async def preflight(self) -> None:
         """Check the key, the app and the base URL with one harmless read before any DELETE.
@@ -331,7 +391,7 @@ class _Run:
     async def watch_stop(self) -> None:
         await self.stop.wait()
         log.warning("stop_requested", grace_seconds=self.stop_grace)
-        self.pacer.halt()
+        self.halt()
 
     async def execute(self, rows: Rows) -> None:
         watchers = [
@@ -452,6 +512,9 @@ async def run_delete(
     resume: Resume | None = None,
     progress: Reporter | None = None,
     total: int | None = None,
+    max_deletes: int | None = None,
+    inputs_read: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+    on_halt: Callable[[], None] = lambda: None,
 ) -> Summary:
     """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
 
@@ -459,6 +522,12 @@ async def run_delete(
     function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
     flight get ``stop_grace`` seconds to finish. ``resume`` skips rows an earlier run settled.
     ``progress`` is shown a ``Snapshot`` four times a second, ``total`` being the rows expected.
+    ``max_deletes`` caps the valid UIDs read: at the first one beyond it the run stops reading
+    (``MAX_DELETES``) and sends the ones before. An ``InputError`` from ``rows`` stops it at once
+    (``INPUT_ERROR``). ``inputs_read`` says what was read of each input the manifest could not
+    describe (a stream): an ``input_read`` line each, written before ``run_finished``.
+    ``on_halt`` is called when the run stops sending (a stop, a fatal answer), so that ``rows``
+    can stop waiting for input that may never come.
     """
     run_id = run_id or new_run_id()
     policy = policy or RetryPolicy(
@@ -496,7 +565,15 @@ async def run_delete(
                 resume=resume,
                 progress=progress or NullReporter(),
                 total=total,
+                max_deletes=max_deletes,
+                on_halt=on_halt,
             )
+
+            def finish(summary: Summary) -> None:
+                for facts in inputs_read() if inputs_read else ():
+                    audit.write(event_record("input_read", run_id=run_id, **facts))
+                audit.write(_finish_record(summary))
+
             try:
                 await run.execute(rows)
             except Exception:
@@ -504,10 +581,10 @@ async def run_delete(
                 # a kill, so report names the UIDs it left unknown instead of "completed".
                 raise
             except BaseException:  # cancelled by a second signal: an interrupted run
-                audit.write(_finish_record(_summarise(run, started)))
+                finish(_summarise(run, started))
                 raise
             summary = _summarise(run, started)
-            audit.write(_finish_record(summary))
+            finish(summary)
     except AuditError as failed:
         if run is None:
             raise  # the audit could not even be opened: nothing was sent

@@ -160,6 +160,7 @@ class Settings:
     timeout: float = 30.0
     max_outage: float = 300.0
     column: str | None = None
+    no_header: bool = False  # one-column inputs hold UIDs from their first line on
     target: str = ""
     ca_bundle: Path | None = None
     audit_key: Secret | None = field(default=None, repr=False)  # HMAC key of the audit's chain
@@ -193,6 +194,10 @@ class Settings:
             raise UsageError(
                 f"--timeout must be a finite number of seconds above 0, got {self.timeout}"
             )
+        if self.no_header and self.column is not None:
+            raise UsageError(
+                "--column names a header row and --no-header says there is none: give one"
+            )
         if self.uid_hash and not self.audit_key:
             raise UsageError("--audit-uid-hash needs the HMAC key in BULKDELETE_AUDIT_KEY")
         if not self.target:
@@ -217,6 +222,7 @@ class Settings:
             "timeout": self.timeout,
             "max_outage": self.max_outage,
             "column": self.column,
+            "no_header": self.no_header,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
             "audit_chain": KEYED_CHAIN if self.audit_key else "sha256",
             "audit_key_id": audit_key_id(self.audit_key) if self.audit_key else None,

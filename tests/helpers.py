@@ -126,3 +126,87 @@ def wait_for_outcomes(audit: Path, count: int, timeout: float = 30) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"{audit} did not reach {count} outcomes in {timeout} s")
+
+
+# A producer process for ``bulkdelete delete -``: it writes the steps of its plan (a JSON list) to
+# stdout one line at a time. "<wait>" waits until the fake server has applied every valid UID
+# written so far (20 s at most, then it goes on and exits 3: a run that waited for EOF);
+# "<hang>" never ends, like a producer that keeps a cursor open.
+_PRODUCER = """
+import json, re, sys, time
+from bulkdelete.fakeserver import fetch_stats
+
+base_url, plan = sys.argv[1], json.loads(sys.argv[2])
+written, late = set(), False
+for step in plan:
+    if step == "<wait>":
+        deadline = time.monotonic() + 20
+        while not written <= set(fetch_stats(base_url)["applied"]):
+            if time.monotonic() > deadline:
+                late = True
+                break
+            time.sleep(0.05)
+    elif step == "<hang>":
+        time.sleep(600)
+    else:
+        sys.stdout.buffer.write(step.encode() + b"\\n")
+        sys.stdout.flush()
+        if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", step):
+            written.add(step.lower())
+sys.exit(3 if late else 0)
+"""
+
+
+@dataclass
+class Piped:
+    """``producer | bulkdelete ...``, both real processes."""
+
+    producer: subprocess.Popen[bytes]
+    bulkdelete: subprocess.Popen[str]
+
+    def finish(self, timeout: float = 60) -> tuple[int, int, str, str]:
+        """Wait for both; return (producer's exit, bulkdelete's exit, its stdout, its stderr)."""
+        stdout, stderr = self.bulkdelete.communicate(timeout=timeout)
+        return self.producer.wait(timeout=timeout), self.bulkdelete.returncode, stdout, stderr
+
+    def stop(self) -> None:
+        """Kill whichever process is still running, and close bulkdelete's pipes."""
+        for process in (self.producer, self.bulkdelete):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for pipe in (self.bulkdelete.stdout, self.bulkdelete.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def pipe_into_cli(
+    base_url: str, plan: Sequence[str], *args: str, env: dict[str, str] | None = None
+) -> Piped:
+    """Start a producer following ``plan`` and ``bulkdelete ARGS`` reading its output on stdin."""
+    producer = subprocess.Popen(
+        [sys.executable, "-c", _PRODUCER, base_url, json.dumps(list(plan))],
+        stdout=subprocess.PIPE,
+        env=env or cli_env(),
+    )
+    bulkdelete = subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", *args],
+        stdin=producer.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or cli_env(),
+    )
+    assert producer.stdout is not None
+    producer.stdout.close()  # bulkdelete holds the only reading end now
+    return Piped(producer, bulkdelete)
+
+
+def wait_until_applied(server: FakeProcess, uids: Sequence[str], timeout: float = 30) -> None:
+    """Wait until the fake server has applied (deleted) every one of ``uids``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(uids) <= set(server.stats()["applied"]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the fake server did not apply {list(uids)} in {timeout} s")

@@ -252,6 +252,8 @@ def test_dry_run_sends_nothing(fake_server: FakeFactory, tmp_path: Path) -> None
         ([], "", "no API key"),
         (["--column", "email_address"], API_KEY, "email_address"),
         (["--permanent"], API_KEY, "--yes"),
+        (["-", "-"], API_KEY, "stdin (-) can be read only once"),
+        (["--column", "uid", "--no-header"], API_KEY, "--no-header says there is none"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line_and_send_nothing(
@@ -433,6 +435,7 @@ def test_permanent_run_on_a_terminal_asks_for_the_count(
     returncode, screen = _run_on_a_terminal(args, answer)
 
     assert "PERMANENTLY delete 5 users" in screen
+    assert "column 'uid' (1 of 3); first values 'user-000', 'user-001', 'user-002'" in screen
     assert server.base_url in screen
     assert "cannot be undone" in screen
     assert returncode == code
@@ -769,3 +772,89 @@ def test_a_dry_run_lists_invalid_rows_by_line_and_writes_its_summary_json(
     assert "--invalid-out" in real.stderr
     assert server.stats()["requests"] == 0
     assert not (tmp_path / "a").exists()
+
+
+# --- the column of UIDs: never guessed ------------------------------------------------------
+
+TICKETS = "ticket_id,user_id,requested_at\n1001,alice,2026-11-01\n1002,bob,2026-11-02\n"
+IDS = "id,user_id,email\n1001,alice,a@example.com\n1002,bob,b@example.com\n1003,carol,c@x\n"
+NUMBERS_AND_NAMES = ["1001", "1002", "1003", "alice", "bob", "carol", "user_id"]
+
+
+@pytest.mark.parametrize(
+    ("content", "flags"), [(TICKETS, []), (IDS, ["--permanent", "--yes"])], ids=["tickets", "ids"]
+)
+def test_a_header_that_names_no_uid_column_exits_2_and_sends_nothing(
+    fake_server: FakeFactory, tmp_path: Path, content: str, flags: list[str]
+) -> None:
+    """No column named uid and no --column: one line naming the columns and --column, exit 2."""
+    server = fake_server(users=NUMBERS_AND_NAMES)
+    source, audit = tmp_path / "in.csv", tmp_path / "a.jsonl"
+    source.write_text(content, encoding="utf-8")
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit), *flags
+    )
+
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    header = content.split("\n", 1)[0].split(",")
+    assert all(repr(name) in done.stderr for name in header)
+    assert "--column" in done.stderr
+    assert (server.stats()["requests"], audit.exists()) == (0, False)
+
+
+def test_column_erases_the_users_of_the_named_column(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """id,user_id,email with --column user_id: alice, bob and carol are erased, no id is sent."""
+    server = fake_server(users=NUMBERS_AND_NAMES)
+    source, audit = tmp_path / "in.csv", tmp_path / "a.jsonl"
+    source.write_text(IDS, encoding="utf-8")
+
+    done = run_cli(
+        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "--permanent", "--yes", "--column", "user_id",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server.stats()["permanent_flags"] == {uid: [True] for uid in ["alice", "bob", "carol"]}
+    started = next(r for r in audit_lines(audit) if r.get("event") == "run_started")
+    assert [(i["name"], i["column"]) for i in started["inputs"]] == [(str(source), "user_id")]
+
+
+def test_a_one_column_file_headed_user_id_never_sends_its_header(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Refused (exit 2, nothing sent) until --column says it is the header; then never sent."""
+    server = fake_server(users=NUMBERS_AND_NAMES)
+    source, audit = tmp_path / "in.csv", tmp_path / "a.jsonl"
+    source.write_text("user_id\nalice\nbob\n", encoding="utf-8")
+    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(audit)]
+
+    refused = run_cli(*args)
+    assert refused.returncode == 2
+    assert "reads like a column name" in refused.stderr
+    assert ("--column user_id" in refused.stderr, "--no-header" in refused.stderr) == (True, True)
+    assert server.stats()["requests"] == 0
+
+    done = run_cli(*args, "--column", "user_id")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server.stats()["deletes_by_uid"] == {"alice": 1, "bob": 1}
+
+
+def test_the_dry_run_names_each_column_and_its_first_values(tmp_path: Path) -> None:
+    """The dry run says which column it read, or that there is no header, and the first values."""
+    ids, plain = tmp_path / "ids.csv", tmp_path / "plain.txt"
+    ids.write_text(IDS, encoding="utf-8")
+    plain.write_text("dave\nerin\n", encoding="utf-8")
+    args = ["--base-url", "http://127.0.0.1:9/v3", "--dry-run"]
+
+    named = run_cli("delete", str(ids), *args, "--column", "user_id")
+    headerless = run_cli("delete", str(plain), *args)
+
+    assert (named.returncode, headerless.returncode) == (0, 0), named.stderr + headerless.stderr
+    expected = f"  {ids}: column 'user_id' (2 of 3); first values 'alice', 'bob', 'carol'"
+    assert expected in named.stdout
+    expected = f"  {plain}: no header row, one UID per line; first values 'dave', 'erin'"
+    assert expected in headerless.stdout

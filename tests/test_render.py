@@ -9,12 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from bulkdelete.dryrun import survey
+from bulkdelete.columns import Layout
 from bulkdelete.outcome import Outcome
-from bulkdelete.render import dry_run_text, summary_json, summary_text
-from bulkdelete.rows import FileScan, InputSummary, Row
+from bulkdelete.render import confirmation_text, dry_run_text, summary_json, summary_text
+from bulkdelete.rows import Row
 from bulkdelete.settings import Secret, Settings
 from bulkdelete.summary import RunStatus, Summary
+from bulkdelete.survey import survey
 
 COUNTS = {
     Outcome.DELETED: 1234,
@@ -219,14 +220,12 @@ ROWS = [
     Row("b.txt:3", "carol", "carol", None),
     Row("b.txt:4", "BOB", "bob", None, duplicate=True),
 ]
-SCANNED = InputSummary(
-    files=(FileScan("a.csv", 4, "0" * 64, 40), FileScan("b.txt", 4, "1" * 64, 30)), rows=8
-)
+LAYOUTS = {"a.csv": Layout(("email", "uid", "x"), 1, 1), "b.txt": Layout()}
 
 
 def test_dry_run_counts_valid_invalid_and_duplicate() -> None:
     """The dry run counts rows, files, and valid, invalid and duplicate rows."""
-    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(ROWS))
+    text = dry_run_text(make_settings(permanent=False), LAYOUTS, survey(ROWS))
     assert re.search(r"\b8\b.*\b2 file", text), text
     found = {k: int(v) for k, v in re.findall(r"\b(valid|invalid|duplicate) (\d+)", text)}
     expected = {"valid": 3, "invalid": 3, "duplicate": 2}
@@ -235,7 +234,7 @@ def test_dry_run_counts_valid_invalid_and_duplicate() -> None:
 
 def test_dry_run_groups_invalid_reasons_with_counts() -> None:
     """Each invalid reason appears once, with how many rows had it."""
-    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(ROWS))
+    text = dry_run_text(make_settings(permanent=False), LAYOUTS, survey(ROWS))
     reason_lines = [line for line in text.splitlines() if "empty" in line or "starts" in line]
     assert len(reason_lines) == 2, text
     assert re.search(r"\b2\b\s+empty$", text, flags=re.MULTILINE), text
@@ -245,7 +244,7 @@ def test_dry_run_groups_invalid_reasons_with_counts() -> None:
 @pytest.mark.parametrize(("permanent", "word"), [(True, "PERMANENTLY"), (False, "deactivate")])
 def test_dry_run_says_what_a_real_run_would_do(permanent: bool, word: str) -> None:
     """The dry run says whether a real run would erase or deactivate, how many users, and where."""
-    text = dry_run_text(make_settings(permanent=permanent), SCANNED, survey(ROWS))
+    text = dry_run_text(make_settings(permanent=permanent), LAYOUTS, survey(ROWS))
     first = text.splitlines()[0]
     expected = (True, True, True)
     assert expected == (word in first, "3 users" in first, "staging" in first)
@@ -255,6 +254,22 @@ def test_dry_run_says_what_a_real_run_would_do(permanent: bool, word: str) -> No
 def test_dry_run_with_no_invalid_rows_lists_no_reasons() -> None:
     """Without invalid rows there are no reason lines."""
     valid = [row for row in ROWS if row.status == "valid"]
-    text = dry_run_text(make_settings(permanent=False), SCANNED, survey(valid))
-    expected = 2  # the headline and the counts
+    text = dry_run_text(make_settings(permanent=False), LAYOUTS, survey(valid))
+    expected = 4  # the headline, the counts and one line per input
     assert expected == len(text.splitlines())
+
+
+def test_dry_run_and_confirmation_name_each_column_and_its_first_values() -> None:
+    """Each input's column (or its absence) and its first three values, quoted, before a run."""
+    layouts = {**LAYOUTS, "-": Layout(("UID",), 0, 3)}
+    rows = [*ROWS, Row("-:4", "dave", "dave", None)]
+    expected = [
+        "  a.csv: column 'uid' (2 of 3); first values 'alice', 'bob', ''",
+        "  b.txt: no header row, one UID per line; first values '=cmd', '  ', 'carol'",
+        "  -: header 'UID' on line 3, one column; first values 'dave'",
+    ]
+    settings = make_settings(permanent=True)
+    dry = dry_run_text(settings, layouts, survey(rows)).splitlines()
+    confirm = confirmation_text(settings, layouts, survey(rows)).splitlines()
+    assert (dry[2:5], confirm[1:]) == (expected, expected)
+    assert "PERMANENTLY delete 4 users" in confirm[0]

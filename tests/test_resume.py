@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,9 +18,11 @@ from helpers import (
     FakeProcess,
     audit_lines,
     cli_env,
+    pipe_into_cli,
     row_records,
     run_cli,
     wait_for_outcomes,
+    wait_until_applied,
 )
 
 UIDS = [f"member-{n:04d}" for n in range(600)]
@@ -232,7 +235,7 @@ def test_resume_refuses_an_input_the_audit_never_read(
     done = run_cli(*_delete_args(server, changed, audit), "--resume")
 
     assert done.returncode == 2
-    assert "no input is a file the audit's runs read" in done.stderr
+    assert "no input is one the audit's runs read" in done.stderr
     assert server.stats()["requests"] == sent
 
 
@@ -378,3 +381,51 @@ def test_restart_refuses_what_resume_refuses_and_resume_with_it(
         assert (name, done.returncode) == (name, 2)
         assert message in done.stderr, (name, done.stderr)
     assert server.stats()["requests"] == sent
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_a_stdin_run_stopped_mid_stream_resumes_and_verifies(
+    fake_server: FakeFactory, tmp_path: Path, signum: int
+) -> None:
+    """Stopped while its producer still writes, resumed with the whole list on stdin: every row
+    is settled once, nothing is sent twice, and verify --input passes with the list only."""
+    uids = [f"streamed-{n:03d}" for n in range(30)]
+    read_first = [*uids[:10], "bad/one", uids[0].upper()]  # an invalid and a duplicate row
+    lines = read_first + uids[10:]
+    server = fake_server(users=uids)
+    audit, listed = tmp_path / "audit.jsonl", tmp_path / "list.txt"
+    listed.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    args = ["delete", "-", "--base-url", server.base_url, "--audit", str(audit), "--no-progress"]
+    piped = pipe_into_cli(server.base_url, [*read_first, "<hang>"], *args)
+    try:
+        wait_until_applied(server, uids[:10])
+        wait_for_outcomes(audit, len(read_first))
+        signalled = time.monotonic()
+        piped.bulkdelete.send_signal(signum)
+        assert piped.bulkdelete.wait(timeout=15) in {143, -signal.SIGKILL}
+        stopped_in = time.monotonic() - signalled
+    finally:
+        piped.stop()
+    assert stopped_in < 5  # nothing in flight: no need to wait out the 10 s grace
+
+    done = run_cli(*args, "--resume", stdin=listed.read_text(encoding="utf-8"))
+    verified = run_cli("verify", str(audit), "--input", str(listed))
+    other = tmp_path / "other.txt"  # the same lines in another order: not what the runs read
+    other.write_text("".join(f"{line}\n" for line in reversed(lines)), encoding="utf-8")
+    refuted = run_cli("verify", str(audit), "--input", str(other))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server.stats()["deletes_by_uid"] == dict.fromkeys(uids, 1)
+    assert _final_lines_per_uid(audit) == Counter(uids)
+    outcomes = Counter(r["outcome"] for r in row_records(audit))
+    assert (outcomes["invalid"], outcomes["duplicate"]) == (1, 1)
+    reads = [r for r in audit_lines(audit) if r.get("event") == "input_read"]
+    assert reads[-1]["complete"] is True
+    if signum == signal.SIGTERM:  # a stopped run says how much of the stream it read
+        first = reads[0]
+        data = listed.read_bytes()[: first["bytes"]]
+        assert (first["complete"], first["sha256"]) == (False, hashlib.sha256(data).hexdigest())
+    assert verified.returncode == 0, verified.stdout
+    assert verified.stdout.startswith("PASS"), verified.stdout
+    assert refuted.returncode == 1
+    assert "is not what this run read: - (sha256" in refuted.stdout

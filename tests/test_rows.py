@@ -5,25 +5,29 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bulkdelete.columns import Columns, Layout, looks_like_a_header
 from bulkdelete.errors import InputError
+from bulkdelete.lines import MAX_LINE_BYTES
 from bulkdelete.rows import (
-    MAX_LINE_BYTES,
     FileScan,
     InputSummary,
     Row,
     Source,
+    Stream,
     read_rows,
     scan,
-    spool_stdin,
     validate_uid,
 )
+from bulkdelete.uidset import UidSet
 
 ALLOWED = "(letters, digits, - and _ only)"
 TOO_LONG_LINE = "line too long (over 65536 bytes)"
@@ -38,8 +42,8 @@ def write(directory: Path, name: str, content: str | bytes) -> Source:
     return Source.file(path)
 
 
-def read(*sources: Source, column: str | None = None) -> list[Row]:
-    return list(read_rows(sources, column=column))
+def read(*sources: Source, column: str | None = None, no_header: bool = False) -> list[Row]:
+    return list(read_rows(sources, column=column, no_header=no_header))
 
 
 def summary(rows: list[Row]) -> list[tuple[str, str, str | None, str | None, str]]:
@@ -236,11 +240,94 @@ def test_header_uid_column_in_any_case_is_chosen(tmp_path: Path) -> None:
     assert expected == summary(read(source))
 
 
-def test_other_header_uses_first_column(tmp_path: Path) -> None:
-    """With a header lacking uid and no --column, the first field is read."""
-    source = write(tmp_path, "a.csv", "user,name\nalice,Alice A\n")
-    expected = [("a.csv:2", "alice", "alice", None, "valid")]
-    assert expected == summary(read(source))
+@pytest.mark.parametrize(
+    "content",
+    ["ticket_id,user_id,requested_at\n1001,alice,x\n", "id,user_id,email\n1001,alice,a@b\n"],
+)
+def test_a_header_without_uid_is_refused_never_its_first_column_read(
+    tmp_path: Path, content: str
+) -> None:
+    """Several columns, none named uid, no --column: refused naming the columns and --column."""
+    source = write(tmp_path, "a.csv", content)
+    header = content.split("\n", 1)[0].split(",")
+    for attempt in (lambda: scan([source], column=None), lambda: read(source)):
+        with pytest.raises(InputError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert (caught.value.line, "--column" in message) == (1, True)
+        assert all(repr(name) in message for name in header)
+
+
+def test_column_option_reads_the_named_column_of_a_header_without_uid(tmp_path: Path) -> None:
+    """--column user_id reads that column; the manifest's layout names it."""
+    source = write(tmp_path, "a.csv", "id,user_id,email\n1001,alice,a@b\n1002,Bob,b@c\n")
+    expected = [
+        ("a.csv:2", "alice", "alice", None, "valid"),
+        ("a.csv:3", "Bob", "bob", None, "valid"),
+    ]
+    assert expected == summary(read(source, column="user_id"))
+    layout = Layout(("id", "user_id", "email"), 1, 1)
+    assert layout == scan([source], column="user_id").files[0].layout
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["user_id", "UserID", "User ID", "userId", "member-uid", "id", "UID", "E-mail", "username"],
+)
+def test_a_first_value_that_reads_like_a_column_name_is_refused(tmp_path: Path, first: str) -> None:
+    """One column headed user_id (and the like) is refused, never sent: both flags are named."""
+    for name, line in [("a.txt", first), ("b.csv", f'"{first}"')]:
+        source = write(tmp_path, name, f"{line}\nalice\nbob\n")
+        if first.lower() == "uid":  # the one header name that settles it by itself
+            assert [r.uid for r in read(source)] == ["alice", "bob"]
+            continue
+        with pytest.raises(InputError) as caught:
+            scan([source], column=None)
+        message = str(caught.value)
+        assert ("--column" in message, "--no-header" in message, caught.value.line) == (
+            True,
+            True,
+            1,
+        )
+
+
+def test_the_flags_settle_an_ambiguous_first_value(tmp_path: Path) -> None:
+    """--column user_id makes it the header; --no-header makes it the first UID."""
+    source = write(tmp_path, "a.txt", "user_id\nalice\n")
+    as_header = [("a.txt:2", "alice", "alice", None, "valid")]
+    as_uid = [("a.txt:1", "user_id", "user_id", None, "valid"), *as_header]
+    assert (as_header, as_uid) == (
+        summary(read(source, column="USER_ID")),
+        summary(read(source, no_header=True)),
+    )
+    expected = (Layout(("user_id",), 0, 1), Layout())
+    assert expected == (
+        scan([source], column="user_id").files[0].layout,
+        scan([source], column=None, no_header=True).files[0].layout,
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["alice", "user-000", "migrated_00001", "david", "sid", "DAVID", "ovid-1", "a1_id"]
+)
+def test_ordinary_uids_do_not_read_like_column_names(value: str) -> None:
+    """Names with digits, or words that merely end in "id", are data, not headers."""
+    assert not looks_like_a_header(value)
+
+
+def test_no_header_cannot_apply_to_a_csv_with_several_columns(tmp_path: Path) -> None:
+    """--no-header on a multi-column CSV would leave the column to a guess: refused."""
+    source = write(tmp_path, "a.csv", "alice,a@b\nbob,b@c\n")
+    with pytest.raises(InputError, match="--no-header cannot apply"):
+        scan([source], column=None, no_header=True)
+
+
+def test_a_malformed_first_record_is_refused(tmp_path: Path) -> None:
+    """The first record decides the layout: a malformed one cannot, so the file is refused."""
+    source = write(tmp_path, "a.csv", '"ab"c,x\nuid,y\nalice,z\n')
+    with pytest.raises(InputError, match="first record is malformed CSV") as caught:
+        scan([source], column=None)
+    assert caught.value.line == 1
 
 
 def test_column_option_picks_named_field(tmp_path: Path) -> None:
@@ -437,14 +524,20 @@ def test_unreadable_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_scan_counts_rows_and_hashes_files(tmp_path: Path) -> None:
-    """scan counts the rows read_rows yields (not headers or blanks) and hashes each file."""
+    """scan counts the rows read_rows yields (not headers or blanks), hashes and lays out files."""
     first_bytes = b"\xef\xbb\xbfuid,x\r\nalice,1\r\n\r\nbad one,2\r\nALICE,3\r\n"
     second_bytes = b"bob\n\n\ncarol"
     first = write(tmp_path, "a.csv", first_bytes)
     second = write(tmp_path, "b.txt", second_bytes)
     expected = InputSummary(
         files=(
-            FileScan(first.name, 3, hashlib.sha256(first_bytes).hexdigest(), len(first_bytes)),
+            FileScan(
+                first.name,
+                3,
+                hashlib.sha256(first_bytes).hexdigest(),
+                len(first_bytes),
+                Layout(("uid", "x"), 0, 1),
+            ),
             FileScan(second.name, 2, hashlib.sha256(second_bytes).hexdigest(), len(second_bytes)),
         ),
         rows=5,
@@ -460,15 +553,91 @@ def test_scan_of_empty_file(tmp_path: Path) -> None:
     assert expected == scan([source], column=None)
 
 
-def test_spool_stdin_round_trip(tmp_path: Path) -> None:
-    """spool_stdin yields a source named '-' holding stdin's bytes, deleted after the block."""
-    data = b"Alice\n\nbob\n"
-    with spool_stdin(io.BytesIO(data), tmp_path) as source:
-        expected_scan = InputSummary((FileScan("-", 2, hashlib.sha256(data).hexdigest(), 11),), 2)
-        assert expected_scan == scan([source], column=None)
-        expected = [Row("-:1", "Alice", "alice", None), Row("-:3", "bob", "bob", None)]
-        assert expected == read(source)
-    assert not source.path.exists()
+def _trickle(data: bytes, size: int = 3) -> Callable[[int], bytes]:
+    """Return a raw read that hands out at most ``size`` bytes at a time, as a pipe may."""
+    stream = io.BytesIO(data)
+    return lambda limit: stream.read(min(limit, size))
+
+
+def test_a_stream_is_read_once_as_it_comes(tmp_path: Path) -> None:
+    """A stream yields the rows a file would, and says how much it read and its SHA-256."""
+    data = b"\xef\xbb\xbfuid\r\nAlice\n\nbob\nALICE\n"
+    stream = Stream(_trickle(data), columns=Columns())
+    expected = [
+        Row("-:2", "Alice", "alice", None),
+        Row("-:4", "bob", "bob", None),
+        Row("-:5", "ALICE", "alice", None, duplicate=True),
+    ]
+    file_rows = read(write(tmp_path, "in.txt", data))
+    assert expected == list(stream.rows(UidSet()))
+    assert [(Path(r.source).name.split(":")[1], r.uid) for r in file_rows] == [
+        (r.source.split(":")[1], r.uid) for r in expected
+    ]
+    assert (len(data), hashlib.sha256(data).hexdigest()) == stream.read_so_far()
+    assert (Layout(("uid",), 0, 1), False) == (stream.layout, stream.empty)
+
+
+def test_opening_a_stream_reads_only_up_to_its_first_row() -> None:
+    """Opening judges the header from the first record and waits for one row, no more."""
+    reads: list[int] = []
+    data = io.BytesIO(b"uid\nalice\nbob\n")
+
+    def read_lines(limit: int) -> bytes:
+        line = data.readline()  # a pipe whose producer writes one line at a time
+        reads.append(len(line))
+        return line[:limit]
+
+    stream = Stream(read_lines, columns=Columns())
+    assert (reads, stream.read_so_far()[0]) == ([4, 6], 10)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"user_id\nalice\n", "reads like a column name"),
+        (b"a,b\nx,y\n", "none is named uid"),
+        (b"al\x00ice\n", "NUL byte"),
+    ],
+)
+def test_a_stream_refuses_its_first_record_before_any_row(data: bytes, message: str) -> None:
+    """An ambiguous or missing column, or bad bytes, in the first record: refused on opening."""
+    with pytest.raises(InputError, match=message) as caught:
+        Stream(_trickle(data), columns=Columns())
+    assert (caught.value.source, caught.value.line) == ("-", 1)
+
+
+def test_a_stream_without_rows_is_empty() -> None:
+    """Blank lines or a lone header hold no row: the stream says so before it is read."""
+    for data in (b"", b"\n  \n", b"uid\n\n"):
+        assert Stream(_trickle(data), columns=Columns()).empty
+
+
+def test_a_stream_problem_found_later_is_raised_where_it_is_met() -> None:
+    """Rows before a NUL byte come first; the error names the stream and its line."""
+    stream = Stream(_trickle(b"alice\nbob\nc\x00arol\n"), columns=Columns())
+    rows = stream.rows(UidSet())
+    assert [next(rows).uid, next(rows).uid] == ["alice", "bob"]
+    with pytest.raises(InputError, match="NUL byte") as caught:
+        next(rows)
+    assert (caught.value.source, caught.value.line) == ("-", 3)
+
+
+def test_read_so_far_can_be_asked_while_another_thread_reads() -> None:
+    """The size and hash are asked from another thread: they always agree with each other."""
+    data = b"".join(f"user-{n}\n".encode() for n in range(20_000))
+    stream = Stream(_trickle(data, 100), columns=Columns())
+    reader = threading.Thread(target=lambda: sum(1 for _ in stream.rows(UidSet())))
+    reader.start()
+    seen = []
+    while reader.is_alive():
+        seen.append(stream.read_so_far())
+    reader.join()
+    seen.append(stream.read_so_far())
+    assert all(
+        sha == hashlib.sha256(data[:size]).hexdigest()
+        for size, sha in seen[:: len(seen) // 20 or 1]
+    )
+    assert seen[-1] == (len(data), hashlib.sha256(data).hexdigest())
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -492,6 +661,21 @@ def test_valid_uid_round_trips_through_a_file(
 def test_scan_count_matches_read_rows(
     tmp_path_factory: pytest.TempPathFactory, content: str
 ) -> None:
-    """For any small messy file, scan counts exactly the rows read_rows yields."""
+    """For any small messy file, scan counts exactly the rows read_rows and a stream yield.
+
+    Or all three refuse it with the same message (a header that names no uid column, say).
+    """
     source = write(tmp_path_factory.mktemp("count"), "in", content)
-    assert len(read(source)) == scan([source], column=None).rows
+    data = source.path.read_bytes()
+
+    def outcome(count: Callable[[], int]) -> int | str:
+        try:
+            return count()
+        except InputError as exc:
+            return str(exc).split(": ", 1)[1]
+
+    def streamed() -> int:
+        return len(list(Stream(_trickle(data), columns=Columns()).rows(UidSet())))
+
+    expected = outcome(lambda: scan([source], column=None).rows)
+    assert (expected, expected) == (outcome(lambda: len(read(source))), outcome(streamed))

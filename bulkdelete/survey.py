@@ -1,6 +1,9 @@
-"""A dry run's survey of the input: rows by status, invalid rows by reason, and by line.
+"""A survey of the input before anything is sent: rows by status, invalid rows by reason and
+by line, and each input's first values.
 
-The rows are the ones a real run would read, so the counts are what it would do. The invalid
+The rows are the ones a real run would read, so the counts are what it would do; the dry run
+and the ``--permanent`` confirmation show them, with the first values of each input so a person
+can see that the right column is read. The invalid
 rows can be written out as a CSV (``--invalid-out``) for whoever fixes the input: its file, its
 line, the value as the input gave it, and the reason it would not be sent. Such a file is
 likely opened in a spreadsheet, and the values are hostile by definition (``=HYPERLINK(...)``
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -21,17 +24,20 @@ from bulkdelete import privatefile
 from bulkdelete.rows import Row
 
 INVALID_CSV_HEADER: Final = ("file", "line", "value", "reason")
+FIRST_VALUES: Final = 3  # values of each input shown before a real run, to check the column
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
 class Survey:
-    """What a dry run found in the input."""
+    """What the survey found in the input."""
 
+    rows: int
     valid: int
     invalid: int
     duplicate: int
     reasons: Mapping[str, int]  # invalid rows by reason, most frequent first
+    first_values: Mapping[str, Sequence[str]]  # input name -> its first raw values
 
 
 def survey(rows: Iterable[Row], *, invalid_out: Path | None = None) -> Survey:
@@ -55,17 +61,23 @@ def survey(rows: Iterable[Row], *, invalid_out: Path | None = None) -> Survey:
 def _count(rows: Iterable[Row], *, on_invalid: Callable[[Row], None] | None) -> Survey:
     statuses: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    first_values: dict[str, list[str]] = {}
     for row in rows:
         statuses[row.status] += 1
+        values = first_values.setdefault(row.source.rpartition(":")[0], [])
+        if len(values) < FIRST_VALUES:
+            values.append(row.raw)
         if row.reason:
             reasons[row.reason] += 1
             if on_invalid is not None:
                 on_invalid(row)
     return Survey(
+        rows=statuses.total(),
         valid=statuses["valid"],
         invalid=statuses["invalid"],
         duplicate=statuses["duplicate"],
         reasons=dict(reasons.most_common()),
+        first_values=first_values,
     )
 
 
