@@ -5,7 +5,7 @@
     BulkDeleteError
     ├── UsageError       a flag, setting or environment value is wrong   (exit 2)
     ├── InputError       an input file cannot be read as UIDs            (exit 2)
-    ├── AuditError       an audit file cannot be read or appended to     (exit 2)
+    ├── AuditError       an audit file cannot be read or appended to     (exit 2; 4 mid-run)
     └── FatalApiError    the API says no request of this run can succeed (exit 3)
 
 A single UID's failure is never an exception: it is an ``outcome.Result`` value.
