@@ -37,11 +37,21 @@ README_SERVER = "http://127.0.0.1:8080"  # where the README's fake server listen
 BLOCK_TIMEOUT = 60.0
 
 # Pages read in sequence: each reads files the pages before it wrote, so they share one directory
-# and one fake server, in this order.
-SEQUENCES: tuple[tuple[str, ...], ...] = ()
+# and one fake server, in this order. The README's recipes erase the sample users and leave their
+# audits; the nightly purge then finds those users gone, the auditors' page verifies, reads back
+# and follows up the GDPR recipe's audit, and the reports page reads it and the resumed run's.
+SEQUENCES: tuple[tuple[str, ...], ...] = (
+    (
+        "README.md",
+        "docs/nightly-purge.md",
+        "docs/resume.md",
+        "docs/auditors.md",
+        "docs/reports.md",
+    ),
+)
 # The sections that must name every audit field, every summary field and every exit code.
-AUDIT_SECTION = ("README.md", "The audit")
-SUMMARY_SECTION = ("README.md", "Progress and the end-of-run summary")
+AUDIT_SECTION = ("docs/audit.md", "The audit")
+SUMMARY_SECTION = ("docs/summary.md", "Progress and the end-of-run summary")
 EXIT_CODES_SECTION = ("README.md", "Exit codes")
 
 _MARKER = re.compile(r"<!-- runnable(?P<options>(?: [a-z]+=[^ ]+)*) -->")
