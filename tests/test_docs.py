@@ -36,6 +36,9 @@ DOCS = ROOT / "docs"
 README_SERVER = "http://127.0.0.1:8080"  # where the README's fake server listens
 BLOCK_TIMEOUT = 60.0
 
+README_MAX_BYTES = 15 * 1024  # the front door: what a newcomer needs first, the rest in docs/
+TRYING_IT = "../README.md#trying-it-against-the-fake-server"  # where docs/ pages' commands run
+
 # Pages read in sequence: each reads files the pages before it wrote, so they share one directory
 # and one fake server, in this order. The README's recipes erase the sample users and leave their
 # audits; the nightly purge then finds those users gone, the auditors' page verifies, reads back
@@ -556,3 +559,34 @@ def test_link_check_catches_a_missing_page_and_a_missing_heading(tmp_path: Path)
         "README.md: (docs/audit.md#not-a-heading): no such heading",
         "README.md: (../outside.md): no such file",
     ]
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    """A page of docs/ that the README does not link to is one a newcomer never finds."""
+    linked = {
+        (README.parent / target.partition("#")[0]).resolve()
+        for target in links(readme_text())
+        if not _SCHEME.match(target)
+    }
+    assert [name_of(page) for page in pages() if page not in linked and page != README] == []
+
+
+def test_every_docs_page_with_commands_says_where_they_run() -> None:
+    """A page with runnable blocks links to the README's fake-server preamble they rely on."""
+    assert [
+        name_of(page)
+        for page in pages()[1:]
+        if any(block.runnable for block in page_blocks(page))
+        and TRYING_IT not in links(page.read_text(encoding="utf-8"))
+    ] == []
+
+
+def test_readme_is_a_short_front_door_that_says_what_comes_after_the_demo() -> None:
+    """The README stays under 15 KB, and its quick start ends with next steps for a newcomer."""
+    text = readme_text()
+    size = len(text.encode("utf-8"))
+    assert size < README_MAX_BYTES
+    next_steps = section(section(text, "Quick start"), "Next steps")
+    assert {"#setting-up", "#trying-it-against-the-fake-server", "#documentation"} <= set(
+        links(next_steps)
+    )
