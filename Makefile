@@ -33,7 +33,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: lint browser
-	$(BIN)/pytest -n 2 --cov --cov-report=term \
+	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=term \
 		--cov-fail-under=$(COVERAGE_FLOOR)
 
 # Long benchmarks, outside `make test`: figures, not pass/fail timings. BENCHMARKS.md is written.

@@ -62,7 +62,7 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     if summary.not_found_unproven:
         lines.append(
             f"  note: {summary.not_found_unproven} UIDs were not found. CometChat says so for "
-            "deactivated users too, so these may be deactivated, not erased (see README)."
+            "deactivated users too, so these may be deactivated, not erased (see docs/auditors.md)."
         )
     if summary.fatal_code or summary.fatal_message:
         reason = ": ".join(part for part in (summary.fatal_code, summary.fatal_message) if part)

@@ -35,6 +35,8 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 README_SERVER = "http://127.0.0.1:8080"  # where the README's fake server listens
 BLOCK_TIMEOUT = 60.0
+# One worker runs every block once: the module-scoped run would otherwise repeat on each worker.
+pytestmark = pytest.mark.xdist_group("docs")
 
 README_MAX_BYTES = 15 * 1024  # the front door: what a newcomer needs first, the rest in docs/
 TRYING_IT = "../README.md#trying-it-against-the-fake-server"  # where docs/ pages' commands run
