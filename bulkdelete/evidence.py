@@ -38,19 +38,32 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import orjson
-
-from bulkdelete.audit import AUDIT_STARTS, Pseudonyms, link
+from bulkdelete.audit import Pseudonyms, link
 from bulkdelete.errors import InputError
+from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
+from bulkdelete.records import (
+    DEFAULT_CHAIN,
+    CheckFinished,
+    CheckStarted,
+    InputRead,
+    InputStream,
+    Location,
+    NotJsonError,
+    ReadBackResult,
+    Record,
+    RecordError,
+    RowOutcome,
+    RunFinished,
+    RunStarted,
+    Start,
+    decode_linked,
+)
 from bulkdelete.rows import Row, Source, read_rows
 from bulkdelete.settings import KEYED_CHAIN
 
-_CHAINS: Final = frozenset({"sha256", KEYED_CHAIN})
-_FINAL: Final = frozenset({"deleted", "not_found"})
-_ROW_ONLY: Final = frozenset({"invalid", "duplicate"})
-_OUTCOMES: Final = _FINAL | _ROW_ONLY | {"failed"}
+_CHAINS: Final = frozenset({DEFAULT_CHAIN, KEYED_CHAIN})
 _MAX_FINDINGS: Final = 20  # beyond these, problems are counted, not listed
 _RECENT: Final = 64  # earlier lines searched to tell where a misplaced line's prev points
 _BITS: Final = 40  # a line reference packs (file index, line) in one int: memory per UID
@@ -123,7 +136,7 @@ class _Run:
     finished: int | None = None
     # Invalid and duplicate rows, (input name, line, line ref, outcome, source), until the
     # run's inputs are matched to the given files at its end.
-    rows: list[tuple[str, int, int, str, str]] = field(default_factory=list)
+    rows: list[tuple[str, int, int, Outcome, str]] = field(default_factory=list)
     paths: list[str] | None = None  # the given file each input is, once matched
 
 
@@ -175,14 +188,6 @@ def verification_text(v: Verification) -> str:
     return "\n".join(lines)
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
 class _Checker:
     def __init__(self, audits: list[str], key: bytes | None) -> None:
         self.audits, self.key, self.index = audits, key, 0
@@ -200,7 +205,7 @@ class _Checker:
         self.finals: dict[str, int] = {}  # uid -> its first final line (of the last restart)
         self.extra_finals: dict[str, list[int]] = {}
         self.failed: dict[str, int] = {}  # uid -> its last failed line
-        self.settled: dict[tuple[str, int], list[tuple[int, str, str]]] = {}  # (path, line)
+        self.settled: dict[tuple[str, int | None], list[tuple[int, str, str]]] = {}  # path, line
         self.attempts: list[int] = []  # first line ref of each run that is not a --resume
         self.restarts: set[int] = set()  # the attempts that are a --restart
 
@@ -244,10 +249,7 @@ class _Checker:
                         break
                     number += 1
                     ref, line = index << _BITS | number, raw[:-1]
-                    try:
-                        run = self.line(ref, line, run, previous, recent)
-                    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                        self.at(ref, f"not a bulkdelete audit line ({exc!r})")
+                    run = self.line(ref, line, run, previous, recent)
                     previous = line
                     recent.append((number, line))
         except OSError as exc:
@@ -264,27 +266,31 @@ class _Checker:
         self, ref: int, line: bytes, run: _Run | None, previous: bytes | None, recent: _Recent
     ) -> _Run | None:
         """Check one complete line; return the run that the next line belongs to."""
-        record = _parse(line)
-        if record is None:
+        try:
+            record, prev = decode_linked(line)
+        except NotJsonError:
             self.at(ref, "not a JSON object: the line was edited or damaged")
             return run
-        if record.get("event") in AUDIT_STARTS:
+        except RecordError as exc:
+            self.at(ref, f"not a bulkdelete audit line ({exc})")
+            return run
+        if isinstance(record, RunStarted | CheckStarted):
             self.end(run)
             run = self.start(ref, record)
         key, checkable = (run.key, run.checkable) if run else (self.key, True)
         expected = None if previous is None else link(previous, key)
-        if checkable and record.get("prev", 0) != expected:
-            self.broken(ref, record, previous is None, key, recent)
+        if checkable and prev != expected:
+            self.broken(ref, prev, previous is None, key, recent)
         self.record(ref, record, run)
         return run
 
     def broken(
-        self, ref: int, record: dict[str, Any], first: bool, key: bytes | None, recent: _Recent
+        self, ref: int, prev: object, first: bool, key: bytes | None, recent: _Recent
     ) -> None:
         if len(self.findings) >= _MAX_FINDINGS:  # it would not be listed: spare the search
             self.unlisted += 1
             return
-        before, prev = (ref & _MASK) - 1, record.get("prev", 0)
+        before = (ref & _MASK) - 1
         if first:
             problem = "a file's first line must have prev null: lines before it were removed"
         elif prev is None:
@@ -302,9 +308,9 @@ class _Checker:
         keyed = " (or the audit key is not the one this run used)" if key and not first else ""
         self.at(ref, problem + keyed)
 
-    def start(self, ref: int, record: dict[str, Any]) -> _Run:
-        run_id, settings = str(record.get("run_id")), record.get("settings") or {}
-        chain, column = settings.get("audit_chain", "sha256"), settings.get("column")
+    def start(self, ref: int, record: Start) -> _Run:
+        run_id, settings = record.run_id, record.settings
+        chain = settings.audit_chain
         keyed = chain == KEYED_CHAIN
         self.runs, self.keyed_runs = self.runs + 1, self.keyed_runs + keyed
         if chain not in _CHAINS:
@@ -327,34 +333,34 @@ class _Checker:
                 f"run {run_id} already started at {self.audits[first >> _BITS]}:"
                 f"{first & _MASK}: a copied line, or an audit given twice",
             )
+        inputs = record.inputs if isinstance(record, RunStarted) else None
         read = [
-            _Input(str(f["name"]), None, streamed=True)
-            if f.get("streamed")
-            else _Input(str(f["name"]), str(f["sha256"]))
-            for f in record.get("inputs") or ()
+            _Input(f.name, None, streamed=True)
+            if isinstance(f, InputStream)
+            else _Input(f.name, f.sha256)
+            for f in inputs or ()
         ]
         key = self.key if keyed else None
         checkable = chain in _CHAINS and (key is not None or not keyed)
-        column = column if isinstance(column, str) else None
-        check = record.get("event") == "check_started"
         run = _Run(
-            run_id, ref & _MASK, key, checkable, read, column, check,
-            uid_hash=bool(settings.get("uid_hash")), no_header=bool(settings.get("no_header")),
+            run_id, ref & _MASK, key, checkable, read, settings.column,
+            check=isinstance(record, CheckStarted), uid_hash=settings.uid_hash,
+            no_header=settings.no_header,
         )  # fmt: skip
-        if not check:  # a read-back reads no input: it has no manifest to compare
+        if isinstance(record, RunStarted):  # a read-back reads no input: no manifest to compare
             self.attempt(ref, record)
             self.first_run = self.first_run or run
         return run
 
-    def attempt(self, ref: int, record: dict[str, Any]) -> None:
+    def attempt(self, ref: int, record: RunStarted) -> None:
         """Begin a new attempt at this run unless it resumes one begun earlier in its file."""
-        if record.get("resumed") and self.attempts and self.attempts[-1] >> _BITS == self.index:
+        if record.resumed and self.attempts and self.attempts[-1] >> _BITS == self.index:
             return
         self.attempts.append(ref)
-        if restarted := record.get("restart_of"):
+        if restarted := record.restart_of:
             self.restarts.add(len(self.attempts) - 1)
             self.notes.append(
-                f"{self.audits[self.index]}:{ref & _MASK}: run {record.get('run_id')} starts over "
+                f"{self.audits[self.index]}:{ref & _MASK}: run {record.run_id} starts over "
                 f"(--restart) after run {restarted}: a row settled before it and again by it "
                 "counts once"
             )
@@ -422,49 +428,44 @@ class _Checker:
             self.prefixes[path, read.size] = _prefix_sha256(Path(path), read.size)
         return self.prefixes[path, read.size] == read.sha256
 
-    def input_read(self, ref: int, record: dict[str, Any], run: _Run) -> None:
+    def input_read(self, ref: int, record: InputRead, run: _Run) -> None:
         """Take a stream's hash, size and completeness from its ``input_read`` line."""
-        name = record.get("name")
-        read = next((r for r in run.inputs if r.streamed and r.name == name), None)
+        read = next((r for r in run.inputs if r.streamed and r.name == record.name), None)
         if read is None or read.sha256 is not None:
-            self.at(ref, f"input_read names {name!r}, which this run did not stream")
+            self.at(ref, f"input_read names {record.name!r}, which this run did not stream")
             return
-        read.sha256, read.size = str(record["sha256"]), int(record["bytes"])
-        read.complete = bool(record["complete"])
+        read.sha256, read.size, read.complete = record.sha256, record.bytes, record.complete
 
-    def record(self, ref: int, record: dict[str, Any], run: _Run | None) -> None:
-        run_id, event, outcome = record.get("run_id"), record.get("event"), record.get("outcome")
+    def record(self, ref: int, record: Record, run: _Run | None) -> None:
+        run_id = record.run_id
         if run is None:
             if self.orphans_seen < self.index + 1:  # one finding for the file, not every line
                 self.orphans_seen = self.index + 1
                 self.at(ref, "comes before any run_started line, like any line up to the next one")
         elif run_id != run.run_id:
             self.at(ref, f"a line of run {run_id} inside run {run.run_id} (line {run.line} on)")
-        elif event in AUDIT_STARTS:
+        elif isinstance(record, RunStarted | CheckStarted):
             return
         elif run.finished is not None:
             self.at(ref, f"comes after its run's last line {run.finished}")
         elif run.check:
             self.read_back(ref, record, run)
-        elif event == "run_finished":
+        elif isinstance(record, RunFinished):
             self.finish(ref, record, run)
-        elif event == "input_read":
+        elif isinstance(record, InputRead):
             self.input_read(ref, record, run)
-        elif outcome not in _OUTCOMES:
-            if outcome is not None or event is None:
-                self.at(ref, f"neither a known outcome nor an event: {outcome!r}")
-        else:
-            run.outcomes[outcome] += 1
+        elif isinstance(record, RowOutcome):
+            run.outcomes[record.outcome.value] += 1
             if self.inputs is not None:
-                self.tally(ref, record, run, outcome)
+                self.tally(ref, record, run)
 
-    def finish(self, ref: int, record: dict[str, Any], run: _Run) -> None:
+    def finish(self, ref: int, record: RunFinished, run: _Run) -> None:
         run.finished, counted = ref & _MASK, run.outcomes.total()
-        totals = {k: v for k, v in (record.get("totals") or {}).items() if v}
-        if record.get("rows") != counted:
+        totals = {k: v for k, v in record.totals.items() if v}
+        if record.rows != counted:
             self.at(
                 ref,
-                f"run_finished says {record.get('rows')} rows, the run has "
+                f"run_finished says {record.rows} rows, the run has "
                 f"{counted} outcome lines: a line was removed or added",
             )
         elif totals != dict(run.outcomes):
@@ -474,13 +475,12 @@ class _Checker:
                 f"say, {dict(run.outcomes)}",
             )
 
-    def read_back(self, ref: int, record: dict[str, Any], run: _Run) -> None:
-        event = record.get("event")
-        if event == "read_back":
-            run.outcomes[str(record.get("result"))] += 1
-        elif event == "check_finished":
+    def read_back(self, ref: int, record: Record, run: _Run) -> None:
+        if isinstance(record, ReadBackResult):
+            run.outcomes[record.result.value] += 1
+        elif isinstance(record, CheckFinished):
             run.finished = ref & _MASK
-            totals = {k: v for k, v in (record.get("totals") or {}).items() if v}
+            totals = {k: v for k, v in record.totals.items() if v}
             if totals != dict(run.outcomes):
                 self.at(
                     ref,
@@ -488,19 +488,19 @@ class _Checker:
                     f"{dict(run.outcomes)}: a line was removed or added",
                 )
         else:
-            self.at(ref, f"a {event or 'non-event'} line inside read-back {run.run_id}")
+            event = "non-event" if isinstance(record, RowOutcome) else record.event
+            self.at(ref, f"a {event} line inside read-back {run.run_id}")
 
-    def tally(self, ref: int, record: dict[str, Any], run: _Run, outcome: str) -> None:
-        uid, source = record.get("normalised_uid"), str(record.get("source"))
-        if outcome in _ROW_ONLY:
-            name, _, line = source.rpartition(":")
-            if all(read.name != name for read in run.inputs) or not line.isdigit():
-                self.at(ref, f"source {source!r} is not a line of this run's inputs")
+    def tally(self, ref: int, record: RowOutcome, run: _Run) -> None:
+        uid, outcome, (name, line) = record.normalised_uid, record.outcome, record.source
+        if outcome in ROW_ONLY_OUTCOMES:
+            if line is None or all(read.name != name for read in run.inputs):
+                self.at(ref, f"source {str(record.source)!r} is not a line of this run's inputs")
             else:
-                run.rows.append((name, int(line), ref, outcome, source))
-        elif not isinstance(uid, str):
+                run.rows.append((name, line, ref, outcome, str(record.source)))
+        elif uid is None:
             self.at(ref, f"a {outcome} line without a normalised_uid")
-        elif outcome == "failed":
+        elif outcome is Outcome.FAILED:
             self.failed[uid] = ref
         elif uid not in self.finals or self.restarted(self.finals[uid], ref):
             self.finals[uid] = ref
@@ -537,8 +537,8 @@ class _Checker:
         return count
 
     def row(self, row: Row) -> None:
-        name, _, line = row.source.rpartition(":")
-        number, uid, status = int(line), self.pseudonyms.of(row.uid or ""), row.status
+        name, number = Location.parse(row.source)
+        uid, status = self.pseudonyms.of(row.uid or ""), row.status
         if status == "valid":
             if (first := self.finals.pop(uid, None)) is None:
                 failed = self.failed.get(uid)

@@ -17,11 +17,13 @@ import orjson
 import pytest
 from helpers import API_KEY, Lines, duplicate_line, move_line, remove_line, tampers
 
-from bulkdelete.audit import link, load_resume_index
+from bulkdelete.audit import Pseudonyms, link
 from bulkdelete.evidence import Finding, Verification, verification_text, verify
 from bulkdelete.fakeserver import FakeConfig, FakeServer
+from bulkdelete.records import InputFile, Manifest
+from bulkdelete.resume import Resume, load_resume_index
 from bulkdelete.rows import Row, Source, read_rows, scan
-from bulkdelete.run import Resume, pseudonyms_for, run_delete
+from bulkdelete.run import run_delete
 from bulkdelete.settings import Secret, Settings
 
 UIDS = [f"user-{n:03d}" for n in range(80)]
@@ -70,12 +72,7 @@ async def _run(
     )
     sources = [Source.file(source)]
     scanned = scan(sources, column=None)
-    manifest = {
-        "inputs": [
-            {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
-            for f in scanned.files
-        ]
-    }
+    manifest = Manifest(inputs=tuple(InputFile.of(f) for f in scanned.files))
     stop = asyncio.Event()
 
     def rows() -> Iterator[Row]:
@@ -91,7 +88,7 @@ async def _run(
         plan = Resume(
             index=index,
             file_hashes=hashes,
-            pseudonyms=pseudonyms_for(settings),
+            pseudonyms=Pseudonyms.of_run(settings),
             restart_of=index.last_run if restart else None,
         )
     await run_delete(settings, rows(), stop=stop, manifest=manifest, resume=plan, stop_grace=5)
@@ -401,10 +398,11 @@ FORGED_RUN = "20270101T000000Z-0ddba11"
 def _append_unkeyed_run(lines: Lines) -> Lines:
     """Append a whole run declaring the unkeyed chain, linked as anyone without the key can."""
     started = next(orjson.loads(line) for line in reversed(lines) if b'"run_started"' in line)
+    finished = next(orjson.loads(line) for line in reversed(lines) if b'"run_finished"' in line)
     unkeyed = {**started["settings"], "audit_chain": "sha256"}
     records = [
         {**started, "run_id": FORGED_RUN, "settings": unkeyed},
-        {"event": "run_finished", "run_id": FORGED_RUN, "status": "completed", "rows": 0},
+        {**finished, "run_id": FORGED_RUN, "status": "completed", "rows": 0, "totals": {}},
     ]
     out = list(lines)
     for record in records:
