@@ -90,7 +90,7 @@ def delete(
     """
     feed = Feed(sources, Columns(settings.column, settings.no_header))
     streamed = any(isinstance(source, Stream) for source in sources)
-    manifest = Manifest(operator=operator(), inputs=_manifest_inputs(sources, scanned))
+    manifest = Manifest(operator=operator(), inputs=manifest_inputs(sources, scanned))
     return _run_program(
         lambda stop: run_delete(
             settings,
@@ -108,9 +108,7 @@ def delete(
     )
 
 
-def _manifest_inputs(
-    sources: Sequence[Source | Stream], scanned: InputSummary
-) -> tuple[Input, ...]:
+def manifest_inputs(sources: Sequence[Source | Stream], scanned: InputSummary) -> tuple[Input, ...]:
     """Describe each input for ``run_started``: a file by its hash, a stream as streamed."""
     files = iter(scanned.files)
     described: list[Input] = []
@@ -119,7 +117,16 @@ def _manifest_inputs(
             # Its rows, size and hash are known where reading stops: see its input_read line.
             described.append(InputStream(name=source.name, column=source.layout.column))
         else:
-            described.append(InputFile.of(next(files)))
+            f = next(files)
+            described.append(
+                InputFile(
+                    name=f.name,
+                    rows=f.rows,
+                    sha256=f.sha256,
+                    bytes=f.byte_size,
+                    column=f.layout.column,
+                )
+            )
     return tuple(described)
 
 

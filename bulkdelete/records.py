@@ -1,46 +1,32 @@
 """The audit's one schema: a typed record for every kind of line, one encoder, one decoder.
 
-An audit is JSONL, one JSON object per line. A run-level line names its kind in ``event``; a
-row's line has an ``outcome`` instead:
-
-- ``run_started`` (``RunStarted``): a delete run's manifest: the version, its settings, whether
-  it resumes or restarts the audit's last run, the torn tail it cut off, and for a CLI run the
-  operator and every input (a file by its SHA-256, a stream as streamed).
-- ``sending`` (``Sending``): a UID's first request is about to leave; its fate is unknown until
-  its row's line.
-- a row outcome (``RowOutcome``): one per input row, its ``Outcome`` and what the server said.
-- ``input_stopped`` (``InputStopped``): the run stopped reading its input, and why.
-- ``input_read`` (``InputRead``): what the run read of a stream (stdin), at its end.
-- ``run_finished`` (``RunFinished``): the run's totals.
-- ``check_started``, ``read_back``, ``check_finished``: a read-back (``bulkdelete check``).
-
-Each record's fields, in their order, are the line's keys; the audit writer adds ``prev``, the
-hash chain's link, which belongs to the file, not to a record. A row's ``source`` is a
-``Location``, on disk the string ``file:line``.
+An audit is JSONL, one JSON object per line: ``run_started`` (the run's manifest), ``sending``
+(a UID's first request is about to leave), one row outcome per input row (it has an ``outcome``
+and no ``event``), ``input_stopped``, ``input_read`` and ``run_finished``; a read-back writes
+``check_started``, ``read_back`` and ``check_finished``. Each record's fields, in their order,
+are its line's keys; the writer adds ``prev``, the hash chain's link, which belongs to the file.
 
 Older audits decode: a field that a later version added has a default that says what an audit
-without it meant (not resumed, no proxy, no key id...). An event this version does not know (a
-later version's) decodes as ``OtherEvent``, which readers skip. Anything else (a line that is no
-JSON object, neither an event nor a row outcome, or a known kind with a field missing or of the
-wrong type) raises ``RecordError``; readers name the file and line.
+without it meant. An event this version does not know (a later version's) decodes as
+``OtherEvent``, which readers skip. Anything else (no JSON object, neither an event nor a row
+outcome, a field missing or of the wrong type) raises ``RecordError``; readers name the line.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias
 
 import orjson
 
+from bulkdelete import typedjson
 from bulkdelete.outcome import Outcome, ReadBack
 from bulkdelete.summary import RunStatus
 
 if TYPE_CHECKING:
-    from bulkdelete.rows import FileScan
     from bulkdelete.settings import Settings
 
 DEFAULT_CHAIN: Final = "sha256"  # ``audit_chain`` of a run whose lines are linked by SHA-256
@@ -133,17 +119,6 @@ class InputFile:
     sha256: str
     bytes: int | None = None  # None: written by a demo run before it was recorded
     column: str | None = None  # the column read; None: no header, or written before it was told
-
-    @classmethod
-    def of(cls, scanned: FileScan) -> InputFile:
-        """Describe a file as ``rows.scan`` found it."""
-        return cls(
-            name=scanned.name,
-            rows=scanned.rows,
-            sha256=scanned.sha256,
-            bytes=scanned.byte_size,
-            column=scanned.layout.column,
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,17 +283,9 @@ class OtherEvent:
 
 
 Record: TypeAlias = (
-    RunStarted
-    | Sending
-    | RowOutcome
-    | InputStopped
-    | InputRead
-    | RunFinished
-    | CheckStarted
-    | ReadBackResult
-    | CheckFinished
-    | OtherEvent
-)
+    RunStarted | Sending | RowOutcome | InputStopped | InputRead | RunFinished
+    | CheckStarted | ReadBackResult | CheckFinished | OtherEvent
+)  # fmt: skip
 Start: TypeAlias = RunStarted | CheckStarted  # what opens a run's lines
 
 
@@ -340,133 +307,52 @@ def encode(record: Record | Mapping[str, Any]) -> bytes:
     """
     if type(record) is RunStarted and (record.operator is None or record.inputs is None):
         # A library run has no manifest: its line has no such keys, as it never had.
-        present = {
-            name: value
-            for name in RunStarted.__dataclass_fields__
-            if (value := getattr(record, name)) is not None or name not in _MANIFEST
-        }
-        return orjson.dumps(present, default=_location)
+        fields = ((name, getattr(record, name)) for name in RunStarted.__dataclass_fields__)
+        record = {k: v for k, v in fields if v is not None or k not in _MANIFEST}
     return orjson.dumps(record, default=_location)
 
 
 def run_settings(settings: Settings) -> RunSettings:
     """Return the record of a run's settings: ``Settings.public``, typed."""
-    return _object(RunSettings, settings.public(), "settings")
+    return _SCHEMA.build(RunSettings, settings.public(), "settings")
 
 
 def input_read(run_id: str, facts: Mapping[str, object]) -> InputRead:
     """Return the ``input_read`` record of what a run read of a stream (``streaming.Feed``)."""
-    return _object(InputRead, {**facts, "ts": timestamp(), "run_id": run_id}, "input_read")
+    return _SCHEMA.build(InputRead, {**facts, "ts": timestamp(), "run_id": run_id}, "input_read")
 
 
 # --- decoding ---------------------------------------------------------------------------------
-#
-# Each field is read by the reader of its annotation. A field with a default may be missing
-# (an older version did not write it); ``ts`` has only a factory, for new records: it may not.
-
-_Reader = Callable[[object, str], Any]  # (the value, where it is) -> the field's value
-_R = TypeVar("_R")
-
-
-def _wrong(value: object, where: str, wanted: str) -> TypeError:
-    return TypeError(f"{where} is {type(value).__name__}, not {wanted}")
-
-
-def _plain(kind: type, wanted: str, *, nullable: bool = False) -> _Reader:
-    def read(value: object, where: str) -> object:
-        if value is None and nullable:
-            return None
-        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
-            raise _wrong(value, where, wanted)
-        return value
-
-    return read
-
-
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _wrong(value, where, "a number")
-    return float(value)
-
-
-def _counts(value: object, where: str) -> dict[str, int]:
-    if not isinstance(value, dict) or any(
-        isinstance(n, bool) or not isinstance(n, int) for n in value.values()
-    ):
-        raise _wrong(value, where, "an object of counts")
-    return value
-
-
-def _inputs(value: object, where: str) -> tuple[Input, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise _wrong(value, where, "a list")
-    return tuple(_input(item, f"{where}[{n}]") for n, item in enumerate(value))
 
 
 def _input(value: object, where: str) -> Input:
     if isinstance(value, dict) and value.get("streamed") is True:
-        return _object(InputStream, value, where)
-    return _object(InputFile, value, where)
+        return _SCHEMA.build(InputStream, value, where)
+    return _SCHEMA.build(InputFile, value, where)
 
 
-_TEXT: Final = _plain(str, "a string")
-_READERS: Final[Mapping[str, _Reader]] = {
-    "str": _TEXT,
-    "str | None": _plain(str, "a string or null", nullable=True),
-    "int": _plain(int, "an integer"),
-    "int | None": _plain(int, "an integer or null", nullable=True),
-    "bool": _plain(bool, "true or false"),
-    "float": _number,
-    "float | None": lambda value, where: None if value is None else _number(value, where),
-    "float | Literal['auto']": lambda value, where: (
-        value if value == "auto" else _number(value, where)
-    ),
-    "dict[str, int]": _counts,
-    "Location": lambda value, where: Location.parse(_TEXT(value, where)),
-    "Outcome": lambda value, where: Outcome(_TEXT(value, where)),
-    "RunStatus": lambda value, where: RunStatus(_TEXT(value, where)),
-    "ReadBack": lambda value, where: ReadBack(_TEXT(value, where)),
-    "RunSettings": lambda value, where: _object(RunSettings, value, where),
-    "Operator | None": lambda value, where: (
-        None if value is None else _object(Operator, value, where)
-    ),
-    "tuple[Input, ...] | None": _inputs,
-}
+def _inputs(value: object, where: str) -> tuple[Input, ...]:
+    if not isinstance(value, list):
+        raise typedjson.wrong(value, where, "a list")
+    return tuple(_input(item, f"{where}[{n}]") for n, item in enumerate(value))
 
 
-_Plan = tuple[tuple[str, _Reader, object], ...]  # per field: name, reader, default or MISSING
-_PLANS: Final[dict[type, _Plan]] = {}
-
-
-def _plan(kind: type[Any]) -> _Plan:
-    """Return how to read each field of a record class (worked out once per class)."""
-    if (known := _PLANS.get(kind)) is not None:
-        return known
-    plan = []
-    for f in dataclasses.fields(kind):
-        if str(f.type).startswith("Literal["):
-            continue  # ``event`` or ``streamed``: they told the kind already
-        plan.append((f.name, _READERS[str(f.type)], f.default))
-    _PLANS[kind] = tuple(plan)
-    return _PLANS[kind]
-
-
-def _object(kind: type[_R], value: object, where: str) -> _R:
-    if not isinstance(value, dict):
-        raise _wrong(value, where, "an object")
-    fields = {}
-    for name, read, default in _plan(kind):
-        if name in value:
-            fields[name] = read(value[name], f"{where}.{name}")
-        elif default is MISSING:
-            raise KeyError(f"{where}.{name}")
-        else:
-            fields[name] = default
-    return kind(**fields)
-
-
+_SCHEMA: Final[typedjson.Schema] = typedjson.Schema(
+    {
+        "float | Literal['auto']": lambda value, where: (
+            value if value == "auto" else typedjson.number(value, where)
+        ),
+        "Location": typedjson.text_as(Location.parse),
+        "Outcome": typedjson.text_as(Outcome),
+        "RunStatus": typedjson.text_as(RunStatus),
+        "ReadBack": typedjson.text_as(ReadBack),
+        "RunSettings": lambda value, where: _SCHEMA.build(RunSettings, value, where),
+        "Operator | None": lambda value, where: (
+            None if value is None else _SCHEMA.build(Operator, value, where)
+        ),
+        "tuple[Input, ...] | None": typedjson.nullable(_inputs),
+    }
+)
 _EVENTS: Final[Mapping[str, type[Record]]] = {
     str(kind.__dataclass_fields__["event"].default): kind
     for kind in (
@@ -489,11 +375,10 @@ def _load(line: bytes) -> dict[str, object]:
 def _record(raw: dict[str, object]) -> Record:
     try:
         if "event" in raw:
-            event = _TEXT(raw["event"], "event")
-            kind = _EVENTS.get(event, OtherEvent)
-            return _object(kind, raw, event)
+            event = typedjson.TEXT(raw["event"], "event")
+            return _SCHEMA.build(_EVENTS.get(event, OtherEvent), raw, event)
         if "outcome" in raw:
-            return _object(RowOutcome, raw, "row")
+            return _SCHEMA.build(RowOutcome, raw, "row")
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{type(exc).__name__}: {exc}") from None
     raise RecordError("neither an event nor a row outcome")

@@ -20,7 +20,8 @@ from helpers import API_KEY, Lines, duplicate_line, move_line, remove_line, tamp
 from bulkdelete.audit import Pseudonyms, link
 from bulkdelete.evidence import Finding, Verification, verification_text, verify
 from bulkdelete.fakeserver import FakeConfig, FakeServer
-from bulkdelete.records import InputFile, Manifest
+from bulkdelete.launch import manifest_inputs
+from bulkdelete.records import Manifest
 from bulkdelete.resume import Resume, load_resume_index
 from bulkdelete.rows import Row, Source, read_rows, scan
 from bulkdelete.run import run_delete
@@ -72,7 +73,7 @@ async def _run(
     )
     sources = [Source.file(source)]
     scanned = scan(sources, column=None)
-    manifest = Manifest(inputs=tuple(InputFile.of(f) for f in scanned.files))
+    manifest = Manifest(inputs=manifest_inputs(sources, scanned))
     stop = asyncio.Event()
 
     def rows() -> Iterator[Row]:
