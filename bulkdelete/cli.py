@@ -800,11 +800,11 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
     Prints PASS, or FAIL with the first broken line and what is wrong; exits 0 only on PASS,
     1 otherwise. A keyed chain (HMAC) is checked with the key in env BULKDELETE_AUDIT_KEY.
     """
-    from bulkdelete import evidence  # noqa: PLC0415  (only this command needs it)
+    from bulkdelete import evidence, verification  # noqa: PLC0415  (only this command needs it)
 
     key = _audit_key()
     result = evidence.verify(audits, inputs=inputs, key=key.reveal().encode() if key else None)
-    click.echo(evidence.verification_text(result))
+    click.echo(verification.verification_text(result))
     sys.exit(ExitCode.OK if result.ok else ExitCode.INCOMPLETE)
 
 

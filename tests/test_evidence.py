@@ -18,7 +18,7 @@ import pytest
 from helpers import API_KEY, Lines, duplicate_line, move_line, remove_line, tampers
 
 from bulkdelete.audit import Pseudonyms, link
-from bulkdelete.evidence import Finding, Verification, verification_text, verify
+from bulkdelete.evidence import verify
 from bulkdelete.fakeserver import FakeConfig, FakeServer
 from bulkdelete.launch import manifest_inputs
 from bulkdelete.records import Manifest
@@ -26,6 +26,7 @@ from bulkdelete.resume import Resume, load_resume_index
 from bulkdelete.rows import Row, Source, read_rows, scan
 from bulkdelete.run import run_delete
 from bulkdelete.settings import Secret, Settings
+from bulkdelete.verification import Finding, Verification, verification_text
 
 UIDS = [f"user-{n:03d}" for n in range(80)]
 EXISTING = frozenset(UIDS[:70])  # the rest are answered not found
