@@ -60,11 +60,12 @@ def repair_torn_tail(path: Path) -> int:
         return size - keep
 
 
-_UNLINKED: Final = b'"prev":null}'  # the end of a file's first line
+_UNLINKED: Final = b',"prev":null}'  # how a file's first line ends
 
 
 def _linked(value: str) -> bytes:
-    return b'"prev":"' + value.encode() + b'"}'
+    """Return how the line after one whose link is ``value`` ends."""
+    return b',"prev":"%b"}' % value.encode()
 
 
 def link(line: bytes, key: bytes | None) -> str:
@@ -248,7 +249,7 @@ class AuditWriter:
             raise self._error
         body = encode(record)
         # The link goes in as bytes, before the closing brace: no copy of the record per line.
-        line = body[:-1] + (b"," if len(body) > 2 else b"") + self._prev  # noqa: PLR2004  ({})
+        line = body[:-1] + (self._prev if len(body) > 2 else self._prev[1:])  # noqa: PLR2004  ({})
         self._prev = _linked(link(line, self._chain_key))
         self._pending.append(line + b"\n")
         self._wake.set()

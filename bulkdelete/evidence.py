@@ -366,7 +366,7 @@ class _Checker:
             self.at(ref, f"a {event} line inside read-back {run.run_id}")
 
     def tally(self, ref: int, record: RowOutcome, run: _Run) -> None:
-        uid, outcome, (name, line) = record.normalised_uid, record.outcome, record.source
+        uid, outcome, (name, line) = record.normalised_uid, record.outcome, record.source.parts()
         if outcome in ROW_ONLY_OUTCOMES:
             if line is None or all(read.name != name for read in run.inputs):
                 self.at(ref, f"source {str(record.source)!r} is not a line of this run's inputs")

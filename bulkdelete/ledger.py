@@ -102,7 +102,7 @@ class Ledger:
         return count
 
     def _row(self, row: Row, pseudonyms: Pseudonyms) -> None:
-        name, number = Location.parse(row.source)
+        name, number = Location.parse(row.source).parts()
         status, found = row.status, self._findings
         find, at, where = found.find, found.at, found.where
         if status == "valid":

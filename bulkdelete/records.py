@@ -18,7 +18,7 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeAlias
 
 import orjson
 
@@ -54,29 +54,37 @@ def timestamp() -> str:
     return f"{_second(whole)}.{int((now - whole) * 1000):03d}Z"
 
 
-class Location(NamedTuple):
+class Location(str):
     """Where a row came from: an input (``-`` for stdin, ``uids`` for the library) and its line.
 
-    On disk it is ``file:line``, or just ``file`` for an input that failed before its first
-    line. A named tuple, not a dataclass: orjson would write a dataclass as an object.
+    It is the text the audit holds, ``file:line`` (``file`` alone for an input that failed
+    before its first line): a ``str``, so orjson writes it as it is, with no call per line.
     """
 
-    file: str
-    line: int | None = None
+    __slots__ = ()
 
-    def __str__(self) -> str:
-        return self.file if self.line is None else f"{self.file}:{self.line}"
+    def __new__(cls, file: str, line: int | None = None) -> Self:
+        return super().__new__(cls, file if line is None else f"{file}:{line}")
 
     @classmethod
-    def parse(cls, text: str) -> Location:
-        """Read ``file:line`` back; text that does not end in ``:<digits>`` has no line."""
-        file, colon, line = text.rpartition(":")
+    def parse(cls, text: str) -> Self:
+        """Take the text of a location (a row's source, an audit's) as it is."""
+        return str.__new__(cls, text)
+
+    def parts(self) -> tuple[str, int | None]:
+        """Return the file and the line; text that does not end in ``:<digits>`` has no line."""
+        file, colon, line = self.rpartition(":")
         if colon and line.isascii() and line.isdigit():
-            return cls(file, int(line))
-        return cls(text)
+            return file, int(line)
+        return str(self), None
 
 
 # --- the records ------------------------------------------------------------------------------
+# Records are frozen and slotted, but for the two written for every UID sent (``Sending`` and
+# ``RowOutcome``): a frozen dataclass sets each field through ``object.__setattr__`` (0.9 us
+# more for a row line), and orjson reads a slotted one field by field, 4 to 5 times slower than
+# its ``__dict__``. Together that cost a third more instructions per delete (bench/cost.py).
+# The writer encodes a record when it is written, so changing it later alters no line.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,7 +165,7 @@ class RunStarted:
     inputs: tuple[Input, ...] | None = None  # likewise
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class Sending:
     """A UID's first request is about to leave (written before it does)."""
 
@@ -168,7 +176,7 @@ class Sending:
     source: Location
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class RowOutcome:
     """The final outcome of one input row."""
 
@@ -294,12 +302,6 @@ Start: TypeAlias = RunStarted | CheckStarted  # what opens a run's lines
 _MANIFEST: Final = frozenset({"operator", "inputs"})
 
 
-def _location(value: object) -> str:
-    if type(value) is Location:
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not part of an audit line")
-
-
 def encode(record: Record | Mapping[str, Any]) -> bytes:
     """Return a record as one JSON object, without a newline (the writer adds ``prev`` and it).
 
@@ -309,7 +311,7 @@ def encode(record: Record | Mapping[str, Any]) -> bytes:
         # A library run has no manifest: its line has no such keys, as it never had.
         fields = ((name, getattr(record, name)) for name in RunStarted.__dataclass_fields__)
         record = {k: v for k, v in fields if v is not None or k not in _MANIFEST}
-    return orjson.dumps(record, default=_location)
+    return orjson.dumps(record)
 
 
 def run_settings(settings: Settings) -> RunSettings:

@@ -133,9 +133,9 @@ def _index_row(index: ResumeIndex, inputs_by_run: dict[str, _RunInputs], row: Ro
         index.unknown.pop(uid, None)
         if outcome in FINAL_OUTCOMES:
             index.final_uids.add(uid)
-    if outcome not in ROW_ONLY_OUTCOMES or row.source.line is None:
+    name, line = row.source.parts()
+    if outcome not in ROW_ONLY_OUTCOMES or line is None:
         return
-    name, line = row.source
     files, streams = inputs_by_run.get(row.run_id, ({}, set()))
     if name in streams:
         index.settled_streamed.add((name, line, row.uid, outcome))
@@ -162,7 +162,7 @@ class Resume:
         """Tell whether an earlier run already settled this row (never, in a restart)."""
         if self.restart_of is not None:
             return False
-        name, line = Location.parse(row.source)
+        name, line = Location.parse(row.source).parts()
         uid = None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid)
         if name in self.streams:
             return self.index.settles_streamed(

@@ -126,7 +126,8 @@ class _Run:
         self.fatal: Answer | None = None
         self.pseudonyms = Pseudonyms.of_run(settings)
 
-    def record(self, row: Row, result: Result) -> None:
+    def record(self, row: Row, result: Result, where: Location) -> None:
+        """Audit a row's outcome; ``where`` is its source (parsed once for both its lines)."""
         named = self.pseudonyms
         if named.active:  # the server's message may quote the UID
             result = dataclasses.replace(
@@ -144,7 +145,7 @@ class _Run:
                     error_code=result.error_code,
                     message=result.message,
                     attempts=result.attempts,
-                    source=Location.parse(row.source),
+                    source=where,
                     reason=row.reason,
                     note=result.note,
                 )
@@ -187,9 +188,9 @@ class _Run:
             if self.resume is not None and self.resume.settles(row):
                 self.skipped += 1
             elif row.uid is None:
-                self.record(row, Result(Outcome.INVALID))
+                self.record(row, Result(Outcome.INVALID), Location.parse(row.source))
             elif row.duplicate:
-                self.record(row, Result(Outcome.DUPLICATE))
+                self.record(row, Result(Outcome.DUPLICATE), Location.parse(row.source))
             else:
                 await queue.put(row)
             if self.read % _PRODUCER_YIELD_EVERY == 0:
@@ -218,11 +219,12 @@ class _Run:
         while (row := await queue.get()) is not None:
             if self.pacer.halted:
                 continue  # drained, not sent (counted unsent): a resumed run picks it up
-            result = await self.delete(row)
+            where = Location.parse(row.source)
+            result = await self.delete(row, where)
             if result is not None:  # None: the run halted before its first request
-                self.record(row, result)
+                self.record(row, result, where)
 
-    async def delete(self, row: Row) -> Result | None:
+    async def delete(self, row: Row, where: Location) -> Result | None:
         uid = row.uid
         assert uid is not None  # noqa: S101  (the producer queues valid rows only)
         announced = waiting = False
@@ -238,7 +240,7 @@ class _Run:
                     Sending(
                         run_id=self.run_id,
                         normalised_uid=self.pseudonyms.of(uid),
-                        source=Location.parse(row.source),
+                        source=where,
                     )
                 )
                 announced = True

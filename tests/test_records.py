@@ -240,21 +240,22 @@ def test_input_read_takes_a_streams_facts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "parts"),
     [
-        ("users.csv:7", Location("users.csv", 7)),
-        ("-:12", Location("-", 12)),
-        ("uids:3", Location("uids", 3)),
-        ("C:/data/a:b.csv:4", Location("C:/data/a:b.csv", 4)),
-        ("-", Location("-")),
-        ("users.csv:0.2", Location("users.csv:0.2")),
-        ("users.csv:", Location("users.csv:")),
-        ("users.csv:\u0663", Location("users.csv:\u0663")),
+        ("users.csv:7", ("users.csv", 7)),
+        ("-:12", ("-", 12)),
+        ("uids:3", ("uids", 3)),
+        ("C:/data/a:b.csv:4", ("C:/data/a:b.csv", 4)),
+        ("-", ("-", None)),
+        ("users.csv:0.2", ("users.csv:0.2", None)),
+        ("users.csv:", ("users.csv:", None)),
+        ("users.csv:\u0663", ("users.csv:\u0663", None)),
     ],
 )
-def test_a_location_reads_back_from_its_text(text: str, expected: Location) -> None:
+def test_a_location_reads_back_from_its_text(text: str, parts: tuple[str, int | None]) -> None:
     """``file:line`` splits at the last colon before digits; anything else has no line."""
-    assert (Location.parse(text), str(Location.parse(text))) == (expected, text)
+    location = Location.parse(text)
+    assert (location.parts(), location, Location(*parts)) == (parts, text, text)
 
 
 # --- audits written by earlier versions -------------------------------------------------------
