@@ -25,7 +25,7 @@ from typing import Final
 from bulkdelete import __version__, privatefile
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
-from bulkdelete.outcome import ROW_ONLY_OUTCOMES
+from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import Record, RowOutcome, RunFinished, RunStarted
 from bulkdelete.report import KILLED, Report, RunInfo, build_report
 
@@ -248,12 +248,12 @@ def _run_row(run: RunInfo) -> list[str]:
 
 def _cards(report: Report) -> str:
     cards = (
-        ("deleted", report.totals.get("deleted", 0), False),
-        ("not found", report.totals.get("not_found", 0), bool(report.not_found_in_permanent)),
-        ("failed", report.totals.get("failed", 0), True),
+        ("deleted", report.totals.get(Outcome.DELETED, 0), False),
+        ("not found", report.totals.get(Outcome.NOT_FOUND, 0), bool(report.not_found_in_permanent)),
+        ("failed", report.totals.get(Outcome.FAILED, 0), True),
         ("unknown state", len(report.unknown), True),
-        ("invalid rows", report.totals.get("invalid", 0), False),
-        ("duplicate rows", report.totals.get("duplicate", 0), False),
+        ("invalid rows", report.totals.get(Outcome.INVALID, 0), False),
+        ("duplicate rows", report.totals.get(Outcome.DUPLICATE, 0), False),
     )
     return "".join(
         f'<div class="card{" bad" if bad and n else ""}"><b>{n:,}</b><span>{label}</span></div>'
