@@ -399,6 +399,7 @@ ROW, STARTED, FINISHED = line_of(_row()), line_of(EVERY_KIND[0]), line_of(EVERY_
             orjson.dumps({**STARTED, "inputs": [{"sha256": "ab"}]}),
             "KeyError: 'run_started.inputs[0].name'",
         ),
+        (orjson.dumps({**STARTED, "inputs": {"name": "a"}}), "inputs is dict, not a list"),
         (
             orjson.dumps({**FINISHED, "totals": {"deleted": "1"}}),
             "run_finished.totals is dict, not an object of counts",
@@ -408,6 +409,7 @@ ROW, STARTED, FINISHED = line_of(_row()), line_of(EVERY_KIND[0]), line_of(EVERY_
     ids=[
         "no-kind", "event-not-text", "missing-field", "bool-for-int", "text-for-int",
         "unknown-outcome", "settings-not-object", "rate-not-number", "input-without-name",
+        "inputs-not-a-list",
         "counts-not-numbers", "unknown-status",
     ],
 )  # fmt: skip

@@ -348,6 +348,26 @@ def test_unknown_events_and_fields_are_ignored(tmp_path: Path) -> None:
     assert report.runs[0].status == "completed"
 
 
+def test_an_event_of_a_later_version_without_a_run_is_ignored_too(tmp_path: Path) -> None:
+    """A later version's event that names no run changes nothing either."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        {"event": "heartbeat"},
+        row("r1", "alice", Outcome.DELETED),
+    )
+    assert build_report([path]).uids["alice"].outcome is Outcome.DELETED
+
+
+def test_a_sent_row_without_its_uid_names_its_line(tmp_path: Path) -> None:
+    """A deleted row with no normalised_uid is refused at its line, not counted as a UID."""
+    path = audit(tmp_path / "audit.jsonl", started("r1"), {**row("r1", "a", Outcome.DELETED)}
+                 | {"normalised_uid": None})  # fmt: skip
+    with pytest.raises(AuditError, match="names no normalised_uid") as caught:
+        build_report([path])
+    assert caught.value.line == 2
+
+
 def test_failures_are_grouped_by_error_code(tmp_path: Path) -> None:
     """Failed UIDs count under their code, "HTTP n" with only a status, TRANSPORT with neither."""
     path = audit(

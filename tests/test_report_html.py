@@ -307,6 +307,17 @@ def test_bad_timestamp_raises_audit_error_naming_the_line(tmp_path: Path) -> Non
     assert (caught.value.path, caught.value.line) == (str(path), 2)
 
 
+def test_an_event_without_a_run_is_not_charted(tmp_path: Path) -> None:
+    """A later version's event that names no run (and has no ts) stretches no run's chart."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r"),
+        row("r", "a", Outcome.DELETED, 0.5),
+        {"event": "heartbeat"},
+    )
+    assert [run.counts for run in throughput([path], bucket_seconds=1).runs] == [(1,)]
+
+
 @pytest.fixture(scope="module")
 def browser_pages(tmp_path_factory: pytest.TempPathFactory) -> list[PageLoad]:
     """Load a real report and a deliberately broken page in one headless Chromium."""
