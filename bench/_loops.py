@@ -31,7 +31,8 @@ from urllib.parse import quote
 import aiohttp
 import requests
 
-from bulkdelete.audit import AuditWriter, timestamp
+from bulkdelete.audit import AuditWriter
+from bulkdelete.records import timestamp
 from bulkdelete.rows import make_row
 from bulkdelete.uidset import UidSet
 

@@ -31,6 +31,8 @@ from bulkdelete.columns import Columns, Layout
 from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
 from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
 from bulkdelete.proxy import proxy_for, proxy_passwords
+from bulkdelete.records import RunSettings, RunStarted
+from bulkdelete.resume import plan_run
 from bulkdelete.rows import STDIN, InputSummary, Source, Stream, read_rows, scan
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
@@ -558,9 +560,7 @@ def delete(
     from bulkdelete import launch  # noqa: PLC0415  (only a real run needs the HTTP stack)
 
     streams = [source.name for source in opened.sources if isinstance(source, Stream)]
-    plan = launch.plan_run(
-        settings, opened.scanned, resume=resume, restart=restart, streams=streams
-    )
+    plan = plan_run(settings, opened.scanned, resume=resume, restart=restart, streams=streams)
     if confirm and found is not None:  # after the audit's checks: never ask in vain
         _confirm_permanent(settings, opened.layouts, found)
     click.echo(f"audit: {settings.audit_path}")
@@ -696,7 +696,7 @@ def report(
         )
         if out is not None
     ]
-    if exports and any(s.get("uid_hash") for s in _run_settings(audits)):
+    if exports and any(s.uid_hash for s in _run_settings(audits)):
         raise UsageError(
             "the audit names UIDs by pseudonyms (--audit-uid-hash), which cannot be "
             "deleted; find the rows by their source (file:line) instead"
@@ -738,12 +738,12 @@ def check(
     api_key = _read_api_key(api_key_file)
     logs.configure(level=log_level, secrets=[api_key.reveal(), *proxy_passwords(os.environ)])
     runs = _run_settings([audit])
-    if any(s.get("uid_hash") for s in runs):
+    if any(s.uid_hash for s in runs):
         raise UsageError(
             f"{audit} names UIDs by pseudonyms (--audit-uid-hash): nothing to read back"
         )
     if not base_url and not app_id and runs:
-        base_url = runs[-1]["base_url"]
+        base_url = runs[-1].base_url
     base_url, target = _target(app_id, region, base_url)
     settings = Settings(
         base_url=base_url,
@@ -761,13 +761,13 @@ def check(
     _exit_after_check(launch.check_audit(settings))
 
 
-def _run_settings(audits: Sequence[Path]) -> list[dict[str, Any]]:
+def _run_settings(audits: Sequence[Path]) -> list[RunSettings]:
     """Return the settings of every run the audits record, in order."""
     return [
-        record.get("settings") or {}
+        record.settings
         for path in audits
         for _number, record in read_records(path)
-        if record.get("event") == "run_started"
+        if isinstance(record, RunStarted)
     ]
 
 
@@ -800,11 +800,11 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
     Prints PASS, or FAIL with the first broken line and what is wrong; exits 0 only on PASS,
     1 otherwise. A keyed chain (HMAC) is checked with the key in env BULKDELETE_AUDIT_KEY.
     """
-    from bulkdelete import evidence  # noqa: PLC0415  (only this command needs it)
+    from bulkdelete import evidence, verification  # noqa: PLC0415  (only this command needs it)
 
     key = _audit_key()
     result = evidence.verify(audits, inputs=inputs, key=key.reveal().encode() if key else None)
-    click.echo(evidence.verification_text(result))
+    click.echo(verification.verification_text(result))
     sys.exit(ExitCode.OK if result.ok else ExitCode.INCOMPLETE)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bulkdelete.fakeserver import FakeConfig, FakeServer, load_users
+from bulkdelete.launch import manifest_inputs
+from bulkdelete.records import Manifest
 from bulkdelete.rows import Source, read_rows, scan
 from bulkdelete.run import run_delete
 from bulkdelete.settings import Secret, Settings
@@ -72,9 +74,5 @@ async def run_demo(
         return await run_delete(
             settings,
             read_rows(sources, column=None),
-            manifest={
-                "inputs": [
-                    {"name": f.name, "rows": f.rows, "sha256": f.sha256} for f in scanned.files
-                ]
-            },
+            manifest=Manifest(inputs=manifest_inputs(sources, scanned)),
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 
 class Outcome(enum.StrEnum):
@@ -26,6 +27,12 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     INVALID = "invalid"
     DUPLICATE = "duplicate"
+
+
+# A final outcome settles its UID for good: no later run needs to send it again.
+FINAL_OUTCOMES: Final = frozenset({Outcome.DELETED, Outcome.NOT_FOUND})
+# The outcomes of rows that are never sent; they settle their row (file and line), not a UID.
+ROW_ONLY_OUTCOMES: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
 
 
 class Verdict(enum.Enum):

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
-from bulkdelete.audit import AuditWriter, event_record, read_records
-from bulkdelete.outcome import ReadBack, Verdict, classify, read_back_result
+from bulkdelete.audit import AuditWriter, read_records
+from bulkdelete.outcome import Outcome, ReadBack, Verdict, classify, read_back_result
 from bulkdelete.pacing import Pacer
+from bulkdelete.records import CheckFinished, CheckStarted, ReadBackResult, RowOutcome, run_settings
 from bulkdelete.retry import RetryPolicy, call_with_retries
 from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary
@@ -31,8 +32,13 @@ _MAX_LISTED = 1000  # UIDs still present are listed in the summary up to this ma
 def deleted_uids(audit: Path, *, run_id: str | None = None) -> Iterator[str]:
     """Yield the UIDs an audit records as deleted (only those of ``run_id``, if given)."""
     for _number, record in read_records(audit):
-        if record.get("outcome") == "deleted" and (run_id is None or record["run_id"] == run_id):
-            yield record["normalised_uid"]
+        if (
+            isinstance(record, RowOutcome)
+            and record.outcome is Outcome.DELETED
+            and record.normalised_uid is not None
+            and (run_id is None or record.run_id == run_id)
+        ):
+            yield record.normalised_uid
 
 
 async def read_back(
@@ -67,9 +73,7 @@ async def read_back(
     ):
         client = Client(session, base_url=settings.base_url, api_key=settings.api_key.reveal())
         audit.write(
-            event_record(
-                "check_started", run_id=check_id, version=__version__, settings=settings.public()
-            )
+            CheckStarted(run_id=check_id, version=__version__, settings=run_settings(settings))
         )
 
         async def worker() -> None:
@@ -93,11 +97,10 @@ async def read_back(
                 if result is ReadBack.PRESENT and len(present) < _MAX_LISTED:
                     present.append(uid)
                 audit.write(
-                    event_record(
-                        "read_back",
+                    ReadBackResult(
                         run_id=check_id,
                         normalised_uid=uid,
-                        result=result.value,
+                        result=result,
                         http_status=answer.http_status,
                         error_code=answer.error_code,
                         attempts=attempted.attempts,
@@ -127,8 +130,7 @@ async def read_back(
             fatal_code=fatal[0] if fatal else None,
         )
         audit.write(
-            event_record(
-                "check_finished",
+            CheckFinished(
                 run_id=check_id,
                 totals={result.value: counts.get(result, 0) for result in ReadBack},
                 unchecked=unchecked,

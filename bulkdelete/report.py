@@ -32,20 +32,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
 from bulkdelete import privatefile
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
-from bulkdelete.outcome import Outcome
+from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
+from bulkdelete.records import (
+    CheckFinished,
+    CheckStarted,
+    ReadBackResult,
+    Record,
+    RowOutcome,
+    RunFinished,
+    RunStarted,
+    Sending,
+)
 
-_READ_BACK_EVENTS: Final = frozenset({"check_started", "read_back", "check_finished"})
 TRANSPORT: Final = "TRANSPORT"  # a failure with neither
 KILLED: Final = "killed"  # the status of a run with no ``run_finished`` line
 
-_ROW_ONLY: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
 _LISTED: Final = 20  # UIDs a text report lists before "… and N more"
 _FAILED_CSV_HEADER: Final = ("uid", "error_code", "http_status", "last_run")
 
@@ -125,81 +133,81 @@ class _Reader:
     def read(self, path: Path) -> None:
         started_here = False
         for number, record in read_records(path):
-            started_here |= record.get("event") == "run_started"
-            try:
-                self._record(str(path), number, record)
-            except (KeyError, ValueError, TypeError) as exc:
-                message = f"not a bulkdelete audit record ({type(exc).__name__}: {exc})"
-                raise AuditError(message, path=str(path), line=number) from exc
+            started_here |= isinstance(record, RunStarted)
+            self._record(str(path), number, record)
         if not started_here:
             raise AuditError("not a bulkdelete audit: no run_started line", path=str(path))
 
-    def _record(self, path: str, number: int, record: dict[str, Any]) -> None:
-        run_id, event, ts = record["run_id"], record.get("event"), record["ts"]
-        if event in _READ_BACK_EVENTS:  # a read-back (bulkdelete check) is not a delete run
-            if event == "read_back":
-                self.read_back[record["normalised_uid"]] = record["result"]
+    def _record(self, path: str, number: int, record: Record) -> None:
+        if isinstance(record, ReadBackResult):  # a read-back (bulkdelete check) is no delete run
+            self.read_back[record.normalised_uid] = record.result.value
             return
-        if event == "run_started":
-            settings = record.get("settings") or {}
-            target = settings.get("target") or settings.get("base_url") or ""
-            permanent = bool(settings.get("permanent"))
-            restart = bool(record.get("restart_of"))
-            self.runs[run_id] = _RunTally(path, ts, permanent, str(target), ts, restart)
+        if isinstance(record, CheckStarted | CheckFinished) or record.run_id is None:
+            return  # a read-back's frame, or an event of a later version without a run
+        if isinstance(record, RunStarted):
+            settings = record.settings
+            target, permanent = settings.target or settings.base_url, settings.permanent
+            restart = bool(record.restart_of)
+            self.runs[record.run_id] = _RunTally(
+                path, record.ts, permanent, target, record.ts, restart
+            )
             return
-        tally = self.runs.get(run_id)
+        tally = self.runs.get(record.run_id)
         if tally is None:
-            message = f"not a bulkdelete audit: run {run_id!r} has no run_started line before"
+            message = (
+                f"not a bulkdelete audit: run {record.run_id!r} has no run_started line before"
+            )
             raise AuditError(message, path=path, line=number)
-        tally.last_ts = max(tally.last_ts, ts)
-        if event == "run_finished":
+        if record.ts is not None:
+            tally.last_ts = max(tally.last_ts, record.ts)
+        if isinstance(record, RunFinished):
             tally.finished = RunInfo(
-                run_id=run_id,
+                run_id=record.run_id,
                 started=tally.started,
-                finished=ts,
-                status=record["status"],
+                finished=record.ts,
+                status=record.status.value,
                 permanent=tally.permanent,
                 target=tally.target,
-                requests=int(record["requests"]),
-                duration_seconds=float(record["duration_seconds"]),
-                totals=dict(record["totals"]),
-                fatal_code=record.get("fatal_code"),
+                requests=record.requests,
+                duration_seconds=record.duration_seconds,
+                totals=record.totals,
+                fatal_code=record.fatal_code,
             )
-        elif event == "sending":
-            self.unknown.add(record["normalised_uid"])
-        elif event is None and "outcome" in record:
-            self._row(tally, run_id, record)
+        elif isinstance(record, Sending):
+            self.unknown.add(record.normalised_uid)
+        elif isinstance(record, RowOutcome):
+            self._row(tally, record, path, number)
 
-    def _row(self, tally: _RunTally, run_id: str, record: dict[str, Any]) -> None:
-        outcome = Outcome(record["outcome"])
-        source = record["source"]
+    def _row(self, tally: _RunTally, row: RowOutcome, path: str, number: int) -> None:
+        outcome, source = row.outcome, str(row.source)
         tally.counts[outcome] += 1
-        tally.attempts += int(record["attempts"])
-        if outcome in _ROW_ONLY:
+        tally.attempts += row.attempts
+        if outcome in ROW_ONLY_OUTCOMES:
             self.row_kinds[source] = outcome
             return
         self.row_kinds.pop(source, None)
-        uid = record["normalised_uid"]
+        uid = row.normalised_uid
+        if uid is None:
+            raise AuditError(f"a {outcome} line names no normalised_uid", path=path, line=number)
         self.unknown.discard(uid)
-        permanent = bool(record["permanent"])
         earlier = self.uids.get(uid)
         if (
             tally.restart
             and outcome is not Outcome.DELETED
             and earlier is not None
             and earlier.outcome is Outcome.DELETED
-            and earlier.permanent == permanent
+            and earlier.permanent == row.permanent
         ):
             return  # the restart found gone, or failed to reach, a user an earlier run deleted
         self.uids[uid] = UidState(
             uid=uid,
             outcome=outcome,
-            error_code=record["error_code"],
-            http_status=record["http_status"],
-            run_id=run_id,
-            ts=record["ts"],
-            permanent=permanent,
-            note=record.get("note"),
+            error_code=row.error_code,
+            http_status=row.http_status,
+            run_id=row.run_id,
+            ts=row.ts,
+            permanent=row.permanent,
+            note=row.note,
             source=source,
         )
 
@@ -223,7 +231,7 @@ def build_report(paths: Sequence[Path]) -> Report:
         uids=reader.uids,
         invalid_rows=rows[Outcome.INVALID],
         duplicate_rows=rows[Outcome.DUPLICATE],
-        totals={o.value: (rows if o in _ROW_ONLY else latest)[o] for o in Outcome},
+        totals={o.value: (rows if o in ROW_ONLY_OUTCOMES else latest)[o] for o in Outcome},
         failures_by_code=dict(sorted(failures.items(), key=lambda item: (-item[1], item[0]))),
         unknown=tuple(sorted(reader.unknown)),
         not_found_in_permanent=tuple(sorted(not_found)),
@@ -279,7 +287,9 @@ def report_text(report: Report) -> str:
     lines += [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table
     ]
-    labels = {o.value: o.value if o not in _ROW_ONLY else f"{o.value} rows" for o in Outcome}
+    labels = {
+        o.value: o.value if o not in ROW_ONLY_OUTCOMES else f"{o.value} rows" for o in Outcome
+    }
     counts = [(labels[key], count) for key, count in report.totals.items()]
     counts.append(("unknown state", len(report.unknown)))
     lines += ["", "latest outcome per UID:"]

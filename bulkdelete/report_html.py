@@ -5,9 +5,11 @@ Content-Security-Policy meta tag forbids fetching anything else. Every string th
 audit is escaped, because UIDs, codes and targets are whatever the input file and the server said.
 
 ``throughput`` makes a second streaming pass over the audits for the charts. Per run it counts the
-UIDs that got an answer (rows with ``attempts`` > 0) in time buckets from the run's start, and
-reads the run's rate ceiling from its ``run_started`` settings. Memory is at most MAX_POINTS
-counters per run, however long the run: when a run needs more buckets, neighbours are merged.
+UIDs that got an answer (rows with ``attempts`` > 0) in time buckets from the run's start. The
+dashed ceiling is the run's ``--rate``, or under ``--rate auto`` the limit the server's headers
+advertised (``limit_per_minute`` in its ``run_finished``; none when the run never learned one).
+Memory is at most MAX_POINTS counters per run, however long the run: when a run needs more
+buckets, neighbours are merged.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from bulkdelete import __version__, privatefile
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
+from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
+from bulkdelete.records import Record, RowOutcome, RunFinished, RunStarted
 from bulkdelete.report import KILLED, Report, RunInfo, build_report
 
 CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -31,7 +35,6 @@ _COARSE_MS, _MIN_POINTS = 1_000, 20  # automatic buckets under 1 s only to keep 
 # Automatic bucket widths in ms; each is a whole multiple of the one before, so buckets merge
 # exactly. Past the last one, widths double.
 _WIDTHS_MS: Final = (100, 200, 1_000, 2_000, 10_000, 20_000, 60_000, 120_000, 600_000, 3_600_000)
-_SENT: Final = frozenset({"deleted", "not_found", "failed"})
 _LINE: Final = "#1f77b4"  # answered UIDs/s; the browser test counts pixels of these two colours
 _LIMIT: Final = "#d62728"  # the rate ceiling; used nowhere else on the page
 _UNITS: Final = ((1, "s", 180), (60, "min", 3 * 3600), (3600, "h", math.inf))
@@ -68,6 +71,7 @@ class _Buckets:
     start_ms: int
     width_ms: int
     rate_limit: float | None
+    learns_limit: bool  # ``--rate auto``: the ceiling is the limit its run_finished says it learned
     counts: list[int] = field(default_factory=list)
 
     def cover(self, at_ms: int) -> int:
@@ -98,8 +102,8 @@ def throughput(paths: Sequence[Path], *, bucket_seconds: float | None = None) ->
     Buckets are ``bucket_seconds`` wide, or wider where a run would need more than MAX_POINTS
     of them. When None, they start at 0.1 s and end at 1 s or more unless that would leave a
     run with under 20 points (sub-second buckets show bursts of answers, not pacing). Raises
-    ``AuditError`` for a line without a usable ``ts``; lines of a run with no ``run_started``
-    line before them are skipped (``build_report`` refuses them).
+    ``AuditError`` for a line that is no record or has no usable ``ts``; lines of a run with no
+    ``run_started`` line before them are skipped (``build_report`` refuses them).
     """
     start_width = max(1, round((bucket_seconds or 0.1) * 1000))
     runs: dict[str, _Buckets] = {}
@@ -107,8 +111,8 @@ def throughput(paths: Sequence[Path], *, bucket_seconds: float | None = None) ->
         for number, record in read_records(path):
             try:
                 _count(runs, record, start_width)
-            except (KeyError, ValueError, TypeError) as exc:
-                message = f"not a bulkdelete audit record ({type(exc).__name__}: {exc})"
+            except ValueError as exc:
+                message = f"not a timestamp ({exc})"
                 raise AuditError(message, path=str(path), line=number) from exc
     for b in runs.values() if bucket_seconds is None else ():
         while b.width_ms < _COARSE_MS and len(b.counts) * b.width_ms >= _MIN_POINTS * b.wider():
@@ -122,24 +126,26 @@ def throughput(paths: Sequence[Path], *, bucket_seconds: float | None = None) ->
     )
 
 
-def _count(runs: dict[str, _Buckets], record: dict[str, Any], start_width: int) -> None:
-    run_id, ts = record["run_id"], record["ts"]
+def _count(runs: dict[str, _Buckets], record: Record, start_width: int) -> None:
+    run_id, ts = record.run_id, record.ts
+    if run_id is None or ts is None:
+        return  # an event of a later version that belongs to no run
     at_ms = round(datetime.fromisoformat(ts).timestamp() * 1000)
-    if record.get("event") == "run_started":
-        runs[run_id] = _Buckets(ts, at_ms, start_width, _rate_limit(record.get("settings") or {}))
+    if isinstance(record, RunStarted):
+        rate = record.settings.rate
+        runs[run_id] = _Buckets(ts, at_ms, start_width, _ceiling(rate), rate == "auto")
     elif (buckets := runs.get(run_id)) is not None:
         index = buckets.cover(at_ms)  # every line extends the run, so pauses at its end show
-        if record.get("outcome") in _SENT and int(record.get("attempts") or 0) > 0:
-            buckets.counts[index] += 1
+        if isinstance(record, RowOutcome):
+            if record.outcome not in ROW_ONLY_OUTCOMES and record.attempts > 0:
+                buckets.counts[index] += 1
+        elif isinstance(record, RunFinished) and buckets.learns_limit and record.limit_per_minute:
+            buckets.rate_limit = _ceiling(record.limit_per_minute / 60)
 
 
-def _rate_limit(settings: dict[str, Any]) -> float | None:
-    rate, per_second = settings.get("rate"), 1
-    if rate == "auto":  # adaptive pacing: the server's announced limit is the ceiling
-        rate, per_second = settings.get("limit_per_minute"), 60
-    if isinstance(rate, bool) or not isinstance(rate, int | float):
-        return None
-    return rate / per_second if 0 < rate < math.inf else None
+def _ceiling(rate: float | str) -> float | None:
+    """Return a rate in requests per second as a ceiling to draw; None for none (``auto``)."""
+    return rate if isinstance(rate, float) and 0 < rate < math.inf else None
 
 
 def _e(value: object) -> str:
@@ -242,12 +248,12 @@ def _run_row(run: RunInfo) -> list[str]:
 
 def _cards(report: Report) -> str:
     cards = (
-        ("deleted", report.totals.get("deleted", 0), False),
-        ("not found", report.totals.get("not_found", 0), bool(report.not_found_in_permanent)),
-        ("failed", report.totals.get("failed", 0), True),
+        ("deleted", report.totals.get(Outcome.DELETED, 0), False),
+        ("not found", report.totals.get(Outcome.NOT_FOUND, 0), bool(report.not_found_in_permanent)),
+        ("failed", report.totals.get(Outcome.FAILED, 0), True),
         ("unknown state", len(report.unknown), True),
-        ("invalid rows", report.totals.get("invalid", 0), False),
-        ("duplicate rows", report.totals.get("duplicate", 0), False),
+        ("invalid rows", report.totals.get(Outcome.INVALID, 0), False),
+        ("duplicate rows", report.totals.get(Outcome.DUPLICATE, 0), False),
     )
     return "".join(
         f'<div class="card{" bad" if bad and n else ""}"><b>{n:,}</b><span>{label}</span></div>'

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -27,7 +26,7 @@ import structlog
 
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
-from bulkdelete.audit import AuditWriter, Pseudonyms, ResumeIndex, event_record, row_record
+from bulkdelete.audit import AuditWriter, Pseudonyms
 from bulkdelete.errors import AuditError, InputError
 from bulkdelete.outcome import (
     Answer,
@@ -40,6 +39,18 @@ from bulkdelete.outcome import (
 )
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
+from bulkdelete.records import (
+    InputStopped,
+    Location,
+    Manifest,
+    RowOutcome,
+    RunFinished,
+    RunStarted,
+    Sending,
+    input_read,
+    run_settings,
+)
+from bulkdelete.resume import Resume
 from bulkdelete.retry import RetryPolicy, call_with_retries
 from bulkdelete.rows import Row, make_row
 from bulkdelete.settings import Settings
@@ -56,45 +67,6 @@ INPUT_ERROR: Final = "INPUT_ERROR"  # the fatal code of a stream found unreadabl
 MAX_DELETES: Final = "MAX_DELETES"  # the fatal code of an input past --max-deletes valid UIDs
 
 log = structlog.get_logger("bulkdelete")
-
-
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """What ``--resume`` brings to a run: the audit's index and this input's file hashes.
-
-    With ``restart_of`` (``--restart``, naming the audit's last run) the run starts over
-    instead: it settles no row from the index, which then only names the UIDs of unknown fate.
-    """
-
-    index: ResumeIndex
-    file_hashes: Mapping[str, str]  # input name as rows name it -> SHA-256 of its bytes
-
-    pseudonyms: Pseudonyms  # how the audit names UIDs
-    restart_of: str | None = None
-    streams: frozenset[str] = frozenset()  # inputs read as they come (stdin): no hash up front
-
-    def settles(self, row: Row) -> bool:
-        """Tell whether an earlier run already settled this row (never, in a restart)."""
-        if self.restart_of is not None:
-            return False
-        name, _, line = row.source.rpartition(":")
-        uid = None if row.duplicate or row.uid is None else self.pseudonyms.of(row.uid)
-        if name in self.streams:
-            return self.index.settles_streamed(
-                uid=uid,
-                row=(name, int(line), self.pseudonyms.of(row.raw), row.status),
-            )
-        return self.index.settles(
-            uid=uid,
-            file_sha256=self.file_hashes.get(name),
-            line=int(line),
-        )
-
-
-def pseudonyms_for(settings: Settings) -> Pseudonyms:
-    """Return how this run's audit names UIDs: plainly, or by HMAC with the audit key."""
-    key = settings.audit_key.reveal().encode() if settings.audit_key and settings.uid_hash else None
-    return Pseudonyms(key)
 
 
 def new_run_id() -> str:
@@ -152,9 +124,10 @@ class _Run:
         self.read_all = False  # the input ran out: no row was left unread
         self.unanswered = 0  # UIDs announced (``sending``) and not yet recorded
         self.fatal: Answer | None = None
-        self.pseudonyms = pseudonyms_for(settings)
+        self.pseudonyms = Pseudonyms.of_run(settings)
 
-    def record(self, row: Row, result: Result) -> None:
+    def record(self, row: Row, result: Result, where: Location) -> None:
+        """Audit a row's outcome; ``where`` is its source (parsed once for both its lines)."""
         named = self.pseudonyms
         if named.active:  # the server's message may quote the UID
             result = dataclasses.replace(
@@ -162,14 +135,19 @@ class _Run:
             )
         try:
             self.audit.write(
-                row_record(
+                RowOutcome(
                     run_id=self.run_id,
-                    source=row.source,
                     uid=named.of(row.raw),
-                    normalised=None if row.uid is None else named.of(row.uid),
+                    normalised_uid=None if row.uid is None else named.of(row.uid),
                     permanent=self.settings.permanent,
-                    result=result,
+                    outcome=result.outcome,
+                    http_status=result.http_status,
+                    error_code=result.error_code,
+                    message=result.message,
+                    attempts=result.attempts,
+                    source=where,
                     reason=row.reason,
+                    note=result.note,
                 )
             )
         except AuditError:
@@ -185,9 +163,8 @@ class _Run:
         try:
             await self._read(rows, queue)
         except InputError as exc:  # a stream turned out unreadable: what was sent stays sent
-            where = exc.source if exc.line is None else f"{exc.source}:{exc.line}"
             message = f"{exc}; the run stopped there: nothing more was sent"
-            self.stop_reading(INPUT_ERROR, where, message, halt=True)
+            self.stop_reading(INPUT_ERROR, Location(exc.source, exc.line), message, halt=True)
         for _ in range(self.settings.concurrency):
             await queue.put(None)
 
@@ -201,7 +178,7 @@ class _Run:
                 # This row was read and is not sent: it counts as unsent.
                 self.stop_reading(
                     MAX_DELETES,
-                    row.source,
+                    Location.parse(row.source),
                     f"the input holds more than --max-deletes {self.max_deletes} valid UIDs: "
                     f"the first {self.max_deletes} were sent, {row.source} and the rest of the "
                     "input were not",
@@ -211,9 +188,9 @@ class _Run:
             if self.resume is not None and self.resume.settles(row):
                 self.skipped += 1
             elif row.uid is None:
-                self.record(row, Result(Outcome.INVALID))
+                self.record(row, Result(Outcome.INVALID), Location.parse(row.source))
             elif row.duplicate:
-                self.record(row, Result(Outcome.DUPLICATE))
+                self.record(row, Result(Outcome.DUPLICATE), Location.parse(row.source))
             else:
                 await queue.put(row)
             if self.read % _PRODUCER_YIELD_EVERY == 0:
@@ -231,12 +208,10 @@ class _Run:
         self.valid_read += 1
         return self.max_deletes is not None and self.valid_read > self.max_deletes
 
-    def stop_reading(self, code: str, source: str, message: str, *, halt: bool) -> None:
+    def stop_reading(self, code: str, source: Location, message: str, *, halt: bool) -> None:
         """Stop reading the input: audit why; the run ends aborted, with ``halt`` at once."""
         self.audit.write(
-            event_record(
-                "input_stopped", run_id=self.run_id, code=code, source=source, message=message
-            )
+            InputStopped(run_id=self.run_id, code=code, source=source, message=message)
         )
         self.abort(Answer(None, code, message), halt=halt)
 
@@ -244,11 +219,12 @@ class _Run:
         while (row := await queue.get()) is not None:
             if self.pacer.halted:
                 continue  # drained, not sent (counted unsent): a resumed run picks it up
-            result = await self.delete(row)
+            where = Location.parse(row.source)
+            result = await self.delete(row, where)
             if result is not None:  # None: the run halted before its first request
-                self.record(row, result)
+                self.record(row, result, where)
 
-    async def delete(self, row: Row) -> Result | None:
+    async def delete(self, row: Row, where: Location) -> Result | None:
         uid = row.uid
         assert uid is not None  # noqa: S101  (the producer queues valid rows only)
         announced = waiting = False
@@ -261,11 +237,10 @@ class _Run:
             if not announced:
                 # Intent before action: after a crash the audit names this UID as unknown.
                 self.audit.write_through(
-                    event_record(
-                        "sending",
+                    Sending(
                         run_id=self.run_id,
                         normalised_uid=self.pseudonyms.of(uid),
-                        source=row.source,
+                        source=where,
                     )
                 )
                 announced = True
@@ -508,12 +483,12 @@ async def run_delete(
     policy: RetryPolicy | None = None,
     run_id: str | None = None,
     stop_grace: float = 10.0,
-    manifest: Mapping[str, Any] | None = None,
+    manifest: Manifest | None = None,
     resume: Resume | None = None,
     progress: Reporter | None = None,
     total: int | None = None,
     max_deletes: int | None = None,
-    inputs_read: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+    inputs_read: Callable[[], Iterable[Mapping[str, object]]] | None = None,
     on_halt: Callable[[], None] = lambda: None,
 ) -> Summary:
     """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
@@ -542,15 +517,15 @@ async def run_delete(
         chain_key = settings.audit_key.reveal().encode() if settings.audit_key else None
         async with AuditWriter(settings.audit_path, chain_key=chain_key) as audit:
             audit.write(
-                event_record(
-                    "run_started",
+                RunStarted(
                     run_id=run_id,
                     version=__version__,
-                    settings=settings.public(),
+                    settings=run_settings(settings),
                     resumed=resume is not None and resume.restart_of is None,
                     restart_of=resume.restart_of if resume else None,
                     repaired_torn_tail_bytes=audit.repaired_bytes,
-                    **(manifest or {}),
+                    operator=manifest.operator if manifest else None,
+                    inputs=manifest.inputs if manifest else None,
                 )
             )
             client = Client(http, base_url=settings.base_url, api_key=settings.api_key.reveal())
@@ -571,8 +546,8 @@ async def run_delete(
 
             def finish(summary: Summary) -> None:
                 for facts in inputs_read() if inputs_read else ():
-                    audit.write(event_record("input_read", run_id=run_id, **facts))
-                audit.write(_finish_record(summary))
+                    audit.write(input_read(run_id, facts))
+                audit.write(_finish_record(summary, run.pacer.limit_per_minute))
 
             try:
                 await run.execute(rows)
@@ -630,11 +605,10 @@ def _summarise(run: _Run, started: float, *, audit_failure: str | None = None) -
     )
 
 
-def _finish_record(summary: Summary) -> dict[str, Any]:
-    return event_record(
-        "run_finished",
+def _finish_record(summary: Summary, limit_per_minute: int | None) -> RunFinished:
+    return RunFinished(
         run_id=summary.run_id,
-        status=summary.status.value,
+        status=summary.status,
         totals={outcome.value: summary.counts.get(outcome, 0) for outcome in Outcome},
         rows=summary.rows,
         skipped=summary.skipped,
@@ -645,4 +619,5 @@ def _finish_record(summary: Summary) -> dict[str, Any]:
         requests=summary.requests,
         duration_seconds=round(summary.duration, 3),
         fatal_code=summary.fatal_code,
+        limit_per_minute=limit_per_minute,
     )

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
+from bulkdelete import records
 from bulkdelete.fakeserver import fetch_stats
+from bulkdelete.settings import Secret, Settings
 
 API_KEY = "test-key-7f3a9c2e"  # distinctive, so a leak is easy to grep for
 
@@ -85,6 +90,26 @@ def audit_lines(path: Path) -> list[dict[str, Any]]:
 def row_records(path: Path) -> list[dict[str, Any]]:
     """Return the per-row records (those with an outcome) of an audit file."""
     return [r for r in audit_lines(path) if "outcome" in r]
+
+
+def run_settings(**changes: Any) -> records.RunSettings:
+    """Return the settings record of a default run, with ``changes``."""
+    settings = Settings(
+        base_url="https://api.example/v3", api_key=Secret(API_KEY), audit_path=Path("audit.jsonl")
+    )
+    return dataclasses.replace(records.run_settings(settings), **changes)
+
+
+def line_of(record: records.Record) -> dict[str, Any]:
+    """Return a record as the JSON object its audit line holds (without ``prev``)."""
+    decoded: dict[str, Any] = orjson.loads(records.encode(record))
+    return decoded
+
+
+def write_audit(path: Path, *lines: Mapping[str, Any]) -> Path:
+    """Write ``lines`` to ``path`` as an audit (unchained, as tests of readers need no chain)."""
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return path
 
 
 Lines = list[bytes]

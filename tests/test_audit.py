@@ -15,18 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bulkdelete.audit import (
-    AuditWriter,
-    event_record,
-    last_line,
-    load_resume_index,
-    read_records,
-    repair_torn_tail,
-    row_record,
-    timestamp,
-)
+from bulkdelete.audit import AuditWriter, last_line, read_records, repair_torn_tail
 from bulkdelete.errors import AuditError
-from bulkdelete.outcome import Outcome, Result
+from bulkdelete.records import Location, Sending, encode, timestamp
 
 KIB = 1024
 
@@ -150,7 +141,7 @@ async def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
 
         await asyncio.gather(*(worker(task) for task in range(tasks)))
 
-    records = [record for _, record in read_records(path)]
+    records = lines_of(path)
     assert tasks * per_task == len(records)
     for task in range(tasks):
         assert list(range(per_task)) == [r["n"] for r in records if r["task"] == task]
@@ -226,24 +217,6 @@ async def test_a_second_writer_of_the_same_audit_is_refused_until_the_first_clos
     async with AuditWriter(path) as later:
         later.write({"n": 3})
     assert [record["n"] for record in lines_of(path)] == [1, 2, 3]
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        b'{"event": "sending", "run_id": "r"}',
-        b'{"event": "run_started", "run_id": "r", "settings": "x"}',
-        b'{"event": "run_started", "run_id": "r", "settings": {}, "inputs": [{"sha256": "a"}]}',
-    ],
-    ids=["sending-without-uid", "settings-not-an-object", "input-without-name"],
-)
-def test_resume_index_names_the_line_bulkdelete_did_not_write(tmp_path: Path, line: bytes) -> None:
-    """A well-formed JSON line with the wrong shape is an AuditError naming it, not a crash."""
-    path = tmp_path / "audit.jsonl"
-    path.write_bytes(b'{"event": "note"}\n' + line + b"\n")
-    with pytest.raises(AuditError, match="not a line bulkdelete wrote") as raised:
-        load_resume_index(path)
-    assert raised.value.line == 2
 
 
 # /dev/full accepts opens and fails every write with ENOSPC: a full disk, on Linux.
@@ -364,18 +337,26 @@ def test_last_line_of_a_one_line_file(tmp_path: Path) -> None:
 # --- read_records -----------------------------------------------------------------------------
 
 
+def _sending(uid: str) -> Sending:
+    return Sending(ts=T, run_id="r", normalised_uid=uid, source=Location("users.csv", 2))
+
+
+T = "2026-11-28T09:00:00.000Z"
+A, B, C = (encode(_sending(uid)) for uid in "abc")
+
+
 def test_read_records_numbers_lines_and_skips_a_torn_tail(tmp_path: Path) -> None:
     """Complete lines are yielded with 1-based numbers; an unterminated last line is skipped."""
     path = tmp_path / "audit.jsonl"
-    path.write_bytes(b'{"a":1}\n{"b":2}\n{"c":3')
-    expected = [(1, {"a": 1}), (2, {"b": 2})]
+    path.write_bytes(A + b"\n" + B + b"\n" + C)
+    expected = [(1, _sending("a")), (2, _sending("b"))]
     assert expected == list(read_records(path))
 
 
 def test_read_records_fails_on_a_malformed_complete_line(tmp_path: Path) -> None:
     """A complete line that is not JSON is corruption: AuditError names the file and line."""
     path = tmp_path / "audit.jsonl"
-    path.write_bytes(b'{"a":1}\n{"b":\n{"c":3}\n')
+    path.write_bytes(A + b'\n{"b":\n' + C + b"\n")
     with pytest.raises(AuditError) as raised:
         list(read_records(path))
     expected = (str(path), 2, True)
@@ -386,7 +367,7 @@ def test_read_records_fails_on_a_malformed_complete_line(tmp_path: Path) -> None
 def test_read_records_fails_on_a_line_that_is_not_an_object(tmp_path: Path, line: bytes) -> None:
     """A complete line holding JSON that is not an object (or nothing) raises AuditError."""
     path = tmp_path / "audit.jsonl"
-    path.write_bytes(b'{"a":1}\n{"b":2}\n' + line + b"\n")
+    path.write_bytes(A + b"\n" + B + b"\n" + line + b"\n")
     with pytest.raises(AuditError) as raised:
         list(read_records(path))
     expected = 3
@@ -430,72 +411,3 @@ def test_timestamp_of_known_instants(
     """Known instants (exact in binary) render as the expected UTC text, milliseconds padded."""
     monkeypatch.setattr(time, "time", lambda: instant)
     assert expected == timestamp()
-
-
-def test_row_record_shape() -> None:
-    """A row record carries the input, the outcome and the server's details, nothing else."""
-    result = Result(
-        outcome=Outcome.NOT_FOUND,
-        http_status=404,
-        error_code="ERR_UID_NOT_FOUND",
-        message="not found",
-        attempts=2,
-        note="an earlier request probably deleted it",
-    )
-    record = row_record(
-        run_id="run-1",
-        source="users.csv:7",
-        uid=" Alice-1 ",
-        normalised="alice-1",
-        permanent=True,
-        result=result,
-    )
-    assert RFC3339_UTC_MS.fullmatch(record.pop("ts"))
-    expected = {
-        "run_id": "run-1",
-        "uid": " Alice-1 ",
-        "normalised_uid": "alice-1",
-        "permanent": True,
-        "outcome": "not_found",
-        "http_status": 404,
-        "error_code": "ERR_UID_NOT_FOUND",
-        "message": "not found",
-        "attempts": 2,
-        "source": "users.csv:7",
-        "reason": None,
-        "note": "an earlier request probably deleted it",
-    }
-    assert expected == record
-
-
-def test_row_record_of_an_invalid_row_keeps_its_reason() -> None:
-    """An invalid row's record has outcome invalid, no normalised UID, and the reason."""
-    record = row_record(
-        run_id="run-1",
-        source="users.csv:9",
-        uid="=cmd",
-        normalised=None,
-        permanent=False,
-        result=Result(outcome=Outcome.INVALID),
-        reason="starts with =",
-    )
-    expected = ("invalid", None, "starts with =", 0)
-    assert expected == (
-        record["outcome"],
-        record["normalised_uid"],
-        record["reason"],
-        record["attempts"],
-    )
-
-
-def test_event_record_shape() -> None:
-    """An event record has ts, run_id, event and its fields, and never an outcome."""
-    record = event_record("run_started", run_id="run-1", settings={"rate": 10.0}, inputs=[])
-    assert RFC3339_UTC_MS.fullmatch(record.pop("ts"))
-    expected = {
-        "run_id": "run-1",
-        "event": "run_started",
-        "settings": {"rate": 10.0},
-        "inputs": [],
-    }
-    assert expected == record

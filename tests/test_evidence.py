@@ -17,12 +17,16 @@ import orjson
 import pytest
 from helpers import API_KEY, Lines, duplicate_line, move_line, remove_line, tampers
 
-from bulkdelete.audit import link, load_resume_index
-from bulkdelete.evidence import Finding, Verification, verification_text, verify
+from bulkdelete.audit import Pseudonyms, link
+from bulkdelete.evidence import verify
 from bulkdelete.fakeserver import FakeConfig, FakeServer
+from bulkdelete.launch import manifest_inputs
+from bulkdelete.records import Manifest
+from bulkdelete.resume import Resume, load_resume_index
 from bulkdelete.rows import Row, Source, read_rows, scan
-from bulkdelete.run import Resume, pseudonyms_for, run_delete
+from bulkdelete.run import run_delete
 from bulkdelete.settings import Secret, Settings
+from bulkdelete.verification import Finding, Verification, verification_text
 
 UIDS = [f"user-{n:03d}" for n in range(80)]
 EXISTING = frozenset(UIDS[:70])  # the rest are answered not found
@@ -70,12 +74,7 @@ async def _run(
     )
     sources = [Source.file(source)]
     scanned = scan(sources, column=None)
-    manifest = {
-        "inputs": [
-            {"name": f.name, "rows": f.rows, "sha256": f.sha256, "bytes": f.byte_size}
-            for f in scanned.files
-        ]
-    }
+    manifest = Manifest(inputs=manifest_inputs(sources, scanned))
     stop = asyncio.Event()
 
     def rows() -> Iterator[Row]:
@@ -91,7 +90,7 @@ async def _run(
         plan = Resume(
             index=index,
             file_hashes=hashes,
-            pseudonyms=pseudonyms_for(settings),
+            pseudonyms=Pseudonyms.of_run(settings),
             restart_of=index.last_run if restart else None,
         )
     await run_delete(settings, rows(), stop=stop, manifest=manifest, resume=plan, stop_grace=5)
@@ -401,10 +400,11 @@ FORGED_RUN = "20270101T000000Z-0ddba11"
 def _append_unkeyed_run(lines: Lines) -> Lines:
     """Append a whole run declaring the unkeyed chain, linked as anyone without the key can."""
     started = next(orjson.loads(line) for line in reversed(lines) if b'"run_started"' in line)
+    finished = next(orjson.loads(line) for line in reversed(lines) if b'"run_finished"' in line)
     unkeyed = {**started["settings"], "audit_chain": "sha256"}
     records = [
         {**started, "run_id": FORGED_RUN, "settings": unkeyed},
-        {"event": "run_finished", "run_id": FORGED_RUN, "status": "completed", "rows": 0},
+        {**finished, "run_id": FORGED_RUN, "status": "completed", "rows": 0, "totals": {}},
     ]
     out = list(lines)
     for record in records:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import line_of, run_settings, write_audit
 
-from bulkdelete.audit import encode, event_record, row_record
 from bulkdelete.errors import AuditError
-from bulkdelete.outcome import Outcome, Result
+from bulkdelete.outcome import Outcome
+from bulkdelete.records import Location, RowOutcome, RunFinished, RunStarted, Sending, encode
 from bulkdelete.report import (
     TRANSPORT,
     Report,
@@ -20,6 +21,7 @@ from bulkdelete.report import (
     write_failed_csv,
 )
 from bulkdelete.rows import Row, Source, read_rows, scan
+from bulkdelete.summary import RunStatus
 
 T0 = "2026-11-28T09:00:00.000Z"
 T1 = "2026-11-28T09:00:05.500Z"
@@ -28,11 +30,11 @@ T3 = "2026-11-28T09:02:00.000Z"
 
 
 def started(run_id: str, *, permanent: bool = False, ts: str = T0) -> dict[str, Any]:
-    settings = {"base_url": "http://fake/v3", "target": "app-1", "permanent": permanent}
-    record = event_record(
-        "run_started", run_id=run_id, version="0.1.0", settings=settings, resumed=False
+    settings = run_settings(base_url="http://fake/v3", target="app-1", permanent=permanent)
+    record = RunStarted(
+        ts=ts, run_id=run_id, version="0.1.0", settings=settings, repaired_torn_tail_bytes=0
     )
-    return {**record, "ts": ts}
+    return line_of(record)
 
 
 def finished(
@@ -43,21 +45,22 @@ def finished(
     duration: float = 1.0,
     **totals: int,
 ) -> dict[str, Any]:
-    record = event_record(
-        "run_finished",
+    record = RunFinished(
+        ts=T3,
         run_id=run_id,
-        status=status,
+        status=RunStatus(status),
         totals={o.value: totals.get(o.value, 0) for o in Outcome},
+        rows=sum(totals.values()),
         requests=requests,
         duration_seconds=duration,
         fatal_code="AUTH_ERR_NO_ACCESS" if status == "aborted" else None,
     )
-    return {**record, "ts": T3}
+    return line_of(record)
 
 
 def sending(run_id: str, uid: str, *, ts: str = T1) -> dict[str, Any]:
-    record = event_record("sending", run_id=run_id, normalised_uid=uid, source="users.csv:2")
-    return {**record, "ts": ts}
+    record = Sending(ts=ts, run_id=run_id, normalised_uid=uid, source=Location.parse("users.csv:2"))
+    return line_of(record)
 
 
 def row(
@@ -72,22 +75,25 @@ def row(
     permanent: bool = False,
     ts: str = T1,
 ) -> dict[str, Any]:
-    result = Result(outcome, http_status=status, error_code=code, attempts=attempts)
-    record = row_record(
+    record = RowOutcome(
+        ts=ts,
         run_id=run_id,
-        source=source,
         uid=uid or "bad uid",
-        normalised=uid,
+        normalised_uid=uid,
         permanent=permanent,
-        result=result,
+        outcome=outcome,
+        http_status=status,
+        error_code=code,
+        message=None,
+        attempts=attempts,
+        source=Location.parse(source),
         reason="whitespace inside" if uid is None else None,
+        note=None,
     )
-    return {**record, "ts": ts}
+    return line_of(record)
 
 
-def audit(path: Path, *records: dict[str, Any]) -> Path:
-    path.write_bytes(b"".join(encode(record) for record in records))
-    return path
+audit = write_audit
 
 
 def one_failed_run(tmp_path: Path) -> Report:
@@ -300,7 +306,7 @@ def test_corrupt_middle_line_raises_with_its_number(tmp_path: Path) -> None:
     path = audit(tmp_path / "audit.jsonl", started("r1"))
     with path.open("ab") as handle:
         handle.write(b'{"ts": "2026\n')
-        handle.write(encode(finished("r1")))
+        handle.write(encode(finished("r1")) + b"\n")
     with pytest.raises(AuditError) as caught:
         build_report([path])
     assert (caught.value.path, caught.value.line) == (str(path), 2)
@@ -333,13 +339,33 @@ def test_unknown_events_and_fields_are_ignored(tmp_path: Path) -> None:
     path = audit(
         tmp_path / "audit.jsonl",
         {**started("r1"), "prev": "abc"},
-        event_record("checkpoint", run_id="r1", prev="def"),
+        {"ts": T1, "run_id": "r1", "event": "checkpoint", "prev": "def"},
         {**row("r1", "alice", Outcome.DELETED), "prev": "ghi"},
         finished("r1", requests=1, deleted=1),
     )
     report = build_report([path])
     assert report.uids["alice"].outcome is Outcome.DELETED
     assert report.runs[0].status == "completed"
+
+
+def test_an_event_of_a_later_version_without_a_run_is_ignored_too(tmp_path: Path) -> None:
+    """A later version's event that names no run changes nothing either."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1"),
+        {"event": "heartbeat"},
+        row("r1", "alice", Outcome.DELETED),
+    )
+    assert build_report([path]).uids["alice"].outcome is Outcome.DELETED
+
+
+def test_a_sent_row_without_its_uid_names_its_line(tmp_path: Path) -> None:
+    """A deleted row with no normalised_uid is refused at its line, not counted as a UID."""
+    path = audit(tmp_path / "audit.jsonl", started("r1"), {**row("r1", "a", Outcome.DELETED)}
+                 | {"normalised_uid": None})  # fmt: skip
+    with pytest.raises(AuditError, match="names no normalised_uid") as caught:
+        build_report([path])
+    assert caught.value.line == 2
 
 
 def test_failures_are_grouped_by_error_code(tmp_path: Path) -> None:

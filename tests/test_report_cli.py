@@ -6,6 +6,7 @@ from pathlib import Path
 
 from helpers import FakeFactory, FakeProcess, run_cli
 
+from bulkdelete.report_html import throughput
 from bulkdelete.rows import Source, read_rows
 
 USERS = [f"member-{n}" for n in range(20)]
@@ -74,3 +75,17 @@ def test_report_outputs_never_overwrite_an_audit_and_check_leaves_foreign_files_
     assert "would overwrite" in html.stderr
     assert "is not a bulkdelete audit" in check.stderr
     assert (audit.read_bytes(), foreign.read_bytes()) == before
+
+
+def test_the_html_chart_draws_the_limit_an_auto_rate_run_learned(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Under --rate auto the dashed ceiling is the limit the server's headers advertised."""
+    server = fake_server("--limit", "600", users=USERS)
+    audit, page = _audit_of_one_run(server, tmp_path), tmp_path / "report.html"
+
+    done = run_cli("report", str(audit), "--html", str(page))
+
+    assert done.returncode == 0, done.stderr
+    assert [run.rate_limit for run in throughput([audit]).runs] == [10.0]
+    assert "rate limit: 10 requests/s" in page.read_text(encoding="utf-8")

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from browser import PageLoad, count_colours, load_pages
+from helpers import line_of, run_settings, write_audit
 
-from bulkdelete.audit import encode, event_record, row_record
 from bulkdelete.errors import AuditError
-from bulkdelete.outcome import Outcome, Result
+from bulkdelete.outcome import Outcome
+from bulkdelete.records import Location, RowOutcome, RunFinished, RunStarted, Sending
 from bulkdelete.report import build_report
 from bulkdelete.report_html import (
     CSP,
@@ -22,6 +23,7 @@ from bulkdelete.report_html import (
     throughput,
     write_html_report,
 )
+from bulkdelete.summary import RunStatus
 
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
@@ -34,9 +36,15 @@ def at(seconds: float) -> str:
 
 
 def started(run_id: str, t: float = 0, **settings: Any) -> dict[str, Any]:
-    fields = {"base_url": "https://api.example/v3", "target": "app-1", "permanent": True}
-    record = event_record("run_started", run_id=run_id, settings=fields | settings)
-    return record | {"ts": at(t)}
+    fields = {"target": "app-1", "permanent": True}
+    record = RunStarted(
+        ts=at(t),
+        run_id=run_id,
+        version="0.1.0",
+        settings=run_settings(**fields | settings),
+        repaired_torn_tail_bytes=0,
+    )
+    return line_of(record)
 
 
 def row(
@@ -49,26 +57,47 @@ def row(
     attempts: int = 1,
     permanent: bool = True,
 ) -> dict[str, Any]:
-    result = Result(outcome, http_status=None, error_code=code, attempts=attempts)
-    record = row_record(
+    record = RowOutcome(
+        ts=at(t),
         run_id=run_id,
-        source=f"users.csv:{t}",
         uid=uid,
-        normalised=uid,
+        normalised_uid=uid,
         permanent=permanent,
-        result=result,
+        outcome=outcome,
+        http_status=None,
+        error_code=code,
+        message=None,
+        attempts=attempts,
+        source=Location.parse(f"users.csv:{t}"),
+        reason=None,
+        note=None,
     )
-    return record | {"ts": at(t)}
+    return line_of(record)
+
+
+def finished(run_id: str, t: float, *, limit_per_minute: int | None) -> dict[str, Any]:
+    record = RunFinished(
+        ts=at(t),
+        run_id=run_id,
+        status=RunStatus.COMPLETED,
+        totals={},
+        rows=1,
+        requests=1,
+        duration_seconds=t,
+        fatal_code=None,
+        limit_per_minute=limit_per_minute,
+    )
+    return line_of(record)
 
 
 def sending(run_id: str, uid: str, t: float) -> dict[str, Any]:
-    record = event_record("sending", run_id=run_id, normalised_uid=uid, source="users.csv:9")
-    return record | {"ts": at(t)}
+    record = Sending(
+        ts=at(t), run_id=run_id, normalised_uid=uid, source=Location.parse("users.csv:9")
+    )
+    return line_of(record)
 
 
-def audit(path: Path, *records: dict[str, Any]) -> Path:
-    path.write_bytes(b"".join(encode(record) for record in records))
-    return path
+audit = write_audit
 
 
 def steady_run(
@@ -209,23 +238,26 @@ def test_automatic_buckets_are_a_second_wide_unless_the_run_is_short(
 
 
 @pytest.mark.parametrize(
-    ("settings", "limit"),
+    ("settings", "learned", "limit"),
     [
-        ({"rate": 12.5}, 12.5),
-        ({"rate": "auto", "limit_per_minute": 600}, 10.0),
-        ({"rate": "auto"}, None),
-        ({}, None),
-        ({"rate": True}, None),
-        ({"rate": 0}, None),
+        ({"rate": 12.5}, None, 12.5),
+        ({"rate": 12.5}, 600, 12.5),
+        ({"rate": "auto"}, 600, 10.0),
+        ({"rate": "auto"}, None, None),
+        ({}, None, None),
+        ({"rate": -1.0}, None, None),
+        ({"rate": 0}, None, None),
     ],
 )
 def test_rate_limit_comes_from_run_settings(
-    tmp_path: Path, settings: dict[str, Any], limit: float | None
+    tmp_path: Path, settings: dict[str, Any], learned: int | None, limit: float | None
 ) -> None:
-    """The ceiling is settings.rate, or limit_per_minute/60 under "auto", else there is none."""
-    path = audit(
-        tmp_path / "audit.jsonl", started("r", **settings), row("r", "a", Outcome.DELETED, 1)
-    )
+    """The ceiling is settings.rate, or under "auto" the limit_per_minute/60 its run_finished
+    says it learned, else there is none."""
+    lines = [started("r", **settings), row("r", "a", Outcome.DELETED, 1)]
+    if learned is not None:
+        lines.append(finished("r", 2, limit_per_minute=learned))
+    path = audit(tmp_path / "audit.jsonl", *lines)
     chart = throughput([path])
     assert chart.runs[0].rate_limit == limit
     html = report_html(build_report([path]), chart)
@@ -273,6 +305,17 @@ def test_bad_timestamp_raises_audit_error_naming_the_line(tmp_path: Path) -> Non
     with pytest.raises(AuditError) as caught:
         throughput([path])
     assert (caught.value.path, caught.value.line) == (str(path), 2)
+
+
+def test_an_event_without_a_run_is_not_charted(tmp_path: Path) -> None:
+    """A later version's event that names no run (and has no ts) stretches no run's chart."""
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r"),
+        row("r", "a", Outcome.DELETED, 0.5),
+        {"event": "heartbeat"},
+    )
+    assert [run.counts for run in throughput([path], bucket_seconds=1).runs] == [(1,)]
 
 
 @pytest.fixture(scope="module")

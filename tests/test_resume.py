@@ -1,431 +1,260 @@
-"""Nothing lost: kill -9, SIGTERM and torn tails, then --resume, with real processes."""
+"""resume.py in process: what an audit settled, and whether a run may add to it.
+
+The CLI-level resume tests (kill -9, torn tails, real processes) are in test_resume_cli.py.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import (
-    FakeFactory,
-    FakeProcess,
-    audit_lines,
-    cli_env,
-    pipe_into_cli,
-    row_records,
-    run_cli,
-    wait_for_outcomes,
-    wait_until_applied,
+from helpers import API_KEY, line_of, run_settings, write_audit
+
+from bulkdelete.audit import Pseudonyms
+from bulkdelete.errors import AuditError, UsageError
+from bulkdelete.outcome import Outcome
+from bulkdelete.records import (
+    InputFile,
+    InputStream,
+    Location,
+    Record,
+    RowOutcome,
+    RunFinished,
+    RunSettings,
+    RunStarted,
+    Sending,
 )
+from bulkdelete.resume import Resume, check_append, load_resume_index, plan_run
+from bulkdelete.rows import FileScan, InputSummary, Row
+from bulkdelete.settings import KEYED_CHAIN, Secret, Settings, audit_key_id
+from bulkdelete.summary import RunStatus
 
-UIDS = [f"member-{n:04d}" for n in range(600)]
-CONCURRENCY = 8
-
-
-def _input(tmp_path: Path, uids: list[str] = UIDS) -> Path:
-    source = tmp_path / "erase.csv"
-    rows = ["uid,email"] + [f"{uid},{uid}@example.com" for uid in uids]
-    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return source
+BASE_URL = "https://api.example/v3"
+SHA = "ab" * 32
+KEY = Secret("audit-key-71c2")
 
 
-def _delete_args(server: FakeProcess, source: Path, audit: Path) -> list[str]:
-    return [
-        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
-        "--concurrency", str(CONCURRENCY), "--rate", "400",
-    ]  # fmt: skip
-
-
-def _start(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bulkdelete", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=cli_env(),
+def _started(run_id: str, *, settings: RunSettings | None = None, **changes: Any) -> RunStarted:
+    inputs = (InputFile(name="users.csv", rows=4, sha256=SHA, bytes=30), InputStream(name="-"))
+    fields: dict[str, Any] = {"inputs": inputs} | changes
+    return RunStarted(
+        run_id=run_id,
+        version="0.1.0",
+        settings=settings or run_settings(base_url=BASE_URL),
+        repaired_torn_tail_bytes=0,
+        **fields,
     )
 
 
-def _final_lines_per_uid(audit: Path) -> Counter[str]:
-    return Counter(
-        r["normalised_uid"] for r in row_records(audit) if r["outcome"] in {"deleted", "not_found"}
+def _row(run_id: str, uid: str | None, outcome: Outcome, source: str, raw: str = "") -> RowOutcome:
+    return RowOutcome(
+        run_id=run_id,
+        uid=raw or uid or "bad uid",
+        normalised_uid=uid,
+        permanent=False,
+        outcome=outcome,
+        http_status=None,
+        error_code=None,
+        message=None,
+        attempts=0 if outcome in {Outcome.INVALID, Outcome.DUPLICATE} else 1,
+        source=Location.parse(source),
+        reason=None,
+        note=None,
     )
 
 
-def test_two_kill9s_then_resume_keep_the_invariant(
-    fake_server: FakeFactory, tmp_path: Path
-) -> None:
-    """Killed twice with SIGKILL and resumed: every UID ends with exactly one final line."""
-    server = fake_server("--latency", "0.02", users=UIDS)
-    source, audit = _input(tmp_path), tmp_path / "audit.jsonl"
-    args = _delete_args(server, source, audit)
-
-    for stop_after in (150, 380):
-        process = _start([*args, "--resume"] if audit.exists() else args)
-        wait_for_outcomes(audit, stop_after)
-        process.send_signal(signal.SIGKILL)
-        assert process.wait(timeout=10) == -signal.SIGKILL
-    done = run_cli(*args, "--resume")
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert _final_lines_per_uid(audit) == Counter(UIDS)
-    stats = server.stats()
-    assert set(stats["applied"]) == set(UIDS)
-    resent = sum(stats["deletes_by_uid"].values()) - len(UIDS)
-    assert resent <= 2 * CONCURRENCY  # at most what was in flight at each kill
-    for record in row_records(audit):
-        if record["outcome"] == "not_found":
-            assert "probably deleted it" in record["note"]
-
-
-def test_sigterm_then_resume_sends_nothing_twice(fake_server: FakeFactory, tmp_path: Path) -> None:
-    """SIGTERM: exit 143 within seconds, a whole audit, and a resume that resends no UID."""
-    server = fake_server("--latency", "0.02", users=UIDS)
-    source, audit = _input(tmp_path), tmp_path / "audit.jsonl"
-    args = _delete_args(server, source, audit)
-    process = _start(args)
-    wait_for_outcomes(audit, 200)
-
-    signalled = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=15) == 143
-    stopped_in = time.monotonic() - signalled
-    assert audit_lines(audit)[-1]["status"] == "interrupted"
-    done = run_cli(*args, "--resume")
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert stopped_in < 10
-    assert _final_lines_per_uid(audit) == Counter(UIDS)
-    assert server.stats()["deletes_by_uid"] == dict.fromkeys(UIDS, 1)
-
-
-def test_resume_after_a_torn_last_line(fake_server: FakeFactory, tmp_path: Path) -> None:
-    """A half-written last line is cut off, never glued to the next record."""
-    server = fake_server(users=UIDS[:50])
-    source, audit = _input(tmp_path, UIDS[:50]), tmp_path / "audit.jsonl"
-    args = _delete_args(server, source, audit)
-    first = run_cli(*args)
-    assert first.returncode == 0
-    lines = audit.read_bytes().splitlines(keepends=True)
-    # Keep the first 20 outcomes and half of the 21st line, as a kill mid-write would.
-    kept = b"".join(lines[:21]) + lines[21][: len(lines[21]) // 2]
-    audit.write_bytes(kept)
-
-    done = run_cli(*args, "--resume")
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    records = audit_lines(audit)  # every line parses
-    resumed = [r for r in records if r.get("event") == "run_started"][-1]
-    assert resumed["repaired_torn_tail_bytes"] == len(lines[21]) // 2
-    assert _final_lines_per_uid(audit) == Counter(UIDS[:50])
-
-
-def test_resume_recognises_the_input_by_content_not_path(
-    fake_server: FakeFactory, tmp_path: Path
-) -> None:
-    """Invalid and duplicate rows already audited are not audited again under another path."""
-    server = fake_server(users=UIDS[:10])
-    source = tmp_path / "in.csv"
-    source.write_text(
-        "uid\n" + "\n".join([*UIDS[:10], "bad/one", UIDS[0]]) + "\n", encoding="utf-8"
+def _finished(run_id: str, status: RunStatus) -> RunFinished:
+    return RunFinished(
+        run_id=run_id,
+        status=status,
+        totals={},
+        rows=0,
+        requests=0,
+        duration_seconds=0.0,
+        fatal_code=None,
     )
-    audit = tmp_path / "audit.jsonl"
-    first = run_cli(*_delete_args(server, source, audit))
-    assert first.returncode == 1
-    moved = tmp_path / "moved.csv"
-    moved.write_bytes(source.read_bytes())
-
-    again = run_cli(*_delete_args(server, moved, audit), "--resume")
-
-    assert again.returncode == 0, again.stdout + again.stderr
-    outcomes = Counter(r["outcome"] for r in row_records(audit))
-    assert outcomes == {"deleted": 10, "invalid": 1, "duplicate": 1}
 
 
-@pytest.mark.parametrize("flip", [["--permanent", "--yes"], []])
-def test_resume_refuses_a_different_permanent_choice(
-    fake_server: FakeFactory, tmp_path: Path, flip: list[str]
-) -> None:
-    """A deactivation run cannot be resumed as an erasure, nor the other way round."""
-    server = fake_server(users=UIDS[:5])
-    source, audit = _input(tmp_path, UIDS[:5]), tmp_path / "audit.jsonl"
-    first_flags = [] if flip else ["--permanent", "--yes"]
-    assert run_cli(*_delete_args(server, source, audit), *first_flags).returncode == 0
-    before = audit.read_bytes()
+def _audit(path: Path, *records: Record) -> Path:
+    return write_audit(path, *(line_of(record) for record in records))
 
-    done = run_cli(*_delete_args(server, source, audit), *flip, "--resume")
 
-    assert done.returncode == 2
-    assert "--permanent" in done.stderr
-    assert audit.read_bytes() == before
+def _settings(path: Path, **changes: Any) -> Settings:
+    fields: dict[str, Any] = {"base_url": BASE_URL, "api_key": Secret(API_KEY)} | changes
+    return Settings(audit_path=path, **fields)
+
+
+SCANNED = InputSummary(files=(FileScan("users.csv", 4, SHA, 30),), rows=4)
+
+
+def _interrupted_run(path: Path) -> Path:
+    return _audit(
+        path,
+        _started("r1"),
+        Sending(run_id="r1", normalised_uid="alice", source=Location("users.csv", 2)),
+        _row("r1", "alice", Outcome.DELETED, "users.csv:2"),
+        Sending(run_id="r1", normalised_uid="bob", source=Location("users.csv", 3)),
+        _row("r1", None, Outcome.INVALID, "users.csv:4"),
+        _row("r1", "carol", Outcome.FAILED, "users.csv:5"),
+        _row("r1", None, Outcome.INVALID, "-:1", raw="x y"),
+        _finished("r1", RunStatus.INTERRUPTED),
+    )
+
+
+# --- the index --------------------------------------------------------------------------------
+
+
+def test_the_index_holds_what_the_audit_settled(tmp_path: Path) -> None:
+    """Final UIDs, audited rows by file hash or stream, UIDs sent without an answer."""
+    index = load_resume_index(_interrupted_run(tmp_path / "audit.jsonl"))
+
+    assert ("alice" in index.final_uids, "carol" in index.final_uids) == (True, False)
+    assert index.unknown == {"bob": "r1"}
+    assert index.settled_rows == {(SHA, 4)}
+    assert index.settled_streamed == {("-", 1, "x y", "invalid")}
+    assert (index.runs, index.last_run, index.last_status) == (1, "r1", RunStatus.INTERRUPTED)
+    assert (index.last_run_unfinished, index.streamed, index.input_hashes) == (True, {"-"}, {SHA})
+
+
+def test_the_index_knows_every_runs_kind_target_and_key(tmp_path: Path) -> None:
+    """Each run's permanent choice, base URL, uid hashing and key id are collected."""
+    keyed = run_settings(base_url=BASE_URL, audit_chain=KEYED_CHAIN, audit_key_id="k1")
+    path = _audit(
+        tmp_path / "audit.jsonl",
+        _started("r1", settings=run_settings(base_url="https://other/v3", permanent=True)),
+        _started("r2", settings=keyed),
+        _finished("r2", RunStatus.COMPLETED),
+    )
+
+    index = load_resume_index(path)
+
+    assert (index.permanent, index.base_urls) == ({True, False}, {BASE_URL, "https://other/v3"})
+    assert (index.keyed, index.key_ids, index.last_run_unfinished) == (True, {"k1"}, False)
 
 
 @pytest.mark.parametrize(
-    ("resume_key", "message"),
-    [("", "set the same key"), ("another-key-5678", "not the key the audit's runs used")],
-    ids=["no-key", "other-key"],
+    "line",
+    [
+        b'{"event": "sending", "run_id": "r"}',
+        b'{"event": "run_started", "run_id": "r", "settings": "x"}',
+        b'{"event": "run_started", "run_id": "r", "settings": {}, "inputs": [{"sha256": "a"}]}',
+    ],
+    ids=["sending-without-uid", "settings-not-an-object", "input-without-name"],
 )
-def test_resume_of_a_keyed_audit_needs_its_key(
-    fake_server: FakeFactory, tmp_path: Path, resume_key: str, message: str
-) -> None:
-    """Without the audit's HMAC key, or with another, a resume would break the chain: exit 2."""
-    server = fake_server("--latency", "0.02", users=UIDS[:100])
-    source, audit = _input(tmp_path, UIDS[:100]), tmp_path / "audit.jsonl"
-    args = _delete_args(server, source, audit)
-    keyed = cli_env(BULKDELETE_AUDIT_KEY="audit-key-1234")
-    first = subprocess.Popen(
-        [sys.executable, "-m", "bulkdelete", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=keyed,
-    )
-    wait_for_outcomes(audit, 20)
-    first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=15) == 143
-    before, sent = audit.read_bytes(), server.stats()["requests"]
-
-    done = run_cli(*args, "--resume", env=cli_env(BULKDELETE_AUDIT_KEY=resume_key))
-
-    assert done.returncode == 2
-    assert message in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert (audit.read_bytes(), server.stats()["requests"]) == (before, sent)
+def test_resume_index_names_the_line_bulkdelete_did_not_write(tmp_path: Path, line: bytes) -> None:
+    """A well-formed JSON line with the wrong shape is an AuditError naming it, not a crash."""
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"event": "note"}\n' + line + b"\n")
+    with pytest.raises(AuditError, match="not a line bulkdelete wrote") as raised:
+        load_resume_index(path)
+    assert raised.value.line == 2
 
 
-@pytest.mark.parametrize("command", ["delete", "check"])
-def test_no_command_appends_to_a_keyed_audit_without_its_key(
-    fake_server: FakeFactory, tmp_path: Path, command: str
-) -> None:
-    """A plain run or a read-back without the key would add an unkeyed run: exit 2, nothing sent."""
-    server = fake_server(users=UIDS[:5])
-    source, audit = _input(tmp_path, UIDS[:5]), tmp_path / "audit.jsonl"
-    keyed = cli_env(BULKDELETE_AUDIT_KEY="audit-key-1234")
-    assert run_cli(*_delete_args(server, source, audit), env=keyed).returncode == 0
-    before, sent = audit.read_bytes(), server.stats()["requests"]
-    args = {
-        "delete": _delete_args(server, source, audit),
-        "check": ["check", str(audit), "--base-url", server.base_url],
-    }[command]
-
-    done = run_cli(*args)
-
-    assert done.returncode == 2
-    assert "chained with BULKDELETE_AUDIT_KEY" in done.stderr
-    assert (audit.read_bytes(), server.stats()["requests"]) == (before, sent)
+# --- what a resume skips ----------------------------------------------------------------------
 
 
-def test_resume_refuses_an_input_the_audit_never_read(
-    fake_server: FakeFactory, tmp_path: Path
-) -> None:
-    """Resuming with other files would recognise no settled row and resend them all: exit 2."""
-    server = fake_server(users=UIDS[:10])
-    source, audit = _input(tmp_path, UIDS[:10]), tmp_path / "audit.jsonl"
-    assert run_cli(*_delete_args(server, source, audit)).returncode == 0
-    (tmp_path / "changed").mkdir()
-    changed = _input(tmp_path / "changed", ["newcomer", *UIDS[:10]])
-    sent = server.stats()["requests"]
-
-    done = run_cli(*_delete_args(server, changed, audit), "--resume")
-
-    assert done.returncode == 2
-    assert "no input is one the audit's runs read" in done.stderr
-    assert server.stats()["requests"] == sent
-
-
-def test_a_second_run_on_an_audit_in_use_is_refused(
-    fake_server: FakeFactory, tmp_path: Path
-) -> None:
-    """An overlapping start on the same audit exits 2 before sending; the first run goes on."""
-    server = fake_server("--latency", "0.02", users=UIDS[:200])
-    source, audit = _input(tmp_path, UIDS[:200]), tmp_path / "audit.jsonl"
-    args = _delete_args(server, source, audit)
-    first = _start([*args, "--rate", "50"])  # about 4 s: still running when the second starts
-    wait_for_outcomes(audit, 10)
-
-    second = run_cli(*args, "--resume")
-
-    assert second.returncode == 2
-    assert "another bulkdelete run is writing this audit" in second.stderr
-    assert first.wait(timeout=60) == 0
-    assert server.stats()["deletes_by_uid"] == dict.fromkeys(UIDS[:200], 1)
-    assert _final_lines_per_uid(audit) == Counter(UIDS[:200])
-
-
-def test_resume_without_an_audit_is_a_usage_error(tmp_path: Path) -> None:
-    """--resume with no --audit, or an audit that does not exist: exit 2."""
-    source = _input(tmp_path, UIDS[:3])
-    base = ["delete", str(source), "--base-url", "http://127.0.0.1:9/v3", "--resume"]
-
-    without = run_cli(*base)
-    missing = run_cli(*base, "--audit", str(tmp_path / "nope.jsonl"))
-
-    assert (without.returncode, missing.returncode) == (2, 2)
-    assert "--audit" in without.stderr
-    assert "nope.jsonl" in missing.stderr
-
-
-def test_unknown_state_after_kill_is_named_by_sending_lines(
-    fake_server: FakeFactory, tmp_path: Path
-) -> None:
-    """After kill -9 the audit shows which UIDs were sent without an outcome."""
-    server = fake_server("--latency", "0.3", users=UIDS[:100])
-    source, audit = _input(tmp_path, UIDS[:100]), tmp_path / "audit.jsonl"
-    process = _start(_delete_args(server, source, audit))
-    wait_for_outcomes(audit, 20)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-    records = audit_lines(audit)
-    sent = {r["normalised_uid"] for r in records if r.get("event") == "sending"}
-    finished = {r["normalised_uid"] for r in records if "outcome" in r}
-    unknown = sent - finished
-    applied = set(server.stats()["applied"])
-    assert 0 < len(unknown) <= CONCURRENCY
-    assert applied - finished <= unknown  # whatever the server did that the audit lacks is named
-
-
-def test_a_rerun_after_ctrl_c_is_refused_and_a_restart_keeps_the_evidence(
-    fake_server: FakeFactory, tmp_path: Path
-) -> None:
-    """Run, SIGINT, the same command: exit 2, nothing sent. --restart then sends every row
-    again; verify --input passes and report still calls the first run's erasures deleted."""
-    uids = UIDS[:300]
-    server = fake_server("--latency", "0.02", users=uids)
-    source = tmp_path / "erase.csv"
-    rows = ["uid", "bad/one", uids[0].upper(), *uids]  # an invalid and a duplicate row first
-    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    audit = tmp_path / "audit.jsonl"
-    args = [*_delete_args(server, source, audit), "--permanent", "--yes"]
-    first = _start(args)
-    wait_for_outcomes(audit, 60)
-    first.send_signal(signal.SIGINT)
-    assert first.wait(timeout=15) == 130
-    before, sent = audit.read_bytes(), server.stats()["requests"]
-
-    again = run_cli(*args)
-
-    assert again.returncode == 2
-    assert "--resume" in again.stderr
-    assert "--restart" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1, again.stderr
-    assert (audit.read_bytes(), server.stats()["requests"]) == (before, sent)
-
-    restart = run_cli(*args, "--restart")
-    verified = run_cli("verify", str(audit), "--input", str(source))
-    report = json.loads(run_cli("report", str(audit), "--json").stdout)
-
-    assert restart.returncode == 1, restart.stdout + restart.stderr  # 1: the invalid row
-    starts = [r for r in audit_lines(audit) if r.get("event") == "run_started"]
-    assert [(s["resumed"], s["restart_of"]) for s in starts] == [
-        (False, None),
-        (False, starts[0]["run_id"]),
+def test_a_resume_skips_what_the_audit_settled_and_a_restart_nothing(tmp_path: Path) -> None:
+    """Rows are settled by final UID, by (file hash, line), or by stream line, value and status;
+    a restart settles none of them."""
+    index = load_resume_index(_interrupted_run(tmp_path / "audit.jsonl"))
+    plain = Pseudonyms(None)
+    resume = Resume(index, {"in.csv": SHA}, plain, streams=frozenset({"-"}))
+    restart = Resume(index, {"in.csv": SHA}, plain, restart_of="r1", streams=frozenset({"-"}))
+    rows = [
+        Row("in.csv:9", "Alice", "alice", None),  # final elsewhere in the file
+        Row("in.csv:4", "bad uid", None, "whitespace inside"),  # audited at this line
+        Row("in.csv:5", "carol", "carol", None),  # failed: sent again
+        Row("-:1", "x y", None, "whitespace inside"),  # audited at this stream line
+        Row("-:1", "x z", None, "whitespace inside"),  # another value at that line
     ]
-    assert verified.returncode == 0, verified.stdout
-    assert verified.stdout.startswith("PASS")
-    assert report["totals"]["deleted"] == len(uids)
-    assert (report["totals"]["not_found"], report["not_found_in_permanent"]) == (0, [])
-    assert set(server.stats()["applied"]) == set(uids)
+
+    assert [resume.settles(row) for row in rows] == [True, True, False, True, False]
+    assert [restart.settles(row) for row in rows] == [False] * 5
 
 
-def test_only_the_last_run_decides_whether_a_plain_run_may_follow(
-    fake_server: FakeFactory, tmp_path: Path
+# --- whether a run may add to the audit -------------------------------------------------------
+
+
+def test_a_plain_run_after_an_unfinished_one_is_refused(tmp_path: Path) -> None:
+    """The audit's last run was interrupted: a plain run must say --resume or --restart."""
+    settings = _settings(_interrupted_run(tmp_path / "audit.jsonl"))
+    with pytest.raises(UsageError, match="ended interrupted") as raised:
+        plan_run(settings, SCANNED, resume=False, restart=False)
+    assert ("--resume" in str(raised.value), "--restart" in str(raised.value)) == (True, True)
+
+
+def test_resume_and_restart_return_what_the_run_needs(tmp_path: Path) -> None:
+    """--resume continues the last run; --restart starts over after it."""
+    settings = _settings(_interrupted_run(tmp_path / "audit.jsonl"))
+
+    resumed = plan_run(settings, SCANNED, resume=True, restart=False, streams=["-"])
+    restarted = plan_run(settings, SCANNED, resume=False, restart=True)
+
+    assert resumed is not None
+    assert restarted is not None
+    assert (resumed.restart_of, resumed.streams, resumed.file_hashes) == (
+        None,
+        frozenset({"-"}),
+        {"users.csv": SHA},
+    )
+    assert restarted.restart_of == "r1"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"permanent": True}, "the same --permanent choice"),
+        ({"base_url": "https://elsewhere.example/v3"}, "another target"),
+        ({"uid_hash": True, "audit_key": KEY}, "--audit-uid-hash exactly when"),
+        ({"audit_key": KEY}, None),
+    ],
+)
+def test_a_resume_must_be_a_run_like_the_audits(
+    tmp_path: Path, changes: dict[str, Any], problem: str | None
 ) -> None:
-    """After kill -9 a plain run is refused; once a --resume completed the job, the next plain
-    run (say, the next list into the same audit) goes ahead."""
-    server = fake_server("--latency", "0.02", users=UIDS[:150])
-    source, audit = _input(tmp_path, UIDS[:100]), tmp_path / "audit.jsonl"
-    args = _delete_args(server, source, audit)
-    killed = _start(args)
-    wait_for_outcomes(audit, 20)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=10)
-
-    refused = run_cli(*args)
-    resumed = run_cli(*args, "--resume")
-    (tmp_path / "next").mkdir()
-    later = run_cli(*_delete_args(server, _input(tmp_path / "next", UIDS[100:150]), audit))
-
-    assert refused.returncode == 2
-    assert "was killed" in refused.stderr
-    assert (resumed.returncode, later.returncode) == (0, 0), resumed.stderr + later.stderr
-    assert set(server.stats()["applied"]) == set(UIDS[:150])
+    """Another permanent choice, target or UID naming is refused; a key may be added."""
+    settings = _settings(_interrupted_run(tmp_path / "audit.jsonl"), **changes)
+    if problem is None:
+        assert plan_run(settings, SCANNED, resume=True, restart=False) is not None
+        return
+    with pytest.raises(UsageError, match=problem):
+        plan_run(settings, SCANNED, resume=True, restart=False)
 
 
-def test_restart_refuses_what_resume_refuses_and_resume_with_it(
-    fake_server: FakeFactory, tmp_path: Path
+def test_a_resume_of_other_inputs_is_refused(tmp_path: Path) -> None:
+    """No input of this run is one the audit's runs read: it would resend everything."""
+    settings = _settings(_interrupted_run(tmp_path / "audit.jsonl"))
+    other = InputSummary(files=(FileScan("other.csv", 1, "cd" * 32, 5),), rows=1)
+    with pytest.raises(UsageError, match="no input is one the audit's runs read"):
+        plan_run(settings, other, resume=True, restart=False)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [(None, "chained with BULKDELETE_AUDIT_KEY"), (Secret("another"), "is not the key")],
+)
+def test_a_keyed_audit_takes_lines_only_with_its_key(
+    tmp_path: Path, key: Secret | None, problem: str
 ) -> None:
-    """--restart with --resume, with no audit, or with the other --permanent choice: exit 2."""
-    server = fake_server(users=UIDS[:5])
-    source, audit = _input(tmp_path, UIDS[:5]), tmp_path / "audit.jsonl"
-    args = _delete_args(server, source, audit)
-    assert run_cli(*args).returncode == 0
-    sent = server.stats()["requests"]
-    cases = {
-        "both": ([*args, "--resume", "--restart"], "not both"),
-        "no-audit": (["delete", str(source), "--base-url", server.base_url, "--restart"],
-                     "--restart needs --audit"),
-        "missing": ([*_delete_args(server, source, tmp_path / "nope.jsonl"), "--restart"],
-                    "--restart: there is no audit at"),
-        "permanent": ([*args, "--restart", "--permanent", "--yes"], "same --permanent choice"),
-    }  # fmt: skip
-
-    for name, (command, message) in cases.items():
-        done = run_cli(*command)
-        assert (name, done.returncode) == (name, 2)
-        assert message in done.stderr, (name, done.stderr)
-    assert server.stats()["requests"] == sent
+    """Without the audit's key, or with another, neither a run nor a read-back may append."""
+    keyed = run_settings(base_url=BASE_URL, audit_chain=KEYED_CHAIN, audit_key_id=audit_key_id(KEY))
+    path = _audit(
+        tmp_path / "audit.jsonl",
+        _started("r1", settings=keyed),
+        _finished("r1", RunStatus.COMPLETED),
+    )
+    settings = _settings(path, audit_key=key)
+    with pytest.raises(UsageError, match=problem):
+        plan_run(settings, SCANNED, resume=False, restart=False)
+    with pytest.raises(UsageError, match=problem):
+        check_append(settings)
+    check_append(_settings(path, audit_key=KEY))  # the right key: no error
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
-def test_a_stdin_run_stopped_mid_stream_resumes_and_verifies(
-    fake_server: FakeFactory, tmp_path: Path, signum: int
-) -> None:
-    """Stopped while its producer still writes, resumed with the whole list on stdin: every row
-    is settled once, nothing is sent twice, and verify --input passes with the list only."""
-    uids = [f"streamed-{n:03d}" for n in range(30)]
-    read_first = [*uids[:10], "bad/one", uids[0].upper()]  # an invalid and a duplicate row
-    lines = read_first + uids[10:]
-    server = fake_server(users=uids)
-    audit, listed = tmp_path / "audit.jsonl", tmp_path / "list.txt"
-    listed.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    args = ["delete", "-", "--base-url", server.base_url, "--audit", str(audit), "--no-progress"]
-    piped = pipe_into_cli(server.base_url, [*read_first, "<hang>"], *args)
-    try:
-        wait_until_applied(server, uids[:10])
-        wait_for_outcomes(audit, len(read_first))
-        signalled = time.monotonic()
-        piped.bulkdelete.send_signal(signum)
-        assert piped.bulkdelete.wait(timeout=15) in {143, -signal.SIGKILL}
-        stopped_in = time.monotonic() - signalled
-    finally:
-        piped.stop()
-    assert stopped_in < 5  # nothing in flight: no need to wait out the 10 s grace
-
-    done = run_cli(*args, "--resume", stdin=listed.read_text(encoding="utf-8"))
-    verified = run_cli("verify", str(audit), "--input", str(listed))
-    other = tmp_path / "other.txt"  # the same lines in another order: not what the runs read
-    other.write_text("".join(f"{line}\n" for line in reversed(lines)), encoding="utf-8")
-    refuted = run_cli("verify", str(audit), "--input", str(other))
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert server.stats()["deletes_by_uid"] == dict.fromkeys(uids, 1)
-    assert _final_lines_per_uid(audit) == Counter(uids)
-    outcomes = Counter(r["outcome"] for r in row_records(audit))
-    assert (outcomes["invalid"], outcomes["duplicate"]) == (1, 1)
-    reads = [r for r in audit_lines(audit) if r.get("event") == "input_read"]
-    assert reads[-1]["complete"] is True
-    if signum == signal.SIGTERM:  # a stopped run says how much of the stream it read
-        first = reads[0]
-        data = listed.read_bytes()[: first["bytes"]]
-        assert (first["complete"], first["sha256"]) == (False, hashlib.sha256(data).hexdigest())
-    assert verified.returncode == 0, verified.stdout
-    assert verified.stdout.startswith("PASS"), verified.stdout
-    assert refuted.returncode == 1
-    assert "is not what this run read: - (sha256" in refuted.stdout
+def test_a_new_audit_needs_no_plan(tmp_path: Path) -> None:
+    """A plain run into a file that does not exist yet brings nothing to the run."""
+    settings = _settings(tmp_path / "new.jsonl")
+    assert plan_run(settings, SCANNED, resume=False, restart=False) is None
+    with pytest.raises(UsageError, match="there is no audit"):
+        plan_run(settings, SCANNED, resume=True, restart=False)
