@@ -657,10 +657,31 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
 @click.option("--all-exist", is_flag=True, help="Every UID exists until it is deleted.")
 @click.option("--limit", type=int, help="Fixed-window rate limit: requests per window.")
 @click.option(
-    "--window", type=float, default=60.0, show_default=True, help="Window length in seconds."
+    "--window",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Window length in seconds; windows start at multiples of it on the server clock.",
+)
+@click.option(
+    "--window-from-first-request",
+    is_flag=True,
+    help="Count windows from the first request instead of the server clock.",
+)
+@click.option(
+    "--reset-on-every-answer",
+    is_flag=True,
+    help="Send the window's reset time on every answer, not only on a 429.",
 )
 @click.option(
     "--header-style", type=click.Choice(["old", "new", "both"]), default="both", show_default=True
+)
+@click.option(
+    "--clock-skew",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds the server's clock (windows, Date header) runs ahead of this machine's.",
 )
 @click.option("--bad-key-status", type=int, default=404, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -687,6 +708,27 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
     type=float,
     default=0.0,
     help="Requests per second of simulated other clients of the app, using the same window.",
+)
+@click.option(
+    "--live-burst-factor",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Live traffic runs this many times --live-rate during a burst.",
+)
+@click.option(
+    "--live-burst-seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="How long a burst lasts.",
+)
+@click.option(
+    "--live-burst-every",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="A burst ends every this many seconds of the server clock.",
 )
 @click.option("--revoke-key-after", type=int, help="The key stops working after this many DELETEs.")
 def fake_server(
