@@ -31,6 +31,7 @@ from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
 from bulkdelete.rows import Source, read_rows, scan, spool_stdin
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_PAUSE,
     DEFAULT_MAX_SHARE,
     REGIONS,
     Secret,
@@ -307,7 +308,15 @@ def cli() -> None:
     type=float,
     default=300.0,
     show_default=True,
-    help="Seconds the API may stay down (no answer or 5xx) before the run stops with exit 3.",
+    help="Seconds the API may stay down (no answer, 5xx, or only 429s) before the run stops "
+    "with exit 3.",
+)
+@click.option(
+    "--max-pause",
+    type=float,
+    default=DEFAULT_MAX_PAUSE,
+    show_default=True,
+    help="The longest one rate-limit header (Retry-After) may hold the run, in seconds.",
 )
 @click.option(
     "--column",
@@ -368,6 +377,7 @@ def delete(
     max_retry_time: float,
     timeout: float,
     max_outage: float,
+    max_pause: float,
     column: str | None,
     ca_bundle: Path | None,
     max_deletes: int | None,
@@ -424,6 +434,7 @@ def delete(
         max_retry_time=max_retry_time,
         timeout=timeout,
         max_outage=max_outage,
+        max_pause=max_pause,
         column=column,
         target=target,
         ca_bundle=ca_bundle,

@@ -47,6 +47,7 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -98,19 +99,21 @@ class ServerClock:
     """The fake's own clock: the machine's wall clock, ``skew`` seconds ahead (behind if negative).
 
     Windows, reset times, bursts of live traffic and the ``Date`` header all read this clock, so a
-    skewed fake looks like a server whose clock disagrees with the client's.
+    skewed fake looks like a server whose clock disagrees with the client's. ``source`` stands in
+    for the wall clock in simulations on virtual time.
     """
 
-    __slots__ = ("_date", "_date_second", "_skew")
+    __slots__ = ("_date", "_date_second", "_skew", "_source")
 
-    def __init__(self, skew: float = 0.0) -> None:
+    def __init__(self, skew: float = 0.0, *, source: Callable[[], float] = time.time) -> None:
         self._skew = skew
+        self._source = source
         self._date_second: int | None = None
         self._date = ""
 
     def now(self) -> float:
         """Return the server's time as Unix seconds."""
-        return time.time() + self._skew
+        return self._source() + self._skew
 
     def date(self) -> str:
         """Return the ``Date`` header for now: whole seconds, as every HTTP server sends it."""

@@ -39,6 +39,7 @@ START = Snapshot(
     rate_in_use=None,
     limit_per_minute=None,
     budget_left=None,
+    expected_rate=None,
     paused_for=0.0,
     elapsed=0.0,
     requests=0,
@@ -295,8 +296,8 @@ for done in range(1, 21):
     counts["failed" if done == 7 else "not_found" if done in (3, 12) else "deleted"] += 1
     snapshot = Snapshot(
         done=done, total=20, skipped=0, counts=dict(counts), in_flight=2, retrying=0,
-        rate_in_use=None, limit_per_minute=None, budget_left=None, paused_for=0.0,
-        elapsed=done / 10, requests=done,
+        rate_in_use=None, limit_per_minute=None, budget_left=None, expected_rate=None,
+        paused_for=0.0, elapsed=done / 10, requests=done,
     )
     bar.update(snapshot)
     if done % 4 == 0:

@@ -265,7 +265,7 @@ async def test_every_attempt_waits_for_its_turn(fake: FakeTime) -> None:
     class CountingPacer(Pacer):
         turns = 0
 
-        async def turn(self) -> bool:
+        async def turn(self) -> int:
             self.turns += 1
             return await super().turn()
 
