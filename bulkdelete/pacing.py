@@ -27,6 +27,7 @@ a run nor a new rate starts with a burst.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -128,32 +129,16 @@ class Pacer:
         self.outage_exceeded = False
         self.refusal_exceeded = False
 
-    async def turn(self) -> int:
-        """Wait until one more request may be sent; return its number, or 0 (at once) when halted.
+    async def turn(self, *, within: float | None = None) -> int:
+        """Wait until one more request may be sent; return its number, or 0 when it may not.
 
         Waits for a run-wide pause to end, for a place among the requests in flight, for budget
         in the window, and for the rate; during an outage, only one request at a time goes
-        through, as a probe. A non-zero result must be followed by ``observe`` (or ``release``).
+        through, as a probe. Returns 0 at once when the run is halted, and once ``within``
+        seconds have passed without a turn. A non-zero result must be followed by ``observe``
+        (or ``release``).
         """
-        while not self._halted:
-            if self._check_bounds():
-                break
-            now = self._clock()
-            delay = self._resume_at - now
-            if delay <= 0 and self._outage_since is not None and self._probing:
-                delay = HALT_CHECK  # another request is probing the server: wait for its answer
-            if delay <= 0 and self._in_flight >= self.concurrency:
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiting.append(waiter)
-                await waiter
-                continue
-            if delay <= 0:
-                delay = self._budget_wait(now)
-            if delay <= 0:
-                break
-            # Sleep in short steps so a halt during a long pause is seen quickly.
-            await self._sleep(min(delay, HALT_CHECK))
-        if self._halted:
+        if not await self._wait_for_place(None if within is None else self._clock() + within):
             return 0
         self._in_flight += 1
         if self._outage_since is not None:
@@ -173,6 +158,34 @@ class Pacer:
         self._grants.append((now, self._unanswered))
         self._unanswered += 1
         return self._sent
+
+    async def _wait_for_place(self, deadline: float | None) -> bool:
+        """Wait for everything but the rate; return False when halted or past ``deadline``."""
+        while not self._halted:
+            if self._check_bounds():
+                break
+            now = self._clock()
+            if deadline is not None and now >= deadline:
+                return False
+            delay = self._resume_at - now
+            if delay <= 0 and self._outage_since is not None and self._probing:
+                delay = HALT_CHECK  # another request is probing the server: wait for its answer
+            if delay <= 0 and self._in_flight >= self.concurrency:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiting.append(waiter)
+                if deadline is None:
+                    await waiter
+                else:  # on time-out the waiter is cancelled, and ``release`` passes it by
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waiter, max(0.0, deadline - now))
+                continue
+            if delay <= 0:
+                delay = self._budget_wait(now)
+            if delay <= 0:
+                return True
+            # Sleep in short steps so a halt during a long pause is seen quickly.
+            await self._sleep(min(delay, HALT_CHECK))
+        return False
 
     async def _take_rate(self) -> None:
         """Wait for the rate; once more if it changed meanwhile, so a cut applies to the queue."""

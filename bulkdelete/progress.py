@@ -169,6 +169,7 @@ class LogReporter:
             rate_in_use=_round(snapshot.rate_in_use, 1),
             limit_per_minute=snapshot.limit_per_minute,
             budget_left=snapshot.budget_left,
+            expected_rate=_round(snapshot.expected_rate, 1),
             paused_for=round(snapshot.paused_for, 3),
         )
 

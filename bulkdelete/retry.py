@@ -108,12 +108,15 @@ class _Tries:
         pacer, clock = self._pacer, self._policy.clock
         if self.answer is not None and _may_have_applied(self.answer):
             self.ambiguous = True
-        waiting_since, outage_before = clock(), pacer.in_outage
-        ticket = await pacer.turn()
-        if self.answer is not None and not (outage_before or pacer.in_outage):
+        retrying, outage_before = self.answer is not None, pacer.in_outage
+        # A retry waits no longer than this UID's time allows; an outage has its own bound.
+        within = max(0.0, self._policy.max_time - self.own_time) if retrying else None
+        waiting_since = clock()
+        ticket = await pacer.turn(within=None if outage_before else within)
+        if retrying and not (outage_before or pacer.in_outage):
             self.own_time += clock() - waiting_since  # a retry held by a pause: its time counts
         if not ticket:
-            self.halted = True
+            self.halted = pacer.halted  # else this UID's time ran out while it waited
             return False
         in_outage = pacer.in_outage
         sent_at = clock()

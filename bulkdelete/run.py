@@ -246,9 +246,10 @@ class _Run:
         if attempted.abandoned:
             return dataclasses.replace(result, note="the run stopped before its next retry")
         if result.outcome is Outcome.FAILED and classify(attempted.answer) is Verdict.RETRY:
+            tries = "1 attempt" if attempted.attempts == 1 else f"{attempted.attempts} attempts"
             note = (
-                f"gave up after {attempted.attempts} attempts and {attempted.waited:.0f} s of "
-                "waits (--max-attempts, --max-retry-time)"
+                f"gave up after {tries} and {attempted.waited:.0f} s of waits "
+                "(--max-attempts, --max-retry-time)"
             )
             return dataclasses.replace(result, note=note)
         return result

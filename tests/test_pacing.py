@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import virtualtime
+from helpers import FakeFactory, cli_env, row_records, run_cli
 from pacing_sim import EPOCH, Server, new_pacer, send
 
 from bulkdelete.fakeserver import FakeConfig
@@ -328,6 +334,35 @@ async def test_requests_in_flight_are_capped(fake: FakeTime) -> None:
     assert expected == (first, second, held, await third)
 
 
+async def test_a_turn_given_a_time_limit_gives_up_on_a_longer_pause(fake: FakeTime) -> None:
+    """turn(within=3) during a 10 s pause returns 0 after 3 s: the run is not halted."""
+    pacer = Pacer(UNLIMITED, clock=fake.clock, sleep=fake.sleep)
+    pacer.pause(10.0)
+    expected = (0, False)
+    assert expected == (await pacer.turn(within=3.0), pacer.halted)
+    assert 3.0 <= fake.now - 100.0 < 3.0 + HALT_CHECK
+
+
+def test_a_turn_given_a_time_limit_gives_up_waiting_for_a_place() -> None:
+    """With every place taken, turn(within=2) gives up after 2 s, and a place freed later
+    goes to a turn still waiting, not to the one that gave up."""
+
+    async def run() -> tuple[int, float, int]:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(UNLIMITED, max_concurrency=1, clock=loop.time, sleep=asyncio.sleep)
+        assert await pacer.turn()
+        started = loop.time()
+        gave_up = await pacer.turn(within=2.0)
+        waited = loop.time() - started
+        patient = asyncio.create_task(pacer.turn())
+        await asyncio.sleep(1.0)
+        pacer.release()
+        return gave_up, waited, await patient
+
+    gave_up, waited, patient = virtualtime.run(run())
+    assert (gave_up, round(waited, 2), patient) == (0, 2.0, 2)
+
+
 async def test_a_turn_cancelled_while_waiting_for_the_rate_frees_its_place() -> None:
     """Cancelling a turn that waits on the rate limiter leaves no request counted in flight."""
     pacer = Pacer(1.0)  # one request per second: the second turn waits in the limiter
@@ -526,3 +561,117 @@ def test_the_expected_rate_is_right_after_the_first_minute() -> None:
     achieved = (fake.ours(1) + fake.ours(2) + fake.ours(3)) / 180
     assert expected is not None
     assert abs(expected - achieved) <= 0.1 * achieved
+
+
+# --- end to end: the real CLI against `bulkdelete fake-server` over loopback ---------------------
+# Windows are the documented minute; each test sets the fake's clock (--clock-skew) so that the
+# run starts a few seconds before a minute turns, and reads the fake's per-second timeline.
+
+
+def _server_clock(start_at: float) -> tuple[float, float]:
+    """Return (skew, minute): a clock ``start_at`` s past a minute now, and that minute's end."""
+    now = time.time()
+    skew = start_at - now % 60
+    return skew, now + skew - start_at + 60
+
+
+def _wait_for(server_time: float, skew: float) -> None:
+    time.sleep(max(0.0, server_time - (time.time() + skew)))
+
+
+def _uids(path: Path, count: int, prefix: str) -> Path:
+    path.write_text("".join(f"{prefix}-{n}\n" for n in range(count)), encoding="utf-8")
+    return path
+
+
+def _delete(base_url: str, source: Path, audit: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", base_url,
+         "--audit", str(audit), "--no-progress", "--log-level", "warning", *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(),
+    )  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    return process.returncode
+
+
+def _per_second(stats: dict[str, Any], key: str, start: int, end: int) -> list[int]:
+    timeline = stats["timeline"]
+    return [timeline.get(str(second), {}).get(key, 0) for second in range(start, end)]
+
+
+def test_the_cli_spends_a_window_it_learns_from_limit_and_remaining(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Documented answers, both header spellings: the rest of a minute is spent without a 429,
+    and the next minute is paced over its length, not burst and not stalled."""
+    skew, minute = _server_clock(53.0)
+    servers = {
+        style: fake_server("--all-exist", "--limit", "60", "--header-style", style,
+                           "--clock-skew", f"{skew:.3f}")
+        for style in ("old", "new")
+    }  # fmt: skip
+    runs = [
+        _delete(server.base_url, _uids(tmp_path / f"{style}.txt", 300, style),
+                tmp_path / f"{style}.jsonl")
+        for style, server in servers.items()
+    ]  # fmt: skip
+    _wait_for(minute + 4, skew)
+    assert [_stop(run) for run in runs] == [143, 143]
+    for server in servers.values():
+        stats = server.stats()
+        assert stats["rejected_over_limit"] == 0
+        first = sum(_per_second(stats, "our_ok", 0, 60))
+        assert first >= 0.9 * 60 * 0.98  # what the first minute had left when the run began
+        assert 2 <= sum(_per_second(stats, "our_ok", 60, 64)) <= 12  # about 1/s
+
+
+def test_a_restarted_cli_spends_the_rest_of_the_window_at_once(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Stopped mid-minute and resumed at once: the new process keeps sending through the
+    minute (no second without a request while budget remains) and gets no 429."""
+    skew, minute = _server_clock(51.0)
+    server = fake_server("--all-exist", "--limit", "90", "--clock-skew", f"{skew:.3f}")
+    source, audit = _uids(tmp_path / "in.txt", 300, "r"), tmp_path / "a.jsonl"
+    first = _delete(server.base_url, source, audit)
+    _wait_for(minute - 5, skew)
+    assert _stop(first) == 143
+    resumed = _delete(server.base_url, source, audit, "--resume")
+    _wait_for(minute + 1, skew)
+    assert _stop(resumed) == 143
+    stats = server.stats()
+    assert stats["rejected_over_limit"] == 0
+    assert sum(_per_second(stats, "our_ok", 0, 60)) >= 0.9 * 90 * 0.98
+    assert 0 not in _per_second(stats, "our_ok", 56, 60)
+
+
+def test_a_server_that_refuses_everything_ends_the_run(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """429 with Retry-After: 86400 on every DELETE: each UID fails within --max-retry-time with a
+    reason, and 429s alone for --max-outage stop the run with exit 3 and RATE_LIMITED."""
+    server = fake_server("--all-exist", "--throttle-rate", "1", "--fault-retry-after", "86400")
+    audit = tmp_path / "a.jsonl"
+    began = time.monotonic()
+    done = run_cli(
+        "delete", str(_uids(tmp_path / "in.txt", 400, "x")), "--base-url", server.base_url,
+        "--audit", str(audit), "--no-progress", "--max-pause", "1", "--max-retry-time", "2",
+        "--max-outage", "4",
+    )  # fmt: skip
+    took = time.monotonic() - began
+    assert done.returncode == 3, done.stderr
+    assert "RATE_LIMITED" in done.stdout + done.stderr
+    assert took < 20
+    rows = row_records(audit)
+    assert {(r["outcome"], r["error_code"]) for r in rows} == {("failed", "ERR_TOO_MANY_REQUESTS")}
+    reasons = [r["note"] for r in rows]
+    # Each UID gave up within its own bound; only those retrying as the run stopped say that.
+    assert sum("--max-retry-time" in note for note in reasons) > 0.8 * len(rows)
+    assert all(
+        "--max-retry-time" in n or n == "the run stopped before its next retry" for n in reasons
+    )
