@@ -50,12 +50,12 @@ The phase, and a run restarted mid-window
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
+
+from bulkdelete.others import OthersUse
 
 DOCUMENTED_WINDOW = 60.0  # "the number of requests remaining in the current minute"
 _PRECISE = 1.5  # seconds: an end known this closely is planned to its earliest time
-_HISTORY = 120  # seconds of other clients' use kept
 _FLOOR_SHARE = 0.005  # of the limit, always left: the slack for what the estimates miss
 _NO_DATE_SKEW = 1.0  # without a Date header the server clock is taken as ours, within this
 _GRID_TOLERANCE = 0.05  # seconds a boundary may sit off the clock's minute and still be on it
@@ -115,64 +115,6 @@ class _Offset:
         self.lo, self.hi, self.dated = lo, hi, True
 
 
-class _Others:
-    """Other clients' requests per second of our clock, and how long each second was watched."""
-
-    __slots__ = ("_reserve", "_reserve_at", "_seconds", "_used", "_watched")
-
-    def __init__(self) -> None:
-        self._seconds: deque[list[float]] = deque()  # [second, used, watched]
-        self._used = self._watched = 0.0
-        self._reserve = 0.0
-        self._reserve_at = -1.0
-
-    def add(self, start: float, end: float, used: float) -> None:
-        """Spread ``used`` requests, and the time watched, over the seconds from start to end."""
-        if end <= start:
-            self._bucket(math.floor(end))[1] += used
-            self._used += used
-            return
-        span, t = end - start, start
-        while t < end:
-            second = math.floor(t)
-            upto = min(second + 1.0, end)
-            bucket = self._bucket(second)
-            share = used * (upto - t) / span
-            bucket[1] += share
-            bucket[2] += upto - t
-            self._used += share
-            self._watched += upto - t
-            t = upto
-
-    def _bucket(self, second: int) -> list[float]:
-        seconds = self._seconds
-        if not seconds or seconds[-1][0] < second:
-            seconds.append([float(second), 0.0, 0.0])
-            while seconds[0][0] <= second - _HISTORY:
-                _, used, watched = seconds.popleft()
-                self._used -= used
-                self._watched -= watched
-        for bucket in reversed(seconds):
-            if bucket[0] <= second:
-                return bucket
-        return seconds[0]  # older than what is kept: count it in the oldest second
-
-    def rate(self) -> float:
-        """Their mean rate, requests per second, over the time watched (0 before a second)."""
-        return self._used / self._watched if self._watched >= 1.0 else 0.0
-
-    def reserve(self) -> float:
-        """The most their use ran above its mean over any stretch of time: a burst's size."""
-        newest = self._seconds[-1][0] if self._seconds else -1.0
-        if newest != self._reserve_at:  # once a second is enough
-            mean, best, run = self.rate(), 0.0, 0.0
-            for _, used, watched in self._seconds:
-                run = max(0.0, run + used - mean * watched)
-                best = max(best, run)
-            self._reserve, self._reserve_at = best, newest
-        return self._reserve
-
-
 @dataclass(slots=True)
 class _Window:
     """One rate-limit window as far as the answers show it."""
@@ -194,15 +136,26 @@ class Budget:
 
     def __init__(self, *, max_share: float) -> None:
         self.limit: int | None = None
-        self.aligned: bool | None = (
-            None  # windows on the server clock's minute: untested / yes / no
-        )
         self._share = max_share
         self._w_lo, self._w_hi = 0.0, DOCUMENTED_WINDOW  # bounds on the window's length
         self._offset = _Offset()
-        self._others = _Others()
+        self._others = OthersUse()
         self._window: _Window | None = None
         self._boundary: tuple[float, float] | None = None  # the last boundary seen, (lo, hi]
+        # Per grid length: whether windows turn on the server clock's grid (minutes for 60 s).
+        self._verdicts: dict[float, bool] = {}
+        self._grid_boundary: tuple[float, float] | None = None  # the last one seen on the grid
+
+    @property
+    def aligned(self) -> bool | None:
+        """Whether windows turn on the server clock's grid: untested (None), yes, or no."""
+        period = self._grid_period()
+        return None if period is None else self._verdicts.get(period)
+
+    def _judge(self, *, aligned: bool) -> None:
+        period = self._grid_period()
+        if period is not None:
+            self._verdicts[period] = aligned
 
     @property
     def period(self) -> float:
@@ -289,14 +242,14 @@ class Budget:
             # Still the same window past its latest end: it is longer than believed.
             window.end_hi = seen.received + self._w_hi
             if self.aligned:
-                self.aligned = False
+                self._judge(aligned=False)
         if seen.ticket > window.latest:
             window.latest, window.remaining = seen.ticket, seen.remaining
         self._count_others(window, seen)
         if self.aligned is None and self._offset.dated and window.first_received is not None:
             grid = self._grid_end(window.first_received)
             if grid is not None and grid[1] < seen.sent:
-                self.aligned = False  # sent after the clock's minute turned, and no new window
+                self._judge(aligned=False)  # sent after the minute turned, and no new window
 
     def _count_others(self, window: _Window, seen: Sighting) -> None:
         if seen.remaining <= 0:
@@ -320,13 +273,23 @@ class Budget:
         window.end_lo, window.end_hi = max(window.end_lo, lo), min(window.end_hi, hi)
 
     def _test_grid(self, lo: float, hi: float) -> None:
-        """Tell whether a boundary seen in ``(lo, hi]`` fell on the server clock's grid."""
+        """Judge the grid by a boundary seen in ``(lo, hi]``.
+
+        Off the grid rejects it. Two boundaries on it, one grid length apart, confirm it: one
+        alone might be a boundary of shorter windows that happens to fall on a minute.
+        """
         period = self._grid_period()
+        previous, self._grid_boundary = self._grid_boundary, None
         if period is None or not self._offset.dated or hi - lo > _PRECISE:
             return
         earliest = lo + self._offset.lo - _GRID_TOLERANCE
         latest = hi + self._offset.hi + _GRID_TOLERANCE
-        self.aligned = math.floor(latest / period) * period >= earliest
+        if math.floor(latest / period) * period < earliest:
+            self._judge(aligned=False)
+            return
+        self._grid_boundary = (lo, hi)
+        if previous is not None and hi - previous[0] < 2 * period:
+            self._judge(aligned=True)
 
     def _grid_period(self) -> float | None:
         """Return the length the server clock's grid would have: 60 s unless shown otherwise."""

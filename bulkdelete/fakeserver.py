@@ -195,7 +195,8 @@ class FakeStats:
     actually sent (a reset or drop sends none); ``faults`` counts injected faults by kind and
     ``rejected_over_limit`` the 429s of the real window. ``live_sent`` counts the simulated live
     requests, ``live_refused`` those the window refused; ``timeline`` is described in the module
-    docstring (its seconds become string keys in JSON).
+    docstring (its seconds become string keys in JSON), and ``timeline_start`` is the server
+    clock's Unix time of its second 0.
     """
 
     requests: int = 0
@@ -213,6 +214,7 @@ class FakeStats:
     bad_requests: int = 0
     live_sent: int = 0
     live_refused: int = 0
+    timeline_start: float | None = None
     timeline: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -276,15 +278,15 @@ class _Fake:
         self._fault_retry_after = retry_after_text(config.fault_retry_after)
         self._key_uses = 0
         self._created_at = int(self._clock.now())
-        self._timeline_start: float | None = None
 
     def _record(self, kind: str) -> None:
         """Count one request of ``kind`` (one of ``_TIMELINE_KEYS``) in the current second."""
         now = self._clock.now()
-        if self._timeline_start is None:
+        start = self._stats.timeline_start
+        if start is None:
             started = self._window.started if self._window is not None else None
-            self._timeline_start = now if started is None else started
-        second = int(now - self._timeline_start)
+            start = self._stats.timeline_start = now if started is None else started
+        second = int(now - start)
         timeline = self._stats.timeline
         row = timeline.get(second)
         if row is None:

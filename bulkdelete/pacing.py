@@ -7,6 +7,16 @@ numbers it, before it is sent, and reports its answer to ``observe()``. From the
   of it, when it ends and how much other clients of the app use. The rate is set so that what
   this run may take of the window lasts until its end; when nothing is left, requests wait for
   the window to turn over, probing it now and then rather than trusting a header to say when.
+  Every request is numbered, with the time it left and how many were in flight then, so that an
+  answer's remaining count can be read against our own requests: a rise bigger than those still
+  in flight is a new window, a fall bigger than ours is other clients' use.
+- **A restart mid-window** (scenario 4 of the benchmark): the new process has no phase. Planning
+  to the latest possible end (a window after its first answer) is safe but leaves up to half of
+  that window unused; so the pace is planned to the server clock's next minute (from ``Date``),
+  while the reserve for other clients is counted to the latest end. Betting on the minute can
+  then cost only the run's own pace, never a live request: a wrong guess spends the run's share
+  early and waits for the real boundary, which then rejects the guess; two boundaries on the
+  minute confirm it. The budget's docstring has the details.
 - **Throttling.** A 429 pauses every worker for its ``Retry-After`` (never more than
   ``max_pause``) and, once a second, the rate is cut by half the share of answers that were
   429s; the rate then recovers gradually. A fixed ``--rate`` is only a ceiling.

@@ -495,8 +495,10 @@ async def test_stats_endpoint_reports_counters(
         "bad_requests": 0,
         "live_sent": 0,
         "live_refused": 0,
+        "timeline_start": stats.body["timeline_start"],
         "timeline": {"0": {"our_ok": 2, "our_429": 0, "live_ok": 0, "live_refused": 0}},
     }
+    assert abs(stats.body["timeline_start"] - time.time()) < 5
 
 
 async def test_max_in_flight_counts_concurrent_deletes(

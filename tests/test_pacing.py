@@ -518,7 +518,8 @@ def test_slow_answers_still_get_the_whole_limit() -> None:
 def test_max_share_caps_what_the_run_takes() -> None:
     """--max-share 0.5: the run takes half of each window and leaves the rest."""
     fake, _ = virtualtime.run(paced_run(130.0, clock_skew=20.0, pacer_options={"max_share": 0.5}))
-    assert 0.45 * 3000 <= fake.ours(1) <= 0.5 * 3000
+    # Give or take the few requests in flight as one window turns into the next.
+    assert 0.45 * 3000 <= fake.ours(1) <= 0.5 * 3000 + 5
 
 
 @pytest.mark.parametrize("reset", ["+86400", "1e300"])
