@@ -124,6 +124,9 @@ class _Window:
     remaining: int  # what that answer said remains
     end_lo: float
     end_hi: float
+    # The end's lower bound from boundaries and reset times only: end_lo also rises with every
+    # request sent into the window, which says nothing of how much longer it lasts.
+    known_lo: float = -math.inf
     first_received: float | None = None
     last_sent: float = -math.inf
     anchor: tuple[int, int] | None = None  # (ticket, remaining) others' use is counted from
@@ -191,6 +194,7 @@ class Budget:
             end_lo=max(end_lo, seen.sent),
             # It began by the time this answer came, so it ends within one window of that.
             end_hi=min(end_hi, seen.received + self._w_hi),
+            known_lo=end_lo,
             first_received=seen.received,
             last_sent=seen.sent,
             seen_at=seen.received,
@@ -200,10 +204,9 @@ class Budget:
         return window
 
     def _new_window(self, old: _Window, seen: Sighting) -> _Window:
-        # The boundary fell after the old window's last request and before this answer.
-        lo, hi = max(old.end_lo, old.last_sent), min(old.end_hi, seen.received)
-        if lo >= hi:  # not where it was expected: what was just seen wins
-            lo, hi = old.last_sent, seen.received
+        # The boundary fell after the old window's last request and before this answer. That is
+        # all it says: narrowing it by what was expected would keep an error of the model alive.
+        lo, hi = old.last_sent, seen.received
         if old.first_received is not None:
             self._w_lo = max(self._w_lo, old.last_sent - old.first_received)
         if self._boundary is not None:
@@ -271,6 +274,7 @@ class Budget:
         if hi <= window.end_lo or lo >= window.end_hi:
             return  # an end already past, or beyond the longest window: nothing to learn
         window.end_lo, window.end_hi = max(window.end_lo, lo), min(window.end_hi, hi)
+        window.known_lo = max(window.known_lo, lo)
 
     def _test_grid(self, lo: float, hi: float) -> None:
         """Judge the grid by a boundary seen in ``(lo, hi]``.
@@ -332,6 +336,7 @@ class Budget:
                 remaining=self.limit,
                 end_lo=max(lo, now),
                 end_hi=hi,
+                known_lo=lo,
             )
         )
 
@@ -352,14 +357,14 @@ class Budget:
             next_chance=self._next_chance(window),
             probe_gap=(
                 math.inf
-                if window.end_hi - window.end_lo <= _PRECISE
+                if window.end_hi - window.known_lo <= _PRECISE
                 else max(_MIN_PROBE_GAP, self._w_hi / _PROBES_PER_WINDOW)
             ),
         )
 
     def _plan_end(self, window: _Window) -> float:
-        if window.end_hi - window.end_lo <= _PRECISE:
-            return window.end_lo
+        if window.end_hi - window.known_lo <= _PRECISE:
+            return window.known_lo
         grid = self._hypothesis(window)
         if grid is not None and window.end_lo <= grid[0] < window.end_hi:
             return grid[0]  # see the module docstring

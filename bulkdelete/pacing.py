@@ -55,7 +55,7 @@ DEFAULT_MAX_PAUSE = 60.0  # one documented window: no Retry-After is believed be
 _BURST_SECONDS = 0.05
 _OUTAGE_FIRST_PAUSE = 0.5
 _OUTAGE_MAX_PAUSE = 30.0
-_RERATE_TOLERANCE = 0.02  # a rate change smaller than this keeps the current limiter
+_RERATE_TOLERANCE = 0.005  # a rate change smaller than this keeps the current limiter
 _RECOVERY_PER_SECOND = 0.1  # the rate regains 10% of itself per second
 _FACTOR_INTERVAL = 1.0  # seconds between two adjustments for 429s
 _MIN_FACTOR = 1 / 64
@@ -202,11 +202,12 @@ class Pacer:
         for _ in range(2):
             limiter = self._limiter
             if limiter is not self._primed:
-                # aiolimiter's bucket starts empty and would let a burst through: taking its
-                # whole capacity first (granted at once, it is empty) makes every request, the
-                # first included, wait its turn at the new rate.
+                # aiolimiter's bucket starts empty and would let a burst through. Filling it
+                # (granted at once, it is empty) makes every request wait its turn at the new
+                # rate, counted from the latest one let go: a new rate costs no time itself.
                 self._primed = limiter
-                await limiter.acquire(limiter.max_rate)
+                since = (self._clock() - self._granted_at) * self.rate
+                await limiter.acquire(limiter.max_rate - min(1.0, since))
             await limiter.acquire()
             if limiter is self._limiter:
                 return

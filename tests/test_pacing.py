@@ -648,7 +648,8 @@ def test_a_restarted_cli_spends_the_rest_of_the_window_at_once(
     stats = server.stats()
     assert stats["rejected_over_limit"] == 0
     assert sum(_per_second(stats, "our_ok", 0, 60)) >= 0.9 * 90 * 0.98
-    assert 0 not in _per_second(stats, "our_ok", 56, 60)
+    # The new process needs a moment to start; from then on, every second has requests.
+    assert 0 not in _per_second(stats, "our_ok", 57, 60)
 
 
 def test_a_server_that_refuses_everything_ends_the_run(
