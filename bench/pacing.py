@@ -96,15 +96,17 @@ class Mode:
 
     name: str
     prefix: str  # of the scenario numbers: "" or "6."
+    tag: str  # in file names
     settings: dict[str, Any]  # FakeConfig fields
 
 
 MODES = (
-    Mode("documented, X-Rate-Limit", "", {"header_style": "old"}),
-    Mode("documented, X-RateLimit", "", {"header_style": "new"}),
+    Mode("documented, X-Rate-Limit", "", "old", {"header_style": "old"}),
+    Mode("documented, X-RateLimit", "", "new", {"header_style": "new"}),
     Mode(
         "reset on every answer",
         "6.",
+        "today",
         {"reset_on_every_answer": True, "window_from_first_request": True},
     ),
 )
@@ -210,7 +212,7 @@ class Bench:
         text = text.replace(f"{ROOT}/", "")
         text = text.replace(sys.executable, "python").replace("python -m bulkdelete", "bulkdelete")
         text = re.sub(r"http://127\.0\.0\.1:\d+/v3", "$BASE_URL", text)
-        text = re.sub(r"audit-[\w-]+\.jsonl", "audit.jsonl", text)
+        text = re.sub(r"audit-[\w.-]+\.jsonl", "audit.jsonl", text)
         with self.lock:
             if (scenario, env + text) not in self.commands:
                 self.commands.append((scenario, env + text))
@@ -465,11 +467,11 @@ def run_paced(bench: Bench, scenario: str, mode: Mode) -> None:
     label = f"{mode.prefix}{scenario}"
     settings = paced_settings(scenario, mode, p)
     limit = settings["limit"]
-    users = write_uids(bench.tmp / f"users-{label}-{mode.settings}.csv".replace(" ", ""),
-                       limit * (p.windows + 2), f"s{scenario}")  # fmt: skip
+    users = write_uids(bench.tmp / f"users-{label}-{mode.tag}.csv", limit * (p.windows + 2),
+                       f"s{scenario}")  # fmt: skip
     bench.log(f"scenario {label} ({mode.name}): {p.windows} windows of {limit}/{p.window} s")
     with fake_server(bench, label, settings) as fake:
-        audit = bench.tmp / f"audit-{label}-{time.monotonic_ns()}.jsonl"
+        audit = bench.tmp / f"audit-{label}-{mode.tag}.jsonl"
         process, log = start_client(bench, label, fake, users, audit)
         start = wait_for_timeline(fake, process, log)
         sleep_until(start + p.windows * p.window + 1, fake)
@@ -524,9 +526,9 @@ def run_restart(bench: Bench, mode: Mode) -> None:
     label = f"{mode.prefix}4"
     settings = paced_settings("4", mode, p)
     limit = settings["limit"]
-    users = write_uids(bench.tmp / f"users-{label}-{time.monotonic_ns()}.csv",
-                       limit * (p.windows + 2), "r")  # fmt: skip
-    audit = bench.tmp / f"audit-{label}-{time.monotonic_ns()}.jsonl"
+    users = write_uids(bench.tmp / f"users-{label}-{mode.tag}.csv", limit * (p.windows + 2),
+                       "r")  # fmt: skip
+    audit = bench.tmp / f"audit-{label}-{mode.tag}.jsonl"
     stop_after = RESTART_AFTER * p.window / 60
     with fake_server(bench, label, settings) as fake:
         if not mode.settings.get("window_from_first_request"):
@@ -978,7 +980,11 @@ def machine_info(bench: Bench) -> list[tuple[str, str]]:
         except OSError:
             return "?"
 
-    dirty = " (uncommitted changes)" if out("git", "status", "--porcelain") else ""
+    # What this run writes itself is not a change to what it ran.
+    written = (":!BENCHMARKS.md", ":!bench/throughput.png")
+    dirty = (
+        " (uncommitted changes)" if out("git", "status", "--porcelain", "--", ".", *written) else ""
+    )
     return [
         ("date (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")),
         ("nproc", out("nproc")),

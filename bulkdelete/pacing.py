@@ -165,7 +165,8 @@ class Pacer:
             return 0
         self._sent += 1
         self._granted_at = now = self._clock()
-        self._grants.append((now, self._unanswered))
+        if self._budget.limit is not None:  # only answers with a limit are read against them
+            self._grants.append((now, self._unanswered))
         self._unanswered += 1
         return self._sent
 
@@ -254,7 +255,8 @@ class Pacer:
 
     def observe(self, seen: Observation) -> None:
         """Learn from one answer (and free its place among the requests in flight)."""
-        self.release()
+        self._unanswered -= 1
+        self._free_place()
         was_probe, self._probing = self._probing, False
         now = self._clock()
         if seen.round_trip is not None:
@@ -318,7 +320,8 @@ class Pacer:
         self._adjust_factor()
         now = self._clock()
         self._planned_at = now
-        plan = self._plan = self._budget.plan(now, self._sent)
+        budget = self._budget
+        plan = self._plan = None if budget.limit is None else budget.plan(now, self._sent)
         rate = self._ceiling
         if plan is not None and plan.spendable < 1:
             if self._spent_since is None:

@@ -106,15 +106,12 @@ class _Tries:
     async def once(self) -> bool:
         """Make one paced attempt; return False, sending nothing, when the run is halted."""
         pacer, clock = self._pacer, self._policy.clock
-        if self.answer is not None and _may_have_applied(self.answer):
-            self.ambiguous = True
-        retrying, outage_before = self.answer is not None, pacer.in_outage
-        # A retry waits no longer than this UID's time allows; an outage has its own bound.
-        within = max(0.0, self._policy.max_time - self.own_time) if retrying else None
-        waiting_since = clock()
-        ticket = await pacer.turn(within=None if outage_before else within)
-        if retrying and not (outage_before or pacer.in_outage):
-            self.own_time += clock() - waiting_since  # a retry held by a pause: its time counts
+        if self.answer is None:  # a UID's first attempt: nothing of its own to bound yet
+            ticket = await pacer.turn()
+        else:
+            if _may_have_applied(self.answer):
+                self.ambiguous = True
+            ticket = await self._retry_turn()
         if not ticket:
             self.halted = pacer.halted  # else this UID's time ran out while it waited
             return False
@@ -133,6 +130,20 @@ class _Tries:
         if not (in_outage and seen.unavailable):
             self.counted += 1
         return True
+
+    async def _retry_turn(self) -> int:
+        """Wait for a retry's turn: no longer than this UID's time allows, and count the wait.
+
+        During an outage the run's bound decides instead, and the wait does not count.
+        """
+        pacer, clock = self._pacer, self._policy.clock
+        if pacer.in_outage:
+            return await pacer.turn()
+        waiting_since = clock()
+        ticket = await pacer.turn(within=max(0.0, self._policy.max_time - self.own_time))
+        if not pacer.in_outage:
+            self.own_time += clock() - waiting_since  # a retry held by a pause: its time counts
+        return ticket
 
     async def sleep(self, seconds: float) -> None:
         """Back off, in short steps so a halted run does not sit out a long backoff."""
