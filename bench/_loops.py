@@ -1,4 +1,4 @@
-"""The contenders bulkdelete is compared with in ``bench/pacing.py`` scenario 4.
+"""The contenders bulkdelete is compared with in ``bench/pacing.py`` scenario 7.
 
     python bench/_loops.py aiohttp BASE_URL UID_FILE CONCURRENCY
     python bench/_loops.py floor BASE_URL UID_FILE CONCURRENCY AUDIT

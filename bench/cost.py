@@ -1,9 +1,9 @@
-"""Client instructions per delete, counted by valgrind's callgrind: scenario 4 without the noise.
+"""Client instructions per delete, counted by valgrind's callgrind: scenario 7 without the noise.
 
-Scenario 4 of ``bench/pacing.py`` compares rates, which move by up to 25 % between rounds on a
+Scenario 7 of ``bench/pacing.py`` compares rates, which move by up to 25 % between rounds on a
 shared machine. Instructions barely do: two runs of a contender agree within about 1 %.
-Each Python contender of scenario 4 (the bare aiohttp loop, the evidence floor, bulkdelete with
-scenario 4's flags) deletes SMALL and then LARGE fresh UIDs under callgrind, each run against its
+Each Python contender of scenario 7 (the bare aiohttp loop, the evidence floor, bulkdelete with
+scenario 7's flags) deletes SMALL and then LARGE fresh UIDs under callgrind, each run against its
 own unlimited ``bulkdelete fake-server`` on 127.0.0.1 (not under valgrind). The cost of one delete
 is (instructions at LARGE - instructions at SMALL) / (LARGE - SMALL): start-up, imports and
 shut-down cancel out.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pacing import (
     BENCH,
-    CONCURRENCY_4,
+    CONCURRENCY_7,
     FULL,
     Bench,
     BenchError,
@@ -46,7 +46,7 @@ def _loop(kind: str) -> Command:
         extra = [str(audit)] if kind == "floor" else []
         return [
             sys.executable, str(BENCH / "_loops.py"), kind, fake.base_url, str(users),
-            str(CONCURRENCY_4), *extra,
+            str(CONCURRENCY_7), *extra,
         ]  # fmt: skip
 
     return command
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(FULL, tmp)
 
     def bulkdelete(fake: Fake, users: Path, _audit: Path) -> list[str]:
-        return tool_args(bench, "4", fake.base_url, users)  # scenario 4's flags, its own audit
+        return tool_args(bench, "7", fake.base_url, users)  # scenario 7's flags, its own audit
 
     contenders = (
         ("aiohttp loop", _loop("aiohttp")),

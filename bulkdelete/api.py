@@ -90,8 +90,23 @@ def _retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+def _http_date(value: str | None) -> float | None:
+    """Parse an HTTP ``Date`` header into Unix seconds; None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
+
+
 def rate_info(headers: Any, *, now: float) -> RateInfo:
-    """Read the rate-limit headers in either spelling CometChat documents."""
+    """Read the rate-limit headers in either spelling CometChat documents.
+
+    The ``Date`` header is read only with a limit: the pacer places the window on the server's
+    clock with it, and an answer without a limit has nothing to pace.
+    """
     limit = _header_number(headers, "X-Rate-Limit", "X-RateLimit-Limit")
     remaining = _header_number(headers, "X-Rate-Limit-Remaining", "X-RateLimit-Remaining")
     reset = _header_number(headers, "X-Rate-Limit-Reset", "X-RateLimit-Reset")
@@ -102,6 +117,7 @@ def rate_info(headers: Any, *, now: float) -> RateInfo:
         remaining=int(remaining) if remaining is not None else None,
         reset_at=reset,
         retry_after=_retry_after(headers.get("Retry-After"), now),
+        server_date=_http_date(headers.get("Date")) if limit is not None else None,
     )
 
 

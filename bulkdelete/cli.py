@@ -36,6 +36,7 @@ from bulkdelete.resume import plan_run
 from bulkdelete.rows import STDIN, InputSummary, Source, Stream, read_rows, scan
 from bulkdelete.settings import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_PAUSE,
     DEFAULT_MAX_SHARE,
     REGIONS,
     Secret,
@@ -382,7 +383,15 @@ def cli() -> None:
     type=float,
     default=300.0,
     show_default=True,
-    help="Seconds the API may stay down (no answer or 5xx) before the run stops with exit 3.",
+    help="Seconds the API may stay down (no answer, 5xx, or only 429s) before the run stops "
+    "with exit 3.",
+)
+@click.option(
+    "--max-pause",
+    type=float,
+    default=DEFAULT_MAX_PAUSE,
+    show_default=True,
+    help="The longest one rate-limit header (Retry-After) may hold the run, in seconds.",
 )
 @click.option(
     "--column",
@@ -464,6 +473,7 @@ def delete(
     max_retry_time: float,
     timeout: float,
     max_outage: float,
+    max_pause: float,
     column: str | None,
     no_header: bool,
     ca_bundle: Path | None,
@@ -535,6 +545,7 @@ def delete(
         max_retry_time=max_retry_time,
         timeout=timeout,
         max_outage=max_outage,
+        max_pause=max_pause,
         column=column,
         no_header=no_header,
         target=target,
@@ -819,10 +830,31 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
 @click.option("--all-exist", is_flag=True, help="Every UID exists until it is deleted.")
 @click.option("--limit", type=int, help="Fixed-window rate limit: requests per window.")
 @click.option(
-    "--window", type=float, default=60.0, show_default=True, help="Window length in seconds."
+    "--window",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Window length in seconds; windows start at multiples of it on the server clock.",
+)
+@click.option(
+    "--window-from-first-request",
+    is_flag=True,
+    help="Count windows from the first request instead of the server clock.",
+)
+@click.option(
+    "--reset-on-every-answer",
+    is_flag=True,
+    help="Send the window's reset time on every answer, not only on a 429.",
 )
 @click.option(
     "--header-style", type=click.Choice(["old", "new", "both"]), default="both", show_default=True
+)
+@click.option(
+    "--clock-skew",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds the server's clock (windows, Date header) runs ahead of this machine's.",
 )
 @click.option("--bad-key-status", type=int, default=404, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -849,6 +881,27 @@ def verify(audits: tuple[Path, ...], inputs: tuple[Path, ...]) -> None:
     type=float,
     default=0.0,
     help="Requests per second of simulated other clients of the app, using the same window.",
+)
+@click.option(
+    "--live-burst-factor",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Live traffic runs this many times --live-rate during a burst.",
+)
+@click.option(
+    "--live-burst-seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="How long a burst lasts.",
+)
+@click.option(
+    "--live-burst-every",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="A burst ends every this many seconds of the server clock.",
 )
 @click.option("--revoke-key-after", type=int, help="The key stops working after this many DELETEs.")
 @click.option(

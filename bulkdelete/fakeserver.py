@@ -26,16 +26,20 @@ Rate window and faults
 
 Live traffic
     ``live_rate`` requests per second stand for the other clients of the same app (its logins,
-    user creation): while the server runs, a background task takes them from the same rate window
-    at a steady pace, accrued on a short tick, and counts how many the window refused. They make no
-    HTTP request and do not count in ``requests``.
+    user creation): while the server runs, a background task takes them from the same rate window,
+    accrued on a short tick, and counts how many the window refused. With ``live_burst_seconds``
+    and ``live_burst_every`` the rate is ``live_burst_factor`` times higher for the last
+    ``live_burst_seconds`` of every ``live_burst_every`` seconds of the server clock, so with a
+    period that divides the window a burst ends as every window ends, where a reserve is thinnest.
+    Live requests make no HTTP request and do not count in ``requests``.
 
 Timeline
-    ``timeline`` counts, per whole second since the first counted request (live or ours), our
-    requests that passed the gate (``our_ok``, whatever the endpoint answered), ours refused by the
-    window (``our_429``) and the live ones admitted or refused. The first counted request also
-    opens the first rate window, so with a whole-second ``window`` every window is a run of whole
-    seconds of the timeline. Only the last ``_TIMELINE_SECONDS`` seconds with traffic are kept.
+    ``timeline`` counts, per whole second of the server clock since the start of the first rate
+    window in use (or since the first counted request without a limit), our requests that passed
+    the gate (``our_ok``, whatever the endpoint answered), ours refused by the window (``our_429``)
+    and the live ones admitted or refused. With a whole-second ``window`` every window is a run of
+    whole seconds of the timeline. Only the last ``_TIMELINE_SECONDS`` seconds with traffic are
+    kept.
 
 In front of the API (each a flag, off by default)
     ``success_body`` picks the 200 an applied DELETE gets (``fakefaults.success_answer``).
@@ -45,8 +49,9 @@ In front of the API (each a flag, off by default)
     window or applied. ``quote_key`` writes the ``apikey`` sent into the message of
     ``AUTH_ERR_APIKEY_NOT_FOUND``, as public mock servers word it ("The key <apikey> ...").
 
-``latency`` delays every answer but the stats. ``GET /_fake/stats`` (no key, not counted) returns
-``FakeStats.as_json()``. Any other path or method is a 404 counted in ``unmatched_paths``.
+Every answer carries a ``Date`` header from the server clock. ``latency`` delays every answer but
+the stats. ``GET /_fake/stats`` (no key, not counted) returns ``FakeStats.as_json()``. Any other
+path or method is a 404 counted in ``unmatched_paths``.
 """
 
 from __future__ import annotations
@@ -60,7 +65,6 @@ import itertools
 import json
 import math
 import ssl
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -77,6 +81,7 @@ from bulkdelete.fakefaults import (
     Fault,
     FaultDice,
     RateWindow,
+    ServerClock,
     error_body,
     failure_answer,
     retry_after_text,
@@ -110,7 +115,10 @@ class FakeConfig:
     all_exist: bool = False
     limit: int | None = None
     window: float = 60.0
+    window_from_first_request: bool = False
+    reset_on_every_answer: bool = False
     header_style: Literal["old", "new", "both"] = "both"
+    clock_skew: float = 0.0
     bad_key_status: int = 404
     seed: int = 0
     fail_rate: float = 0.0
@@ -127,6 +135,9 @@ class FakeConfig:
     portal: bool = False
     redirect_to: str | None = None
     quote_key: bool = False
+    live_burst_factor: float = 1.0
+    live_burst_seconds: float = 0.0
+    live_burst_every: float = 0.0
 
     def __post_init__(self) -> None:
         problems = [
@@ -142,9 +153,19 @@ class FakeConfig:
                 ("fault_retry_after", self.fault_retry_after),
                 ("revoke_key_after", self.revoke_key_after or 0),
                 ("live_rate", self.live_rate),
+                ("live_burst_factor", self.live_burst_factor),
+                ("live_burst_seconds", self.live_burst_seconds),
+                ("live_burst_every", self.live_burst_every),
             )
             if value < 0
         ]
+        if self.live_burst_seconds > self.live_burst_every:
+            problems.append(
+                f"live_burst_seconds ({self.live_burst_seconds}) must not exceed "
+                f"live_burst_every ({self.live_burst_every})"
+            )
+        if not math.isfinite(self.clock_skew):
+            problems.append(f"clock_skew must be a finite number, got {self.clock_skew}")
         if not self.api_key:
             problems.append("api_key must not be empty")
         if self.window <= 0:
@@ -173,6 +194,13 @@ class FakeConfig:
         if self.users is not None:
             object.__setattr__(self, "users", frozenset(uid.lower() for uid in self.users))
 
+    def live_rate_at(self, now: float) -> float:
+        """Return the live traffic's rate at server time ``now``, bursts included."""
+        every, burst = self.live_burst_every, self.live_burst_seconds
+        if burst and now % every >= every - burst:
+            return self.live_rate * self.live_burst_factor
+        return self.live_rate
+
     @property
     def fault_rates(self) -> dict[Fault, float]:
         """Return each fault kind's rate."""
@@ -195,7 +223,8 @@ class FakeStats:
     actually sent (a reset or drop sends none); ``faults`` counts injected faults by kind and
     ``rejected_over_limit`` the 429s of the real window. ``live_sent`` counts the simulated live
     requests, ``live_refused`` those the window refused; ``timeline`` is described in the module
-    docstring (its seconds become string keys in JSON).
+    docstring (its seconds become string keys in JSON), and ``timeline_start`` is the server
+    clock's Unix time of its second 0.
     """
 
     requests: int = 0
@@ -213,6 +242,7 @@ class FakeStats:
     bad_requests: int = 0
     live_sent: int = 0
     live_refused: int = 0
+    timeline_start: float | None = None
     timeline: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -258,8 +288,16 @@ class _Fake:
         self._config = config
         self._stats = stats
         self._users = config.users or frozenset()
+        self._clock = ServerClock(config.clock_skew)
         self._window = (
-            RateWindow(config.limit, config.window, HEADER_NAMES[config.header_style])
+            RateWindow(
+                config.limit,
+                config.window,
+                HEADER_NAMES[config.header_style],
+                clock=self._clock,
+                from_first_request=config.window_from_first_request,
+                reset_on_every_answer=config.reset_on_every_answer,
+            )
             if config.limit is not None
             else None
         )
@@ -267,16 +305,16 @@ class _Fake:
         self._dice = FaultDice(config.seed, rates) if any(rates.values()) else None
         self._fault_retry_after = retry_after_text(config.fault_retry_after)
         self._key_uses = 0
-        self._created_at = int(time.time())
-        self._timeline_start: float | None = None
+        self._created_at = int(self._clock.now())
 
     def _record(self, kind: str) -> None:
         """Count one request of ``kind`` (one of ``_TIMELINE_KEYS``) in the current second."""
-        now = time.monotonic()
-        if self._timeline_start is None:
+        now = self._clock.now()
+        start = self._stats.timeline_start
+        if start is None:
             started = self._window.started if self._window is not None else None
-            self._timeline_start = now if started is None else started
-        second = int(now - self._timeline_start)
+            start = self._stats.timeline_start = now if started is None else started
+        second = int(now - start)
         timeline = self._stats.timeline
         row = timeline.get(second)
         if row is None:
@@ -297,13 +335,13 @@ class _Fake:
                 self._record("live_refused")
 
     async def _live_traffic(self) -> None:
-        """Send ``live_rate`` requests per second until cancelled, carrying fractions over."""
-        rate = self._config.live_rate
+        """Send live requests at the configured rate until cancelled, carrying fractions over."""
+        config = self._config
         credit = 1.0  # the first live request goes out at once
-        last = time.monotonic()
+        last = self._clock.now()
         while True:
-            now = time.monotonic()
-            credit += (now - last) * rate
+            now = self._clock.now()
+            credit += (now - last) * config.live_rate_at(now)
             last = now
             whole = int(credit)
             credit -= whole
@@ -371,6 +409,7 @@ class _Fake:
         self._count_status(status)
         if self._config.latency:
             await asyncio.sleep(self._config.latency)
+        headers["Date"] = self._clock.date()
         if isinstance(body, str):
             return web.Response(status=status, text=body, content_type="text/html", headers=headers)
         if isinstance(body, bytes):
@@ -403,6 +442,8 @@ class _Fake:
             return await self._reply(*failure_answer(position), headers)
         if fault is Fault.THROTTLE:
             headers["Retry-After"] = self._fault_retry_after
+            if self._window is not None:
+                self._window.refusal_headers(headers)
             return await self._reply(
                 429, error_body("ERR_TOO_MANY_REQUESTS", "Slow down."), headers
             )

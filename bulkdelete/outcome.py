@@ -111,6 +111,7 @@ class RateInfo:
     remaining: int | None = None
     reset_at: float | None = None  # unix time the current window ends
     retry_after: float | None = None  # seconds, from a 429's Retry-After
+    server_date: float | None = None  # unix time of the Date header, read with the limit headers
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,33 @@
 """Run-wide pacing: how fast to send, how many at once, and when to stop sending for a while.
 
-One ``Pacer`` serves the whole run. Every attempt (retries included) waits for ``turn()``
-before it is sent and reports its answer to ``observe()``. From the answers it learns:
+One ``Pacer`` serves the whole run. Every attempt (retries included) waits for ``turn()``, which
+numbers it, before it is sent, and reports its answer to ``observe()``. From the answers it learns:
 
-- **The budget.** CometChat's limit is a fixed window (per minute) shared with the customer's
-  live app, and every answer says the limit, what remains and when the window resets. The rate
-  is set so that what remains, less a reserve of ``(1 - max_share)`` of the limit and less what
-  other clients are expected to use until the reset, lasts until the reset. Other clients'
-  use is what the remaining budget lost beyond our own sends: a run yields to them at once.
-- **Throttling.** A 429 pauses every worker until ``Retry-After`` and halves the rate; the
-  rate then recovers gradually. A fixed ``--rate`` is only a ceiling: budget and 429s still apply.
+- **The budget** (``budget.Budget``, whose docstring says how): the window's limit, what remains
+  of it, when it ends and how much other clients of the app use. The rate is set so that what
+  this run may take of the window lasts until its end; when nothing is left, requests wait for
+  the window to turn over, probing it now and then rather than trusting a header to say when.
+  Every request is numbered, with the time it left and how many were in flight then, so that an
+  answer's remaining count can be read against our own requests: a rise bigger than those still
+  in flight is a new window, a fall bigger than ours is other clients' use.
+- **A restart mid-window** (scenario 4 of the benchmark): the new process has no phase. Planning
+  to the latest possible end (a window after its first answer) is safe but leaves up to half of
+  that window unused; so the pace is planned to the server clock's next minute (from ``Date``),
+  while the reserve for other clients is counted to the latest end. Betting on the minute can
+  then cost only the run's own pace, never a live request: a wrong guess spends the run's share
+  early and waits for the real boundary, which then rejects the guess; two boundaries on the
+  minute confirm it. The budget's docstring has the details.
+- **Throttling.** A 429 pauses every worker for its ``Retry-After`` (never more than
+  ``max_pause``) and, once a second, the rate is cut by half the share of answers that were
+  429s; the rate then recovers gradually. A fixed ``--rate`` is only a ceiling.
 - **Concurrency** follows Little's law: requests in flight = rate x round trip (with room), so a
   slow API still gets its rate and a fast one does not open hundreds of sockets.
 - **Outages.** ``OUTAGE_THRESHOLD`` missing or 5xx answers in a row mean the server is down: the
-  run pauses with growing backoff and lets one probe through at a time; an outage longer than
-  ``max_outage`` sets ``outage_exceeded`` and halts the pacer, which stops the run.
+  run pauses with growing backoff and lets one probe through at a time. An outage longer than
+  ``max_outage``, or 429s and nothing else for that long, halts the pacer, which stops the run.
+
+No header can hold the run longer than ``max_pause`` at a time, and a spent window is probed
+at least every few seconds, so every wait is bounded and shows in ``paused_for``.
 
 aiolimiter cannot change its rate, so a new limiter replaces the old one when the rate moves
 by more than 2%. Its bucket holds 50 ms of requests and is filled before first use, so neither
@@ -24,6 +37,7 @@ a run nor a new rate starts with a burst.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -32,24 +46,29 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
+from bulkdelete.budget import Budget, Plan, Sighting
+
 HALT_CHECK = 0.25  # longest a waiting request takes to notice a halt, in seconds
 OUTAGE_THRESHOLD = 8  # unavailable answers in a row that mean "down", not "unlucky"
 DEFAULT_THROTTLE_PAUSE = 1.0  # a 429 without Retry-After still pauses the run this long
-MAX_RETRY_AFTER = 300.0
-DEFAULT_WINDOW = 60.0  # CometChat's limits are per minute
+DEFAULT_MAX_PAUSE = 60.0  # one documented window: no Retry-After is believed beyond it
 _BURST_SECONDS = 0.05
 _OUTAGE_FIRST_PAUSE = 0.5
 _OUTAGE_MAX_PAUSE = 30.0
-_RERATE_TOLERANCE = 0.02  # a rate change smaller than this keeps the current limiter
+_RERATE_TOLERANCE = 0.005  # a rate change smaller than this keeps the current limiter
 _RECOVERY_PER_SECOND = 0.1  # the rate regains 10% of itself per second
 _FACTOR_INTERVAL = 1.0  # seconds between two adjustments for 429s
 _MIN_FACTOR = 1 / 64
 _MIN_RATE = 0.5  # requests per second: never stall completely while budget remains
-_MIN_HORIZON = 0.5  # seconds; the reset time is only known to the second
-_RESET_ROUNDING = 0.5  # seconds a whole-second reset time overstates the window's end, on average
+# Below this rate requests are spaced by the pacer's own waits, which see a new plan within
+# HALT_CHECK, not by aiolimiter, whose waiters would keep the old rate for up to 1/rate.
+_SLOW_RATE = 4.0
+_MIN_HORIZON = 0.05  # seconds: what is left this close to a window's end goes at the ceiling
+_REPLAN = 0.05  # seconds: a waiting request replans this often (a window may have turned over)
 _FLIGHT_ROOM = 1.5  # in flight = rate x round trip x this
 _FIRST_ROUND_TRIP = 0.2  # assumed until measured
 _ROUND_TRIP_WEIGHT = 0.1
+_GRANTS_KEPT = 8192  # send times kept to place answers; older answers are placed by round trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,61 +80,14 @@ class Observation:
     retry_after: float | None = None
     limit: int | None = None  # requests per window, from the headers
     remaining: int | None = None
-    reset_at: float | None = None  # unix time the window ends
+    reset_at: float | None = None  # Unix time the window ends (server clock)
+    server_date: float | None = None  # Unix time of the answer's Date header
     round_trip: float | None = None  # seconds the request took
-
-
-class _Budget:
-    """The current rate-limit window as the headers describe it, and who used it."""
-
-    def __init__(self) -> None:
-        self.window = DEFAULT_WINDOW
-        self._window_known = False  # True once two resets gave its exact length
-        self._longest_wait = 0.0  # the longest time-to-reset seen in the first window
-        self.reset_at: float | None = None
-        self.limit: int | None = None
-        self.remaining: int | None = None
-        self.ours = 0  # our answers that counted in this window
-        self.others_rate = 0.0  # requests/s other clients use, learned
-
-    def update(self, seen: Observation, *, now: float, in_flight: int) -> None:
-        if seen.limit is None or seen.remaining is None or seen.reset_at is None:
-            return
-        if self.reset_at is not None and seen.reset_at > self.reset_at + 0.5:
-            # A new window: its length is the step between resets (windows may be skipped).
-            step = seen.reset_at - self.reset_at
-            self.window = min(self.window, step) if self._window_known else step
-            self._window_known = True
-            self.ours = 0
-        elif self.reset_at is not None and seen.reset_at < self.reset_at - 0.5:
-            return  # a late answer from the previous window
-        if not self._window_known:
-            # Until a reset is seen, the window is at least the longest wait for one.
-            self._longest_wait = max(self._longest_wait, seen.reset_at - now)
-            self.window = min(DEFAULT_WINDOW, max(self._longest_wait, 1.0))
-        self.reset_at, self.limit, self.remaining = seen.reset_at, seen.limit, seen.remaining
-        self.ours += 1
-        elapsed = self.window - (seen.reset_at - now)
-        if elapsed >= 2 * _MIN_HORIZON:
-            # Whatever left the budget beyond our own requests was other clients' doing.
-            others = max(0, seen.limit - seen.remaining - self.ours - in_flight)
-            self.others_rate = others / elapsed
-
-    def rate(self, *, now: float, max_share: float) -> float | None:
-        """Return the rate that spends what is left of this window by its end, or None."""
-        if self.reset_at is None or self.limit is None or self.remaining is None:
-            return None
-        # Reset times come in whole seconds, rounded up: the window ends half a second earlier
-        # on average. And the clock or the header may be off: never plan beyond one window.
-        horizon = min(max(_MIN_HORIZON, self.reset_at - now - _RESET_ROUNDING), self.window)
-        reserve = (1 - max_share) * self.limit
-        spendable = self.remaining - reserve - self.others_rate * horizon
-        full = self.limit / self.window  # never faster than the advertised average
-        return max(0.0, min(full, spendable / horizon))
+    ticket: int = 0  # the number ``turn`` gave the request; 0 when unknown
 
 
 class Pacer:
-    """A learned rate (requests per second) under a ceiling, a run-wide pause, and a breaker."""
+    """A learned rate (requests per second) under a ceiling, a run-wide pause, and breakers."""
 
     def __init__(
         self,
@@ -124,18 +96,25 @@ class Pacer:
         max_concurrency: int = 100,
         max_share: float = 0.98,
         max_outage: float = 300.0,
+        max_pause: float = DEFAULT_MAX_PAUSE,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._ceiling = ceiling
         self._max_concurrency = max_concurrency
-        self._max_share = max_share
         self._max_outage = max_outage
+        self._max_pause = max_pause
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
-        self._budget = _Budget()
+        self._budget = Budget(max_share=max_share)
+        self._plan: Plan | None = None
+        self._planned_at = -math.inf
+        self._spent_since: float | None = None  # when the window was last found spent
+        self._last_probe = -math.inf
+        self._unlimited_next = False  # the next request is paced already (a probe, a slow rate)
+        self._granted_at = -math.inf  # when the latest request was let go
         self._factor = 1.0
         self._factor_at = clock()
         self._interval_answers = self._interval_throttled = 0
@@ -143,7 +122,11 @@ class Pacer:
         self._limiter = _limiter(ceiling)
         self._primed: AsyncLimiter | None = None  # the limiter whose bucket was filled
         self._round_trip = _FIRST_ROUND_TRIP
-        self._in_flight = 0
+        self._sent = 0
+        self._unanswered = 0  # numbered requests not yet observed or released
+        # (when, requests then unanswered) of the latest requests, by number
+        self._grants: deque[tuple[float, int]] = deque(maxlen=_GRANTS_KEPT)
+        self._in_flight = 0  # requests holding a place: numbered, or waiting for the rate
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._resume_at = 0.0
         self._halted = False
@@ -151,55 +134,118 @@ class Pacer:
         self._outage_since: float | None = None
         self._outage_pause = _OUTAGE_FIRST_PAUSE
         self._probing = False
+        self._refused_since: float | None = None
         self.pauses = 0
         self.outage_exceeded = False
+        self.refusal_exceeded = False
 
-    async def turn(self) -> bool:
-        """Wait until one more request may be sent; return False (at once) when halted.
+    async def turn(self, *, within: float | None = None) -> int:
+        """Wait until one more request may be sent; return its number, or 0 when it may not.
 
-        Waits for a run-wide pause to end, for a place among the requests in flight, and for
-        the rate; during an outage, only one request at a time goes through, as a probe. A
-        True result must be followed by ``observe`` (or ``release``) for that request.
+        Waits for a run-wide pause to end, for a place among the requests in flight, for budget
+        in the window, and for the rate; during an outage, only one request at a time goes
+        through, as a probe. Returns 0 at once when the run is halted, and once ``within``
+        seconds have passed without a turn. A non-zero result must be followed by ``observe``
+        (or ``release``).
         """
-        while not self._halted:
-            if self._outage_since is not None and self._check_outage_bound():
-                break
-            delay = self._resume_at - self._clock()
-            if delay <= 0 and self._outage_since is not None and self._probing:
-                delay = HALT_CHECK  # another request is probing the server: wait for its answer
-            if delay > 0:
-                # Sleep in short steps so a halt during a long pause is seen quickly.
-                await self._sleep(min(delay, HALT_CHECK))
-            elif self._in_flight >= self.concurrency:
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiting.append(waiter)
-                await waiter
-            else:
-                break
-        if self._halted:
-            return False
+        if not await self._wait_for_place(None if within is None else self._clock() + within):
+            return 0
         self._in_flight += 1
         if self._outage_since is not None:
             self._probing = True
+        paced, self._unlimited_next = self._unlimited_next, False
         try:
-            limiter = self._limiter
-            if limiter is not self._primed:
-                # aiolimiter's bucket starts empty and would let a burst through: taking its
-                # whole capacity first (granted at once, it is empty) makes every request,
-                # the first included, wait its turn at the new rate.
-                self._primed = limiter
-                await limiter.acquire(limiter.max_rate)
-            await limiter.acquire()
+            if not paced:
+                await self._take_rate()
         except BaseException:  # cancelled while waiting for the rate: give the place back
-            self.release()
+            self._free_place()
             raise
         if self._halted:
-            self.release()
-            return False
-        return True
+            self._free_place()
+            return 0
+        self._sent += 1
+        self._granted_at = now = self._clock()
+        if self._budget.limit is not None:  # only answers with a limit are read against them
+            self._grants.append((now, self._unanswered))
+        self._unanswered += 1
+        return self._sent
+
+    async def _wait_for_place(self, deadline: float | None) -> bool:
+        """Wait for everything but the rate; return False when halted or past ``deadline``."""
+        while not self._halted:
+            if self._check_bounds():
+                break
+            now = self._clock()
+            if deadline is not None and now >= deadline:
+                return False
+            delay = self._resume_at - now
+            if delay <= 0 and self._outage_since is not None and self._probing:
+                delay = HALT_CHECK  # another request is probing the server: wait for its answer
+            if delay <= 0 and self._in_flight >= self.concurrency:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiting.append(waiter)
+                if deadline is None:
+                    await waiter
+                else:  # on time-out the waiter is cancelled, and ``release`` passes it by
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waiter, max(0.0, deadline - now))
+                continue
+            if delay <= 0:
+                delay = self._budget_wait(now)
+            if delay <= 0:
+                return True
+            # Sleep in short steps so a halt during a long pause is seen quickly.
+            await self._sleep(min(delay, HALT_CHECK))
+        return False
+
+    async def _take_rate(self) -> None:
+        """Wait for the rate; once more if it changed meanwhile, so a cut applies to the queue."""
+        for _ in range(2):
+            limiter = self._limiter
+            if limiter is not self._primed:
+                # aiolimiter's bucket starts empty and would let a burst through. Filling it
+                # (granted at once, it is empty) makes every request wait its turn at the new
+                # rate, counted from the latest one let go: a new rate costs no time itself.
+                self._primed = limiter
+                since = (self._clock() - self._granted_at) * self.rate
+                await limiter.acquire(limiter.max_rate - min(1.0, since))
+            await limiter.acquire()
+            if limiter is self._limiter:
+                return
+
+    def _budget_wait(self, now: float) -> float:
+        """Return how long the budget holds the next request (0: send it now)."""
+        if now - self._planned_at >= _REPLAN:
+            self._rerate()  # the window may have turned over while nothing was answered
+        plan = self._plan
+        if plan is None or plan.spendable >= 1:
+            if self.rate >= _SLOW_RATE:
+                return 0.0  # aiolimiter paces it
+            due = self._granted_at + 1 / self.rate
+        else:
+            due = self._probe_due(plan)
+            if now >= due:
+                self._last_probe = now  # one request into the spent window, to see if it turned
+        if now < due:
+            return due - now
+        self._unlimited_next = True
+        return 0.0
+
+    def _probe_due(self, plan: Plan) -> float:
+        """When the next probe of a spent window may go: at its next chance, or after a gap."""
+        spent_since = self._clock() if self._spent_since is None else self._spent_since
+        since = max(spent_since, self._last_probe)
+        # Never a second probe before the first could be answered.
+        spacing = self._last_probe + 2 * self._round_trip
+        return max(min(plan.next_chance, since + plan.probe_gap), spacing)
 
     def release(self) -> None:
         """Free the place of a request that ended without an answer to observe."""
+        self._unanswered -= 1
+        self._planned_at = -math.inf  # replan at the next turn: a probe may have ended here
+        self._free_place()
+
+    def _free_place(self) -> None:
         self._in_flight -= 1
         while self._waiting:
             waiter = self._waiting.popleft()
@@ -209,18 +255,48 @@ class Pacer:
 
     def observe(self, seen: Observation) -> None:
         """Learn from one answer (and free its place among the requests in flight)."""
-        self.release()
+        self._unanswered -= 1
+        self._free_place()
         was_probe, self._probing = self._probing, False
+        now = self._clock()
         if seen.round_trip is not None:
             self._round_trip += _ROUND_TRIP_WEIGHT * (seen.round_trip - self._round_trip)
         if seen.throttled:
             pause = seen.retry_after if seen.retry_after is not None else DEFAULT_THROTTLE_PAUSE
-            self.pause(min(pause, MAX_RETRY_AFTER))
+            self.pause(min(pause, self._max_pause))
             self._interval_throttled += 1
+            if self._refused_since is None:
+                self._refused_since = now
+            elif now - self._refused_since >= self._max_outage:
+                # Measured between answers: a run idle for a while is not a run refused.
+                self.refusal_exceeded = True
+                self.halt()
+        elif not seen.unavailable:
+            self._refused_since = None
         self._interval_answers += 1
-        self._budget.update(seen, now=self._wall_clock(), in_flight=self._in_flight)
+        if seen.limit is not None and seen.remaining is not None and seen.ticket > 0:
+            self._budget.observe(self._sighting(seen, seen.limit, seen.remaining, now))
         self._track_outage(seen, was_probe=was_probe)
         self._rerate()
+
+    def _sighting(self, seen: Observation, limit: int, remaining: int, now: float) -> Sighting:
+        """Place an answer on this pacer's clock: when its request left, and what was in flight."""
+        index = seen.ticket - (self._sent - len(self._grants)) - 1
+        if 0 <= index < len(self._grants):
+            sent, before = self._grants[index]
+        else:  # too old to be kept: its round trip tells when it left; assume it went alone
+            sent, before = now - (seen.round_trip or 0.0), 0
+        return Sighting(
+            limit=limit,
+            remaining=remaining,
+            ticket=seen.ticket,
+            sent=sent,
+            received=now,
+            in_flight_before=before,
+            reset_at=seen.reset_at,
+            server_date=seen.server_date,
+            wall_offset=self._wall_clock() - now,
+        )
 
     def _adjust_factor(self) -> None:
         """Once a second: cut the rate by half the share of answers that were 429s, then let it
@@ -242,13 +318,19 @@ class Pacer:
 
     def _rerate(self) -> None:
         self._adjust_factor()
+        now = self._clock()
+        self._planned_at = now
+        budget = self._budget
+        plan = self._plan = None if budget.limit is None else budget.plan(now, self._sent)
         rate = self._ceiling
-        budget_rate = self._budget.rate(now=self._wall_clock(), max_share=self._max_share)
-        if budget_rate is not None:
-            if budget_rate <= 0:
-                # Nothing left to spend in this window: wait for the next one.
-                self.pause(max(_MIN_HORIZON, (self._budget.reset_at or 0) - self._wall_clock()))
-            rate = min(rate, max(budget_rate, _MIN_RATE))
+        if plan is not None and plan.spendable < 1:
+            if self._spent_since is None:
+                self._spent_since = now
+            return  # requests wait for the window (``_budget_wait``); the rate is moot till then
+        self._spent_since = None
+        if plan is not None:
+            # Spend what this window leaves the run by its end: no sooner, no later.
+            rate = min(rate, max(plan.spendable / max(plan.horizon, _MIN_HORIZON), _MIN_RATE))
         rate = max(_MIN_RATE, rate * self._factor)
         if abs(rate - self.rate) > _RERATE_TOLERANCE * self.rate:
             self.rate = rate
@@ -267,20 +349,23 @@ class Pacer:
             self._outage_since = self._clock()
         elif not was_probe:
             return  # requests sent before the outage was seen: only probes move the backoff
-        if self._check_outage_bound():
+        if self._check_bounds():
             return
         # Never pause past the outage bound: the run must stop on time, not a backoff later.
         left = self._max_outage - (self._clock() - self._outage_since)
         self.pause(min(self._outage_pause, left))
         self._outage_pause = min(self._outage_pause * 2, _OUTAGE_MAX_PAUSE)
 
-    def _check_outage_bound(self) -> bool:
-        """Halt the run once the outage has lasted ``max_outage``; tell whether it has."""
+    def _check_bounds(self) -> bool:
+        """Halt the run once it has had no usable answer for ``max_outage``; tell whether it has.
+
+        (A run that gets only 429s for that long is halted by ``observe``.)
+        """
         since = self._outage_since
         if since is not None and self._clock() - since >= self._max_outage:
             self.outage_exceeded = True
             self.halt()
-        return self.outage_exceeded
+        return self.outage_exceeded or self.refusal_exceeded
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (a later pause only ever extends it)."""
@@ -290,7 +375,7 @@ class Pacer:
             self.pauses += 1
 
     def halt(self) -> None:
-        """Make every ``turn`` return False from now on: the run is stopping."""
+        """Make every ``turn`` return 0 from now on: the run is stopping."""
         self._halted = True
         for waiter in self._waiting:
             if not waiter.done():
@@ -320,19 +405,37 @@ class Pacer:
 
     @property
     def paused_for(self) -> float:
-        """Seconds until requests may flow again; 0 when not paused."""
-        return max(0.0, self._resume_at - self._clock())
+        """Seconds until requests may flow again (a pause, or a spent window); 0 when not held."""
+        now = self._clock()
+        held = self._resume_at - now
+        plan = self._plan
+        if plan is not None and plan.spendable < 1:
+            held = max(held, self._probe_due(plan) - now)
+        return max(0.0, held)
 
     @property
     def limit_per_minute(self) -> int | None:
         """The limit the headers advertise, per minute, once an answer carried it."""
         limit = self._budget.limit
-        return None if limit is None else round(limit * 60 / self._budget.window)
+        return None if limit is None else round(limit * 60 / self._budget.period)
 
     @property
     def budget_left(self) -> int | None:
-        """What the last answer said remains of the current window."""
-        return self._budget.remaining
+        """What remains of the current window: the latest answer's count less our sends since."""
+        return self._budget.left(self._clock(), self._sent)
+
+    @property
+    def expected_rate(self) -> float | None:
+        """Requests per second this run can keep up over whole windows, once a limit is known.
+
+        What a window leaves it (its share, less other clients' use and the reserve) over the
+        window's length, under the ceiling and what the requests in flight allow.
+        """
+        per_window = self._budget.per_window()
+        if per_window is None:
+            return None
+        capacity = self._max_concurrency / max(self._round_trip, 1e-3)
+        return min(self._ceiling, capacity, per_window / self._budget.period)
 
 
 def _limiter(rate: float) -> AsyncLimiter:

@@ -1,7 +1,10 @@
 """Progress display: a live bar on a terminal, a ``progress`` log event elsewhere.
 
 The run hands a ``Snapshot`` of plain values to a ``Reporter`` a few times a second; this
-module knows nothing else of the pipeline. ``choose_reporter`` picks the reporter for a stream:
+module knows nothing else of the pipeline. Once the API's headers have taught the pacer a
+budget, the rate shown and the ETA come from it (what whole windows leave the run), not from the
+last seconds' pace, which a pause or a window's end skews; until then they come from the rows
+done over the last 30 seconds. ``choose_reporter`` picks the reporter for a stream:
 ``BarReporter`` on a terminal, ``LogReporter`` off one (cron, Kubernetes), ``NullReporter``
 when progress is turned off.
 
@@ -46,6 +49,7 @@ class Snapshot:
     rate_in_use: float | None  # requests per second the pacer allows now
     limit_per_minute: int | None  # learned from the API's headers
     budget_left: int | None  # requests left in the API's current window
+    expected_rate: float | None  # requests per second whole windows leave the run, once learned
     paused_for: float  # seconds left of a run-wide pause
     elapsed: float  # seconds since the run started
     requests: int
@@ -92,6 +96,18 @@ class _RateWindow:
         return (snapshot.done - done_then) / (snapshot.elapsed - since)
 
 
+def _pace(snapshot: Snapshot, measured: float | None) -> float | None:
+    """Return the rows per second to show and to reckon the ETA with.
+
+    The learned budget, in rows: requests per second over the requests each row has taken so
+    far (retries add some, invalid rows none); the measured rate until a budget is known.
+    """
+    if snapshot.expected_rate is None:
+        return measured
+    per_row = snapshot.requests / snapshot.done if snapshot.done and snapshot.requests else 1.0
+    return snapshot.expected_rate / per_row
+
+
 def _eta(snapshot: Snapshot, rate: float | None) -> float | None:
     if snapshot.total is None or not rate:  # a stalled run has no ETA either
         return None
@@ -128,14 +144,14 @@ class LogReporter:
 
     def update(self, snapshot: Snapshot) -> None:
         """Record ``snapshot``; emit it if ``interval`` seconds passed since the last event."""
-        rate = self._window.add(snapshot)
+        rate = _pace(snapshot, self._window.add(snapshot))
         if snapshot.elapsed - self._last >= self._interval:
             self._last = snapshot.elapsed
             self._send(snapshot, rate)
 
     def close(self, snapshot: Snapshot) -> None:
         """Emit the final state."""
-        self._send(snapshot, self._window.add(snapshot))
+        self._send(snapshot, _pace(snapshot, self._window.add(snapshot)))
 
     def _send(self, snapshot: Snapshot, rate: float | None) -> None:
         self._emit(
@@ -153,6 +169,7 @@ class LogReporter:
             rate_in_use=_round(snapshot.rate_in_use, 1),
             limit_per_minute=snapshot.limit_per_minute,
             budget_left=snapshot.budget_left,
+            expected_rate=_round(snapshot.expected_rate, 1),
             paused_for=round(snapshot.paused_for, 3),
         )
 
@@ -199,7 +216,7 @@ class BarReporter:
         self._live.stop()
 
     def _show(self, snapshot: Snapshot, *, finished: bool) -> None:
-        rate = self._window.add(snapshot)
+        rate = _pace(snapshot, self._window.add(snapshot))
         self._live.update(
             Group(
                 self._head(snapshot, rate, finished=finished),

@@ -58,6 +58,7 @@ async def read_back(
         max_concurrency=settings.concurrency,
         max_share=settings.max_share,
         max_outage=settings.max_outage,
+        max_pause=settings.max_pause,
     )
     counts: Counter[ReadBack] = Counter()
     present: list[str] = []

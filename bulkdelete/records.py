@@ -101,6 +101,7 @@ class RunSettings:
     max_retry_time: float
     timeout: float
     max_outage: float | None = None  # None: written before --max-outage existed
+    max_pause: float | None = None  # None: written before --max-pause existed
     column: str | None
     no_header: bool = False
     ca_bundle: str | None

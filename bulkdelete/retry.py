@@ -5,7 +5,9 @@ Retries are decided on answers (``outcome.classify``), never on exceptions, so a
 ``AsyncRetrying``; sharing one across tasks corrupts its state.
 
 Every answer is shown to the run's ``Pacer`` first. A 429 pauses the whole run there, so the
-retry itself waits only for that pause. While the pacer sees an outage, the run backs off as a
+retry itself waits only for that pause. That wait, like every wait between two attempts, counts
+against the UID's ``max_time``: a UID gives up rather than start a wait its time cannot cover,
+so no header holds it beyond its bound. While the pacer sees an outage, the run backs off as a
 whole and the attempts a UID makes do not count against its own limits: the run's outage bound
 (``max_outage``) decides instead.
 """
@@ -31,7 +33,8 @@ _SERVER_ERROR = 500
 class RetryPolicy:
     """How hard to try one UID: attempts, a time bound, and the backoff between attempts.
 
-    ``sleep`` is injected so tests can run retries without waiting.
+    ``max_time`` bounds the seconds spent waiting between attempts (backoff and the run's pauses).
+    ``sleep`` and ``clock`` are injected so tests can run retries without waiting.
     """
 
     max_attempts: int = 6
@@ -40,6 +43,7 @@ class RetryPolicy:
     backoff_max: float = 30.0
     jitter: float = 1.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +55,14 @@ class Attempted:
     sends: int
     ambiguous_earlier: bool  # an earlier attempt may have reached the server and deleted the user
     abandoned: bool = False  # the run halted before a retry the policy still allowed
+    waited: float = 0.0  # seconds spent between attempts that counted against ``max_time``
 
 
 OnRetry = Callable[[Answer, int, float], None]
 
 
-def observation(answer: Answer, *, round_trip: float | None = None) -> Observation:
-    """Return what the pacer should learn from an answer."""
+def observation(answer: Answer, *, round_trip: float | None = None, ticket: int = 0) -> Observation:
+    """Return what the pacer should learn from an answer to the request ``turn`` numbered."""
     status, rate = answer.http_status, answer.rate
     return Observation(
         throttled=status == TOO_MANY_REQUESTS,
@@ -67,7 +72,9 @@ def observation(answer: Answer, *, round_trip: float | None = None) -> Observati
         limit=rate.limit,
         remaining=rate.remaining,
         reset_at=rate.reset_at,
+        server_date=rate.server_date,
         round_trip=round_trip if status is not None else None,
+        ticket=ticket,
     )
 
 
@@ -87,24 +94,28 @@ class _Tries:
         self.answer: Answer | None = None
         self.attempts = self.sends = self.counted = 0
         self.ambiguous = self.halted = False
-        self.own_time = 0.0  # seconds of backoff outside run-wide outages
+        self.own_time = 0.0  # seconds waited between attempts, outside run-wide outages
 
     async def once(self) -> bool:
         """Make one paced attempt; return False, sending nothing, when the run is halted."""
-        pacer = self._pacer
-        if self.answer is not None and may_have_applied(self.answer):
-            self.ambiguous = True
-        if not await pacer.turn():
-            self.halted = True
+        pacer, clock = self._pacer, self._policy.clock
+        if self.answer is None:  # a UID's first attempt: nothing of its own to bound yet
+            ticket = await pacer.turn()
+        else:
+            if may_have_applied(self.answer):
+                self.ambiguous = True
+            ticket = await self._retry_turn()
+        if not ticket:
+            self.halted = pacer.halted  # else this UID's time ran out while it waited
             return False
         in_outage = pacer.in_outage
-        sent_at = time.monotonic()
+        sent_at = clock()
         try:
             answer = await self._attempt()
         except BaseException:
             pacer.release()
             raise
-        seen = observation(answer, round_trip=time.monotonic() - sent_at)
+        seen = observation(answer, round_trip=clock() - sent_at, ticket=ticket)
         pacer.observe(seen)
         self.answer = answer
         self.attempts += 1
@@ -112,6 +123,20 @@ class _Tries:
         if not (in_outage and seen.unavailable):
             self.counted += 1
         return True
+
+    async def _retry_turn(self) -> int:
+        """Wait for a retry's turn: no longer than this UID's time allows, and count the wait.
+
+        During an outage the run's bound decides instead, and the wait does not count.
+        """
+        pacer, clock = self._pacer, self._policy.clock
+        if pacer.in_outage:
+            return await pacer.turn()
+        waiting_since = clock()
+        ticket = await pacer.turn(within=max(0.0, self._policy.max_time - self.own_time))
+        if not pacer.in_outage:
+            self.own_time += clock() - waiting_since  # a retry held by a pause: its time counts
+        return ticket
 
     async def sleep(self, seconds: float) -> None:
         """Back off, in short steps so a halted run does not sit out a long backoff."""
@@ -131,13 +156,17 @@ class _Tries:
         return min(policy.backoff_max, exponential) + random.uniform(0, policy.jitter)  # noqa: S311  (jitter, not security)
 
     def exhausted(self, upcoming_sleep: float) -> bool:
-        """Tell whether this UID has used up its attempts or its time."""
-        if self._pacer.in_outage:
+        """Tell whether this UID has used up its attempts or its time.
+
+        The run's pause (a 429's Retry-After, a spent window) will hold the next attempt too, so
+        it counts as part of the coming wait.
+        """
+        pacer = self._pacer
+        if pacer.in_outage:
             return False  # the run's outage bound decides, not this UID's
         policy = self._policy
-        return (
-            self.counted >= policy.max_attempts or self.own_time + upcoming_sleep >= policy.max_time
-        )
+        coming = max(upcoming_sleep, pacer.paused_for)
+        return self.counted >= policy.max_attempts or self.own_time + coming >= policy.max_time
 
     def result(self) -> Attempted | None:
         answer = self.answer
@@ -149,6 +178,7 @@ class _Tries:
             sends=self.sends,
             ambiguous_earlier=self.ambiguous or answer.sends > 1,
             abandoned=self.halted,
+            waited=self.own_time,
         )
 
 

@@ -65,6 +65,7 @@ Rows = Iterable[Row] | AsyncIterable[Row]
 API_UNAVAILABLE: Final = "API_UNAVAILABLE"  # the fatal code of an outage longer than allowed
 INPUT_ERROR: Final = "INPUT_ERROR"  # the fatal code of a stream found unreadable mid-run
 MAX_DELETES: Final = "MAX_DELETES"  # the fatal code of an input past --max-deletes valid UIDs
+RATE_LIMITED: Final = "RATE_LIMITED"  # the fatal code of 429s and nothing else for that long
 
 log = structlog.get_logger("bulkdelete")
 
@@ -112,6 +113,7 @@ class _Run:
             max_concurrency=settings.concurrency,
             max_share=settings.max_share,
             max_outage=settings.max_outage,
+            max_pause=settings.max_pause,
         )
         self.stop = stop
         self.stop_grace = stop_grace
@@ -290,6 +292,13 @@ class _Run:
             return dataclasses.replace(result, note=note)
         if attempted.abandoned:
             return dataclasses.replace(result, note="the run stopped before its next retry")
+        if result.outcome is Outcome.FAILED and classify(attempted.answer) is Verdict.RETRY:
+            tries = "1 attempt" if attempted.attempts == 1 else f"{attempted.attempts} attempts"
+            note = (
+                f"gave up after {tries} and {attempted.waited:.0f} s of waits "
+                "(--max-attempts, --max-retry-time)"
+            )
+            return dataclasses.replace(result, note=note)
         return result
 
     def abort(self, answer: Answer, *, halt: bool = True) -> None:
@@ -348,6 +357,7 @@ class _Run:
             rate_in_use=self.pacer.rate,
             limit_per_minute=self.pacer.limit_per_minute,
             budget_left=self.pacer.budget_left,
+            expected_rate=self.pacer.expected_rate,
             paused_for=self.pacer.paused_for,
             elapsed=time.monotonic() - self.started,
             requests=self.requests,
@@ -429,6 +439,13 @@ class _Run:
                 None,
                 API_UNAVAILABLE,
                 f"no usable answer for over {self.settings.max_outage:g} s (--max-outage)",
+            )
+        if self.fatal is None and self.pacer.refusal_exceeded:
+            return Answer(
+                429,
+                RATE_LIMITED,
+                f"every answer for over {self.settings.max_outage:g} s was 429 Too Many "
+                "Requests (--max-outage)",
             )
         return self.fatal
 

@@ -25,6 +25,7 @@ DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
 MAX_ATTEMPTS: Final = 1000  # far beyond any useful retry count; keeps counters in 64 bits
 DEFAULT_MAX_SHARE: Final = 0.98
+DEFAULT_MAX_PAUSE: Final = 60.0  # one documented window
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 KEYED_CHAIN: Final = "hmac-sha256"  # ``audit_chain`` of a run whose lines are linked by HMAC
 # An app id becomes the first label of the API's host name: one DNS label, nothing more.
@@ -159,6 +160,7 @@ class Settings:
     max_retry_time: float = 300.0
     timeout: float = 30.0
     max_outage: float = 300.0
+    max_pause: float = DEFAULT_MAX_PAUSE  # the longest one rate-limit header may hold the run
     column: str | None = None
     no_header: bool = False  # one-column inputs hold UIDs from their first line on
     target: str = ""
@@ -190,6 +192,10 @@ class Settings:
             )
         if not self.max_outage > 0:
             raise UsageError(f"--max-outage must be above 0 seconds, got {self.max_outage}")
+        if not 0 < self.max_pause < math.inf:
+            raise UsageError(
+                f"--max-pause must be a finite number of seconds above 0, got {self.max_pause}"
+            )
         if not 0 < self.timeout < math.inf:
             raise UsageError(
                 f"--timeout must be a finite number of seconds above 0, got {self.timeout}"
@@ -221,6 +227,7 @@ class Settings:
             "max_retry_time": self.max_retry_time,
             "timeout": self.timeout,
             "max_outage": self.max_outage,
+            "max_pause": self.max_pause,
             "column": self.column,
             "no_header": self.no_header,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,

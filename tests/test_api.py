@@ -123,6 +123,21 @@ def test_rate_info_without_headers_is_all_none() -> None:
     assert expected == rate_info(headers(), now=NOW)
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"X_Rate_Limit": "600", "Date": "Tue, 14 Nov 2023 22:13:20 GMT"}, 1_700_000_000.0),
+        ({"X_RateLimit_Limit": "600", "Date": "not a date"}, None),
+        ({"Date": "Tue, 14 Nov 2023 22:13:20 GMT"}, None),  # no limit: nothing to pace
+    ],
+)
+def test_rate_info_reads_the_server_date_with_a_limit(
+    values: dict[str, str], expected: float | None
+) -> None:
+    """The Date header places the window on the server's clock, so it is read with a limit."""
+    assert expected == rate_info(headers(**values), now=NOW).server_date
+
+
 def test_rate_info_reset_in_milliseconds_becomes_seconds() -> None:
     """A reset given in epoch milliseconds is converted to epoch seconds."""
     got = rate_info(headers(X_Rate_Limit_Reset="1700000060500"), now=NOW)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import math
 import time
@@ -23,6 +24,14 @@ OLD = ("X-Rate-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset")
 NEW = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
 Start = Callable[..., Awaitable[tuple[FakeServer, str]]]
+
+
+def skew_for(window: float, phase: float) -> float:
+    """Return a clock skew that puts the server ``phase`` seconds into one of its windows now.
+
+    Tests that count requests per window use it to stay clear of a window's edge.
+    """
+    return phase - time.time() % window
 
 
 class Answer:
@@ -159,19 +168,51 @@ async def test_limit_answers_429_with_headers(
     sent: tuple[str, ...],
     absent: tuple[str, ...],
 ) -> None:
-    """Past the limit the answer is 429 with Retry-After; every answer has the style's headers."""
-    server, base = await start(all_exist=True, limit=2, header_style=style)
+    """Limit and remaining come on every answer; Retry-After and the reset only on the 429.
+
+    The window is the server clock's minute, so the reset is a whole minute of Unix time.
+    """
+    skew = skew_for(60, 20.0)
+    server, base = await start(all_exist=True, limit=2, header_style=style, clock_skew=skew)
     answers = [await call(session, "DELETE", f"{base}/users/u{n}") for n in range(3)]
     assert [answer.status for answer in answers] == [200, 200, 429]
     assert answers[2].code == "ERR_TOO_MANY_REQUESTS"
-    assert 1 <= int(answers[2].headers["Retry-After"]) <= 60
+    limit_name, remaining_name, reset_name = sent[:3]
+    resets = [name for name in sent if name.endswith("Reset")]
     for answer, remaining in zip(answers, ["1", "0", "0"], strict=True):
-        limit_name, remaining_name, reset_name = sent[:3]
         assert (answer.headers[limit_name], answer.headers[remaining_name]) == ("2", remaining)
-        assert 0 < int(answer.headers[reset_name]) - time.time() <= 61
-        assert [name for name in sent if name not in answer.headers] == []
+        missing = [name for name in sent if name not in answer.headers]
+        assert missing == (resets if answer.status == 200 else [])
         assert [name for name in absent if name in answer.headers] == []
+    refused = answers[2].headers
+    reset = int(refused[reset_name])
+    assert (reset % 60, round(reset - (time.time() + skew))) == (0, 40)
+    assert refused["Retry-After"] == "40"
+    assert [("Retry-After" in answer.headers) for answer in answers] == [False, False, True]
     assert (server.stats.rejected_over_limit, set(server.stats.applied)) == (1, {"u0", "u1"})
+
+
+async def test_reset_on_every_answer_is_a_flag(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """With reset_on_every_answer the reset comes on every answer, as the fake's old default did."""
+    skew = skew_for(60, 20.0)
+    _, base = await start(all_exist=True, limit=5, reset_on_every_answer=True, clock_skew=skew)
+    answer = await call(session, "DELETE", f"{base}/users/x")
+    reset = int(answer.headers["X-Rate-Limit-Reset"])
+    assert (answer.status, answer.headers["X-RateLimit-Reset"], reset % 60) == (200, str(reset), 0)
+    assert "Retry-After" not in answer.headers
+
+
+async def test_date_header_comes_from_the_server_clock(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """Every answer has a Date header, read from the server's (here skewed) clock."""
+    _, base = await start(users=frozenset({"x"}), clock_skew=3600.0)
+    answer = await call(session, "GET", f"{base}/users/nobody")
+    date = email.utils.parsedate_to_datetime(answer.headers["Date"]).timestamp()
+    assert answer.status == 404
+    assert 3598 <= date - time.time() <= 3601
 
 
 async def test_unlimited_sends_no_limit_headers(
@@ -183,21 +224,46 @@ async def test_unlimited_sends_no_limit_headers(
     assert [name for name in OLD + NEW if name in answer.headers] == []
 
 
-async def test_window_resets_after_its_length(session: aiohttp.ClientSession, start: Start) -> None:
-    """Bad keys count against the window too, and a new window admits requests again."""
-    _, base = await start(users=frozenset({"x"}), limit=1, window=0.3)
+async def test_windows_follow_the_server_clock(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """Bad keys count against the window too; a new window opens on the clock, not a request."""
+    # 0.3 s into a 0.5 s window: the window ends 0.2 s after the first request, not 0.5 s.
+    _, base = await start(
+        users=frozenset({"x"}), limit=1, window=0.5, clock_skew=skew_for(0.5, 0.3)
+    )
     refused = await call(session, "GET", f"{base}/users/x", key="wrong")
     limited = await call(session, "GET", f"{base}/users/x")
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.25)
     admitted = await call(session, "GET", f"{base}/users/x")
     assert [refused.status, limited.status, admitted.status] == [404, 429, 200]
     assert (limited.headers["Retry-After"], admitted.headers["X-RateLimit-Remaining"]) == ("1", "0")
 
 
+async def test_windows_can_start_at_the_first_request(
+    session: aiohttp.ClientSession, start: Start
+) -> None:
+    """With window_from_first_request the first window runs its full length from that request."""
+    # The same phase as above: a clock-aligned window would end after 0.2 s.
+    _, base = await start(
+        all_exist=True,
+        limit=1,
+        window=0.5,
+        window_from_first_request=True,
+        clock_skew=skew_for(0.5, 0.3),
+    )
+    first = await call(session, "DELETE", f"{base}/users/a")
+    await asyncio.sleep(0.3)
+    still_spent = await call(session, "DELETE", f"{base}/users/b")
+    await asyncio.sleep(0.25)
+    next_window = await call(session, "DELETE", f"{base}/users/c")
+    assert [first.status, still_spent.status, next_window.status] == [200, 429, 200]
+
+
 async def test_live_traffic_is_refused_once_the_window_is_spent(start: Start) -> None:
     """Live traffic at twice the window's budget is refused past the limit, in every window."""
     began = time.monotonic()
-    server, _ = await start(limit=10, window=0.5, live_rate=40)
+    server, _ = await start(limit=10, window=0.5, live_rate=40, clock_skew=skew_for(0.5, 0.0))
     await asyncio.sleep(1.25)
     stats = server.stats
     windows = math.ceil((time.monotonic() - began) / 0.5)
@@ -213,7 +279,9 @@ async def test_live_traffic_lowers_the_remaining_budget(
     session: aiohttp.ClientSession, start: Start
 ) -> None:
     """Clients see live traffic in the remaining budget, and 429 once it has spent the window."""
-    server, base = await start(all_exist=True, limit=20, window=60, live_rate=100)
+    server, base = await start(
+        all_exist=True, limit=20, window=60, live_rate=100, clock_skew=skew_for(60, 10.0)
+    )
     await asyncio.sleep(0.1)
     first = await call(session, "DELETE", f"{base}/users/a")
     assert first.status == 200
@@ -235,6 +303,29 @@ async def test_live_traffic_is_never_refused_without_a_limit(start: Start) -> No
     assert server.stats.live_refused == 0
 
 
+@pytest.mark.parametrize(
+    ("second", "rate"), [(0.0, 10.0), (14.9, 10.0), (15.0, 30.0), (19.9, 30.0), (20.0, 10.0)]
+)
+def test_live_bursts_come_at_the_end_of_each_period(second: float, rate: float) -> None:
+    """10/s, three times that for the last 5 s of every 20 s of the server clock."""
+    config = FakeConfig(
+        live_rate=10, live_burst_factor=3, live_burst_seconds=5, live_burst_every=20
+    )
+    assert config.live_rate_at(1_700_000_000 + second) == pytest.approx(rate)
+
+
+async def test_live_bursts_raise_the_live_traffic(start: Start) -> None:
+    """Bursts at 5x for half of every 0.4 s triple the live requests of a steady 50/s."""
+    steady, _ = await start(live_rate=50)
+    bursty, _ = await start(
+        live_rate=50, live_burst_factor=5, live_burst_seconds=0.2, live_burst_every=0.4
+    )
+    await asyncio.sleep(0.8)
+    # Expected over 0.8 s: 40 steady, 120 bursty (a mean of 150/s).
+    assert 25 <= steady.stats.live_sent <= 55
+    assert 90 <= bursty.stats.live_sent <= 150
+
+
 async def test_live_traffic_stops_with_the_server(start: Start) -> None:
     """Stopping the server stops its live traffic."""
     server, _ = await start(live_rate=200)
@@ -249,7 +340,7 @@ async def test_timeline_counts_our_requests_per_second(
     session: aiohttp.ClientSession, start: Start
 ) -> None:
     """The timeline splits our requests by second into admitted and refused by the window."""
-    server, base = await start(all_exist=True, limit=2, window=1)
+    server, base = await start(all_exist=True, limit=2, window=1, clock_skew=skew_for(1, 0.1))
     for n in range(3):
         await call(session, "DELETE", f"{base}/users/u{n}")
     await asyncio.sleep(1.05)
@@ -429,8 +520,10 @@ async def test_stats_endpoint_reports_counters(
         "bad_requests": 0,
         "live_sent": 0,
         "live_refused": 0,
+        "timeline_start": stats.body["timeline_start"],
         "timeline": {"0": {"our_ok": 2, "our_429": 0, "live_ok": 0, "live_refused": 0}},
     }
+    assert abs(stats.body["timeline_start"] - time.time()) < 5
 
 
 async def test_max_in_flight_counts_concurrent_deletes(
@@ -503,6 +596,9 @@ def test_load_users_reads_the_uid_column_of_a_csv(tmp_path: Path) -> None:
         {"success_body": "maybe"},
         {"redirect_to": "ftp://elsewhere.test/"},
         {"portal": True, "redirect_to": "https://elsewhere.test/"},
+        {"live_burst_factor": -2.0},
+        {"live_burst_seconds": 6.0, "live_burst_every": 5.0},
+        {"clock_skew": math.inf},
     ],
 )
 def test_config_rejects_impossible_values(settings: dict[str, Any]) -> None:

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+import virtualtime
+from helpers import FakeFactory, cli_env, row_records, run_cli
+from pacing_sim import EPOCH, Server, new_pacer, send
 
+from bulkdelete.fakeserver import FakeConfig
 from bulkdelete.pacing import HALT_CHECK, OUTAGE_THRESHOLD, Observation, Pacer
 
 # A ceiling far above what the pause tests send, so only pauses ever make turn() wait.
@@ -159,11 +170,41 @@ async def test_observed_429_without_retry_after_still_pauses(pacer: Pacer) -> No
     assert pacer.paused_for > 0
 
 
-async def test_observed_429_with_a_huge_retry_after_is_capped(pacer: Pacer) -> None:
-    """A Retry-After of a year does not pause the run for a year."""
-    year = 365 * 24 * 3600.0
-    await answered(pacer, Observation(throttled=True, retry_after=year))
-    assert 0 < pacer.paused_for < year
+@pytest.mark.parametrize("retry_after", [86_400.0, 365 * 24 * 3600.0, 1e300])
+async def test_no_retry_after_pauses_the_run_beyond_max_pause(
+    fake: FakeTime, retry_after: float
+) -> None:
+    """A Retry-After of a day, a year or 1e300 pauses the run max_pause (a documented cap)."""
+    pacer = Pacer(UNLIMITED, max_pause=12.0, clock=fake.clock, sleep=fake.sleep)
+    await answered(pacer, Observation(throttled=True, retry_after=retry_after))
+    expected = 12.0
+    assert expected == pacer.paused_for
+
+
+async def test_only_429s_for_max_outage_halt_the_run(fake: FakeTime) -> None:
+    """429s and nothing else for max_outage halt the run, and say so; one success resets that."""
+    pacer = Pacer(UNLIMITED, max_outage=60.0, max_pause=1.0, clock=fake.clock, sleep=fake.sleep)
+    refused = Observation(throttled=True, retry_after=86_400.0)
+    await answered(pacer, refused)
+    fake.now += 50.0
+    await answered(pacer, FINE)  # one request got through: the count starts again
+    for _ in range(6):
+        fake.now += 10.0
+        await answered(pacer, refused)  # 429s only, for 50 s since the success
+    before = (pacer.refusal_exceeded, pacer.halted)
+    fake.now += 10.0
+    await answered(pacer, refused)  # 60 s of them
+    expected = ((False, False), (True, True, 0))
+    assert expected == (before, (pacer.refusal_exceeded, pacer.halted, await pacer.turn()))
+
+
+async def test_an_idle_spell_after_a_429_is_not_a_refusal(fake: FakeTime) -> None:
+    """Time with no answer at all (an idle run) does not count as being refused."""
+    pacer = Pacer(UNLIMITED, max_outage=60.0, clock=fake.clock, sleep=fake.sleep)
+    await answered(pacer, Observation(throttled=True, retry_after=1.0))
+    fake.now += 600.0
+    expected = (False, False)
+    assert expected == ((await pacer.turn()) == 0, pacer.refusal_exceeded)
 
 
 async def test_a_few_failures_are_not_an_outage(pacer: Pacer) -> None:
@@ -218,7 +259,7 @@ async def test_during_an_outage_one_probe_at_a_time(pacer: Pacer) -> None:
     still_waiting = not waiter.done()
     pacer.observe(FINE)  # the probe's answer: the server is back
     expected = (True, True, True)
-    assert expected == (probe, still_waiting, await waiter)
+    assert expected == (probe > 0, still_waiting, await waiter > 0)
 
 
 async def test_an_outage_longer_than_max_outage_halts_the_run(fake: FakeTime) -> None:
@@ -277,35 +318,11 @@ async def test_random_429s_cost_only_their_share(fake: FakeTime) -> None:
     assert expected == pacer.rate
 
 
-async def test_budget_keeps_a_reserve_for_the_live_app(fake: FakeTime) -> None:
-    """With max_share 0.5, a fresh 600/min window is spent at (600 - 300) / 60 s = 5 per second.
-
-    The reset time is whole seconds rounded up, so 60.5 s on the header means 60 s on average.
-    """
-    pacer = Pacer(1000.0, max_share=0.5, clock=fake.clock, wall_clock=lambda: WALL)
-    await answered(pacer, Observation(limit=600, remaining=600, reset_at=WALL + 60.5))
-    expected = 5.0
-    assert expected == pytest.approx(pacer.rate)
-
-
-async def test_the_ceiling_caps_a_larger_budget(fake: FakeTime) -> None:
-    """A fixed --rate is a ceiling: a generous budget never raises the rate above it."""
-    pacer = Pacer(10.0, clock=fake.clock, wall_clock=lambda: WALL)
-    await answered(pacer, Observation(limit=10_000, remaining=10_000, reset_at=WALL + 60))
-    expected = 10.0
-    assert expected == pacer.rate
-
-
-async def test_an_exhausted_budget_pauses_until_the_reset(fake: FakeTime) -> None:
-    """With nothing left in the window, the run pauses until the window resets."""
-    pacer = Pacer(100.0, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
-    await answered(pacer, Observation(limit=600, remaining=0, reset_at=WALL + 20))
-    expected = 20.0
-    assert expected == pytest.approx(pacer.paused_for)
-
-
 async def test_requests_in_flight_are_capped(fake: FakeTime) -> None:
-    """With max_concurrency 2, a third turn waits until one of the first two is released."""
+    """With max_concurrency 2, a third turn waits until one of the first two is released.
+
+    Each request is numbered in the order it was let go.
+    """
     pacer = Pacer(UNLIMITED, max_concurrency=2, clock=fake.clock, sleep=fake.sleep)
     first, second = await pacer.turn(), await pacer.turn()
     third = asyncio.create_task(pacer.turn())
@@ -313,8 +330,37 @@ async def test_requests_in_flight_are_capped(fake: FakeTime) -> None:
         await asyncio.sleep(0)
     held = not third.done()
     pacer.release()  # the first request ended without an answer
-    expected = (True, True, True, True)
+    expected = (1, 2, True, 3)
     assert expected == (first, second, held, await third)
+
+
+async def test_a_turn_given_a_time_limit_gives_up_on_a_longer_pause(fake: FakeTime) -> None:
+    """turn(within=3) during a 10 s pause returns 0 after 3 s: the run is not halted."""
+    pacer = Pacer(UNLIMITED, clock=fake.clock, sleep=fake.sleep)
+    pacer.pause(10.0)
+    expected = (0, False)
+    assert expected == (await pacer.turn(within=3.0), pacer.halted)
+    assert 3.0 <= fake.now - 100.0 < 3.0 + HALT_CHECK
+
+
+def test_a_turn_given_a_time_limit_gives_up_waiting_for_a_place() -> None:
+    """With every place taken, turn(within=2) gives up after 2 s, and a place freed later
+    goes to a turn still waiting, not to the one that gave up."""
+
+    async def run() -> tuple[int, float, int]:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(UNLIMITED, max_concurrency=1, clock=loop.time, sleep=asyncio.sleep)
+        assert await pacer.turn()
+        started = loop.time()
+        gave_up = await pacer.turn(within=2.0)
+        waited = loop.time() - started
+        patient = asyncio.create_task(pacer.turn())
+        await asyncio.sleep(1.0)
+        pacer.release()
+        return gave_up, waited, await patient
+
+    gave_up, waited, patient = virtualtime.run(run())
+    assert (gave_up, round(waited, 2), patient) == (0, 2.0, 2)
 
 
 async def test_a_turn_cancelled_while_waiting_for_the_rate_frees_its_place() -> None:
@@ -362,3 +408,272 @@ async def test_low_rate_has_no_burst() -> None:
     rate = 20.0
     released = await _release_times(rate, 2)
     assert 0.8 / rate <= released[-1] <= 1 / rate + 0.1
+
+
+# --- the budget, on virtual time against the fake server's own rate window ---------------------
+# Each run below is minutes of traffic on a virtual-time loop (see virtualtime.py): the pacer,
+# its budget and the retry path are the real ones, and so is the window answering them
+# (fakefaults.RateWindow); only HTTP is left out. "Whole windows" are those the run covered from
+# start to end, as the benchmark counts them.
+
+DOCUMENTED: dict[str, Any] = {"limit": 3000, "window": 60.0}
+TODAY: dict[str, Any] = {"reset_on_every_answer": True, "window_from_first_request": True}
+BURSTY: dict[str, Any] = {"live_rate": 10.0, "live_burst_factor": 3.0, "live_burst_seconds": 5.0,
+          "live_burst_every": 20.0}  # fmt: skip
+
+
+async def paced_run(
+    seconds: float,
+    *,
+    latency: float = 0.01,
+    pacer_options: dict[str, Any] | None = None,
+    **server: Any,
+) -> tuple[Server, Pacer]:
+    """Run the pacer against a fake window with ``server`` settings for ``seconds``."""
+    fake = Server(FakeConfig(**{**DOCUMENTED, **server}), latency=latency)
+    live = asyncio.create_task(fake.live()) if server.get("live_rate") else None
+    pacer = new_pacer(**(pacer_options or {}))
+    await send(fake, pacer, range(1_000_000), seconds=seconds)
+    if live is not None:
+        live.cancel()
+    return fake, pacer
+
+
+@pytest.mark.parametrize(
+    ("style", "mode"),
+    [("old", {}), ("new", {}), ("both", TODAY)],
+    ids=["documented-old", "documented-new", "today"],
+)
+def test_whole_windows_are_spent_from_limit_and_remaining(style: str, mode: dict[str, Any]) -> None:
+    """No other traffic, 3,000/min: every whole window >= 97% used, no 429 at all.
+
+    Documented answers carry no reset time; with one on every answer (today's fake) as well.
+    """
+    fake, _ = virtualtime.run(paced_run(200.0, clock_skew=20.0, header_style=style, **mode))
+    used = [fake.ours(window) for window in (1, 2)]
+    assert min(used) >= 0.97 * 3000, used
+    assert fake.tally.total("our_429") == 0
+
+
+def test_steady_live_traffic_keeps_its_share() -> None:
+    """Live traffic at 15/s: none of it refused, and the run takes >= 95% of what it leaves."""
+    fake, _ = virtualtime.run(paced_run(200.0, clock_skew=20.0, live_rate=15.0))
+    left = [fake.window_size() - (fake.used(w) - fake.ours(w)) for w in (1, 2)]
+    assert [fake.ours(w) / free for w, free in zip((1, 2), left, strict=True)] >= [0.95, 0.95]
+    assert fake.tally.total("live_refused") == 0
+
+
+@pytest.mark.parametrize("mode", [{}, TODAY], ids=["documented", "today"])
+def test_bursts_of_live_traffic_are_kept_in_reserve(mode: dict[str, Any]) -> None:
+    """10/s, x3 for 5 s every 20 s, a burst ending as each window ends: none refused, and the
+    run still takes >= 90% of what the live traffic leaves."""
+    fake, _ = virtualtime.run(paced_run(200.0, clock_skew=20.0, **BURSTY, **mode))
+    shares = [fake.ours(w) / (3000 - (fake.used(w) - fake.ours(w))) for w in (1, 2)]
+    assert min(shares) >= 0.9, shares
+    assert fake.tally.total("live_refused") == 0
+
+
+def test_a_wrong_guess_at_the_phase_costs_live_traffic_nothing() -> None:
+    """Windows that start with the first request, not on the minute: the clock's minute is a
+    wrong hypothesis here, and the live traffic still loses nothing to it."""
+    fake, pacer = virtualtime.run(
+        paced_run(130.0, clock_skew=20.0, window_from_first_request=True, **BURSTY)
+    )
+    assert pacer._budget.aligned is False
+    assert fake.tally.total("live_refused") == 0
+    assert fake.ours(1) >= 0.9 * (3000 - (fake.used(1) - fake.ours(1)))
+
+
+async def _restarted(skew: float, **server: Any) -> tuple[Server, int]:
+    fake = Server(FakeConfig(**{**DOCUMENTED, "clock_skew": skew, **server}))
+    live = asyncio.create_task(fake.live()) if server.get("live_rate") else None
+    await send(fake, new_pacer(), range(1_000_000), seconds=30.0)  # stopped 30 s in ...
+    await asyncio.sleep(0.7)  # ... and started again at once: a new process takes a moment
+    restart = fake.second()
+    await send(fake, new_pacer(), range(1_000_000), seconds=120.0)
+    if live is not None:
+        live.cancel()
+    return fake, restart
+
+
+@pytest.mark.parametrize("mode", [{}, TODAY], ids=["documented", "today"])
+def test_a_restart_mid_window_spends_the_rest_of_it_at_once(mode: dict[str, Any]) -> None:
+    """Stopped 30 s in (15 s into a whole window) and restarted: every whole window >= 95%
+    used, and no second without a request while the window still had budget."""
+    fake, restart = virtualtime.run(_restarted(45.0, **mode))
+    windows = range(1, 3) if not mode else range(0, 2)
+    assert [fake.ours(w) >= 0.95 * 3000 for w in windows] == [True, True]
+    idle = [s for s in range(restart + 1, restart + 60) if fake.tally.seconds[s]["our_ok"] == 0]
+    busy = [s for s in idle if fake.used(s // 60) < 0.95 * 3000]
+    assert busy == []
+
+
+def test_slow_answers_still_get_the_whole_limit() -> None:
+    """200 ms answers at 10,000/min: >= 97% of the limit in every whole window."""
+    fake, pacer = virtualtime.run(paced_run(150.0, latency=0.2, limit=10_000, clock_skew=30.0))
+    assert min(fake.ours(1), fake.ours(2)) >= 9700
+    assert pacer.concurrency > 0.2 * 10_000 / 60  # Little's law: the rate x the round trip
+
+
+def test_max_share_caps_what_the_run_takes() -> None:
+    """--max-share 0.5: the run takes half of each window and leaves the rest."""
+    fake, _ = virtualtime.run(paced_run(130.0, clock_skew=20.0, pacer_options={"max_share": 0.5}))
+    # Give or take the few requests in flight as one window turns into the next.
+    assert 0.45 * 3000 <= fake.ours(1) <= 0.5 * 3000 + 5
+
+
+@pytest.mark.parametrize("reset", ["+86400", "1e300"])
+def test_a_window_that_claims_to_be_spent_for_a_day_holds_nothing_long(reset: str) -> None:
+    """remaining 0 and a reset a day (or 1e300) away on every answer: the run probes every
+    few seconds instead of stopping until a signal."""
+
+    def hostile(headers: dict[str, str]) -> dict[str, str]:
+        value = str(EPOCH + 86_400) if reset == "+86400" else reset
+        return headers | {"X-Rate-Limit-Remaining": "0", "X-RateLimit-Remaining": "0",
+                          "X-Rate-Limit-Reset": value, "X-RateLimit-Reset": value}  # fmt: skip
+
+    async def run() -> Server:
+        fake = Server(FakeConfig(**DOCUMENTED, clock_skew=20.0), headers=hostile)
+        await send(fake, new_pacer(), range(1_000_000), seconds=60.0)
+        return fake
+
+    fake = virtualtime.run(run())
+    busy = sorted(s for s, row in fake.tally.seconds.items() if row["our_ok"])
+    gaps = [later - earlier for earlier, later in itertools.pairwise(busy)]
+    assert len(busy) >= 15
+    assert max(gaps) <= 4
+
+
+def test_the_expected_rate_is_right_after_the_first_minute() -> None:
+    """What the pacer expects whole windows to give is within 10% of what they gave."""
+
+    async def run() -> tuple[float | None, Server]:
+        fake = Server(FakeConfig(**DOCUMENTED, clock_skew=20.0, **BURSTY))
+        live = asyncio.create_task(fake.live())
+        pacer = new_pacer()
+        task = asyncio.create_task(send(fake, pacer, range(1_000_000), seconds=220.0))
+        await asyncio.sleep(60.0)
+        expected = pacer.expected_rate
+        await task
+        live.cancel()
+        return expected, fake
+
+    expected, fake = virtualtime.run(run())
+    achieved = (fake.ours(1) + fake.ours(2) + fake.ours(3)) / 180
+    assert expected is not None
+    assert abs(expected - achieved) <= 0.1 * achieved
+
+
+# --- end to end: the real CLI against `bulkdelete fake-server` over loopback ---------------------
+# Windows are the documented minute; each test sets the fake's clock (--clock-skew) so that the
+# run starts a few seconds before a minute turns, and reads the fake's per-second timeline.
+
+
+def _server_clock(start_at: float) -> tuple[float, float]:
+    """Return (skew, minute): a clock ``start_at`` s past a minute now, and that minute's end."""
+    now = time.time()
+    skew = start_at - now % 60
+    return skew, now + skew - start_at + 60
+
+
+def _wait_for(server_time: float, skew: float) -> None:
+    time.sleep(max(0.0, server_time - (time.time() + skew)))
+
+
+def _uids(path: Path, count: int, prefix: str) -> Path:
+    path.write_text("".join(f"{prefix}-{n}\n" for n in range(count)), encoding="utf-8")
+    return path
+
+
+def _delete(base_url: str, source: Path, audit: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", base_url,
+         "--audit", str(audit), "--no-progress", "--log-level", "warning", *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(),
+    )  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    return process.returncode
+
+
+def _per_second(stats: dict[str, Any], key: str, start: int, end: int) -> list[int]:
+    timeline = stats["timeline"]
+    return [timeline.get(str(second), {}).get(key, 0) for second in range(start, end)]
+
+
+def test_the_cli_spends_a_window_it_learns_from_limit_and_remaining(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Documented answers, both header spellings: the rest of a minute is spent without a 429,
+    and the next minute is paced over its length, not burst and not stalled."""
+    skew, minute = _server_clock(53.0)
+    servers = {
+        style: fake_server("--all-exist", "--limit", "60", "--header-style", style,
+                           "--clock-skew", f"{skew:.3f}")
+        for style in ("old", "new")
+    }  # fmt: skip
+    runs = [
+        _delete(server.base_url, _uids(tmp_path / f"{style}.txt", 300, style),
+                tmp_path / f"{style}.jsonl")
+        for style, server in servers.items()
+    ]  # fmt: skip
+    _wait_for(minute + 4, skew)
+    assert [_stop(run) for run in runs] == [143, 143]
+    for server in servers.values():
+        stats = server.stats()
+        assert stats["rejected_over_limit"] == 0
+        first = sum(_per_second(stats, "our_ok", 0, 60))
+        assert first >= 0.9 * 60 * 0.98  # what the first minute had left when the run began
+        assert 2 <= sum(_per_second(stats, "our_ok", 60, 64)) <= 12  # about 1/s
+
+
+def test_a_restarted_cli_spends_the_rest_of_the_window_at_once(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Stopped mid-minute and resumed at once: the new process keeps sending through the
+    minute (no second without a request while budget remains) and gets no 429."""
+    skew, minute = _server_clock(51.0)
+    server = fake_server("--all-exist", "--limit", "90", "--clock-skew", f"{skew:.3f}")
+    source, audit = _uids(tmp_path / "in.txt", 300, "r"), tmp_path / "a.jsonl"
+    first = _delete(server.base_url, source, audit)
+    _wait_for(minute - 5, skew)
+    assert _stop(first) == 143
+    resumed = _delete(server.base_url, source, audit, "--resume")
+    _wait_for(minute + 1, skew)
+    assert _stop(resumed) == 143
+    stats = server.stats()
+    assert stats["rejected_over_limit"] == 0
+    assert sum(_per_second(stats, "our_ok", 0, 60)) >= 0.9 * 90 * 0.98
+    # The new process needs a moment to start; from then on, every second has requests.
+    assert 0 not in _per_second(stats, "our_ok", 57, 60)
+
+
+def test_a_server_that_refuses_everything_ends_the_run(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """429 with Retry-After: 86400 on every DELETE: each UID fails within --max-retry-time with a
+    reason, and 429s alone for --max-outage stop the run with exit 3 and RATE_LIMITED."""
+    server = fake_server("--all-exist", "--throttle-rate", "1", "--fault-retry-after", "86400")
+    audit = tmp_path / "a.jsonl"
+    began = time.monotonic()
+    done = run_cli(
+        "delete", str(_uids(tmp_path / "in.txt", 400, "x")), "--base-url", server.base_url,
+        "--audit", str(audit), "--no-progress", "--max-pause", "1", "--max-retry-time", "2",
+        "--max-outage", "4",
+    )  # fmt: skip
+    took = time.monotonic() - began
+    assert done.returncode == 3, done.stderr
+    assert "RATE_LIMITED" in done.stdout + done.stderr
+    assert took < 20
+    rows = row_records(audit)
+    assert {(r["outcome"], r["error_code"]) for r in rows} == {("failed", "ERR_TOO_MANY_REQUESTS")}
+    reasons = [r["note"] for r in rows]
+    # Each UID gave up within its own bound; only those retrying as the run stopped say that.
+    assert sum("--max-retry-time" in note for note in reasons) > 0.8 * len(rows)
+    assert all(
+        "--max-retry-time" in n or n == "the run stopped before its next retry" for n in reasons
+    )

@@ -39,6 +39,7 @@ START = Snapshot(
     rate_in_use=None,
     limit_per_minute=None,
     budget_left=None,
+    expected_rate=None,
     paused_for=0.0,
     elapsed=0.0,
     requests=0,
@@ -163,9 +164,30 @@ def test_log_reporter_fields() -> None:
             "rate_in_use": 160.0,
             "limit_per_minute": 10_000,
             "budget_left": 8123,
+            "expected_rate": None,
             "paused_for": 1.5,
         }
     ]
+
+
+def test_rate_and_eta_come_from_the_learned_budget() -> None:
+    """Once the pacer knows the budget, the rate and ETA come from it, not the last seconds.
+
+    400 rows in the first 5 s of a window say 80/s; the budget says 50 requests/s and each
+    row has taken 1.25 requests (retries): 40 rows/s, so 9,600 rows left take 240 s.
+    """
+    events = Events()
+    reporter = LogReporter(events)
+    snapshot = dataclasses.replace(
+        START, total=10_000, done=400, requests=500, expected_rate=50.0, elapsed=5.0
+    )
+    reporter.update(snapshot)
+    console = bar_console()
+    BarReporter(console).close(snapshot)
+    assert [(e["rate"], e["eta_seconds"], e["expected_rate"]) for e in events.seen] == [
+        (40.0, 240.0, 50.0)
+    ]
+    assert "40.0/s ETA 0:04:00" in final_screen(console)[0]
 
 
 def test_log_reporter_rate_follows_the_last_30_seconds() -> None:
@@ -295,8 +317,8 @@ for done in range(1, 21):
     counts["failed" if done == 7 else "not_found" if done in (3, 12) else "deleted"] += 1
     snapshot = Snapshot(
         done=done, total=20, skipped=0, counts=dict(counts), in_flight=2, retrying=0,
-        rate_in_use=None, limit_per_minute=None, budget_left=None, paused_for=0.0,
-        elapsed=done / 10, requests=done,
+        rate_in_use=None, limit_per_minute=None, budget_left=None, expected_rate=None,
+        paused_for=0.0, elapsed=done / 10, requests=done,
     )
     bar.update(snapshot)
     if done % 4 == 0:

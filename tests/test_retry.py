@@ -86,6 +86,7 @@ def policy_for(
         backoff_multiplier=backoff_multiplier,
         jitter=0.0,
         sleep=fake.retry_sleep,
+        clock=fake.clock,
     )
 
 
@@ -215,6 +216,24 @@ async def test_huge_retry_after_is_capped(fake: FakeTime, pacer: Pacer) -> None:
     assert 0 < paused[0] < year
 
 
+async def test_pauses_count_against_max_time(fake: FakeTime, pacer: Pacer) -> None:
+    """The run's pause for a 429 is time this UID spent retrying: 10 s each, 25 s allowed."""
+    throttled = Answer(429, "ERR_TOO_MANY_REQUESTS", rate=RateInfo(retry_after=10.0))
+    attempted, script = await run([throttled] * 6 + [OK], fake, pacer, max_time=25.0)
+    # Two pauses (20 s) were waited; a third would have reached 30 s.
+    expected = (throttled, 3, 20.0)
+    assert expected == (attempted.answer, script.calls, attempted.waited)
+
+
+async def test_no_retry_starts_a_pause_its_time_cannot_cover(fake: FakeTime) -> None:
+    """Retry-After: 86400, cut to max_pause (60 s), against 30 s of max_time: give up at once."""
+    pacer = Pacer(1_000_000.0, max_pause=60.0, clock=fake.clock, sleep=fake.pacer_sleep)
+    day = Answer(429, "ERR_TOO_MANY_REQUESTS", rate=RateInfo(retry_after=86_400.0))
+    attempted, script = await run([day, OK], fake, pacer, max_time=30.0)
+    expected = (day, 1, 0.0, 60.0)
+    assert expected == (attempted.answer, script.calls, sum(fake.pacer_sleeps), pacer.paused_for)
+
+
 async def test_stop_before_delay_counts_the_next_sleep(fake: FakeTime, pacer: Pacer) -> None:
     """No retry is made when its backoff alone would pass max_time."""
     # First backoff is backoff_multiplier * 2**0 = 10 s with no jitter, beyond max_time = 5 s.
@@ -265,9 +284,9 @@ async def test_every_attempt_waits_for_its_turn(fake: FakeTime) -> None:
     class CountingPacer(Pacer):
         turns = 0
 
-        async def turn(self) -> bool:
+        async def turn(self, *, within: float | None = None) -> int:
             self.turns += 1
-            return await super().turn()
+            return await super().turn(within=within)
 
     pacer = CountingPacer(1_000_000.0, clock=fake.clock, sleep=fake.pacer_sleep)
     await run([UNAVAILABLE, UNAVAILABLE, OK], fake, pacer)
