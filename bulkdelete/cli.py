@@ -35,8 +35,7 @@ from bulkdelete.records import RunSettings, RunStarted
 from bulkdelete.resume import plan_run
 from bulkdelete.rows import STDIN, InputSummary, Source, Stream, read_rows, scan
 from bulkdelete.settings import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_SHARE,
+    DEFAULTS,
     REGIONS,
     Secret,
     Settings,
@@ -315,7 +314,7 @@ _RATE = click.option(
 _CONCURRENCY = click.option(
     "--concurrency",
     type=int,
-    default=DEFAULT_CONCURRENCY,
+    default=DEFAULTS.concurrency,
     show_default=True,
     help="Most requests in flight (the run sizes it to rate x round trip below this).",
 )
@@ -357,7 +356,7 @@ def cli() -> None:
 @click.option(
     "--max-share",
     type=float,
-    default=DEFAULT_MAX_SHARE,
+    default=DEFAULTS.max_share,
     show_default=True,
     help="Most of the advertised limit this run may take; the rest stays for the live app.",
 )
@@ -365,22 +364,28 @@ def cli() -> None:
 @click.option(
     "--max-attempts",
     type=int,
-    default=6,
+    default=DEFAULTS.max_attempts,
     show_default=True,
     help="Attempts per UID, first one included.",
 )
 @click.option(
     "--max-retry-time",
     type=float,
-    default=300.0,
+    default=DEFAULTS.max_retry_time,
     show_default=True,
     help="Seconds one UID may spend being retried.",
 )
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per attempt.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULTS.timeout,
+    show_default=True,
+    help="Seconds per attempt.",
+)
 @click.option(
     "--max-outage",
     type=float,
-    default=300.0,
+    default=DEFAULTS.max_outage,
     show_default=True,
     help="Seconds the API may stay down (no answer or 5xx) before the run stops with exit 3.",
 )

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
+from bulkdelete.settings import DEFAULTS
+
 HALT_CHECK = 0.25  # longest a waiting request takes to notice a halt, in seconds
 OUTAGE_THRESHOLD = 8  # unavailable answers in a row that mean "down", not "unlucky"
 DEFAULT_THROTTLE_PAUSE = 1.0  # a 429 without Retry-After still pauses the run this long
@@ -121,9 +123,9 @@ class Pacer:
         self,
         ceiling: float,
         *,
-        max_concurrency: int = 100,
-        max_share: float = 0.98,
-        max_outage: float = 300.0,
+        max_concurrency: int = DEFAULTS.concurrency,
+        max_share: float = DEFAULTS.max_share,
+        max_outage: float = DEFAULTS.max_outage,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -19,16 +19,31 @@ from bulkdelete.errors import UsageError
 REGIONS: Final = ("us", "eu", "in")
 DOCUMENTED_LIMIT_PER_MINUTE: Final = 10_000
 DEFAULT_RATE: Final = DOCUMENTED_LIMIT_PER_MINUTE / 60
-# A ceiling: the pacer sizes requests in flight to rate x measured round trip (Little's law),
-# and ~167/s at 0.3 s round trips needs ~50 with room; 100 covers answers up to ~0.4 s.
-DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
 MAX_ATTEMPTS: Final = 1000  # far beyond any useful retry count; keeps counters in 64 bits
-DEFAULT_MAX_SHARE: Final = 0.98
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 KEYED_CHAIN: Final = "hmac-sha256"  # ``audit_chain`` of a run whose lines are linked by HMAC
 # An app id becomes the first label of the API's host name: one DNS label, nothing more.
 _APP_ID: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """The defaults of the tunable settings, each written once, here: ``Settings``, the CLI's
+    options, ``RetryPolicy``, the pacer, ``run_delete`` and the docs' checks read ``DEFAULTS``."""
+
+    max_share: float = 0.98  # the rest of the advertised limit stays for the live app
+    # A ceiling: the pacer sizes requests in flight to rate x measured round trip (Little's law),
+    # and ~167/s at 0.3 s round trips needs ~50 with room; 100 covers answers up to ~0.4 s.
+    concurrency: int = 100
+    max_attempts: int = 6
+    max_retry_time: float = 300.0
+    timeout: float = 30.0
+    max_outage: float = 300.0
+    stop_grace: float = 10.0  # after a first signal, the seconds requests in flight get to end
+
+
+DEFAULTS: Final = Defaults()
 
 
 def audit_key_id(key: Secret) -> str:
@@ -153,12 +168,12 @@ class Settings:
     audit_path: Path
     permanent: bool = False
     rate: float | None = None
-    max_share: float = DEFAULT_MAX_SHARE
-    concurrency: int = DEFAULT_CONCURRENCY
-    max_attempts: int = 6
-    max_retry_time: float = 300.0
-    timeout: float = 30.0
-    max_outage: float = 300.0
+    max_share: float = DEFAULTS.max_share
+    concurrency: int = DEFAULTS.concurrency
+    max_attempts: int = DEFAULTS.max_attempts
+    max_retry_time: float = DEFAULTS.max_retry_time
+    timeout: float = DEFAULTS.timeout
+    max_outage: float = DEFAULTS.max_outage
     column: str | None = None
     no_header: bool = False  # one-column inputs hold UIDs from their first line on
     target: str = ""

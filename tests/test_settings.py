@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import pickle
 from pathlib import Path
@@ -9,8 +11,12 @@ from typing import Any
 
 import pytest
 
+from bulkdelete.cli import cli
 from bulkdelete.errors import UsageError
-from bulkdelete.settings import Secret, Settings, default_base_url
+from bulkdelete.pacing import Pacer
+from bulkdelete.retry import RetryPolicy
+from bulkdelete.run import run_delete
+from bulkdelete.settings import DEFAULTS, Secret, Settings, default_base_url
 
 KEY = "sk-live-4f9c2e7a1b"
 
@@ -100,6 +106,27 @@ def test_settings_are_frozen() -> None:
     settings = make()
     with pytest.raises(AttributeError):
         settings.rate = 1e9  # type: ignore[misc]  # assigning to a frozen field on purpose
+
+
+def test_every_default_comes_from_the_one_table() -> None:
+    """Settings, the delete options, RetryPolicy, the pacer and run_delete default to DEFAULTS."""
+    table = dataclasses.asdict(DEFAULTS)
+    settings = {f.name: f.default for f in dataclasses.fields(Settings) if f.name in table}
+    options = {p.name: p.default for p in cli.commands["delete"].params if p.name in table}
+    policy, pacer = RetryPolicy(), inspect.signature(Pacer).parameters
+    grace = inspect.signature(run_delete).parameters["stop_grace"].default
+
+    assert {**settings, "stop_grace": grace} == table
+    assert options == settings
+    assert (policy.max_attempts, policy.max_time) == (
+        DEFAULTS.max_attempts,
+        DEFAULTS.max_retry_time,
+    )
+    assert [pacer[name].default for name in ("max_concurrency", "max_share", "max_outage")] == [
+        DEFAULTS.concurrency,
+        DEFAULTS.max_share,
+        DEFAULTS.max_outage,
+    ]
 
 
 @pytest.mark.parametrize(
