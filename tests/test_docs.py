@@ -616,10 +616,10 @@ def test_the_defaults_the_docs_give_are_the_cli_defaults() -> None:
         if isinstance(param, click.Option) and param.show_default
         for spelling in param.opts
     }
-    page, title = DELETE_OPTIONS_SECTION
-    given = list(_TABLE_DEFAULT.finditer(section(text_of(page), title)))
-    for page in pages():
-        given += _PROSE_DEFAULT.finditer(prose(page.read_text(encoding="utf-8")))
+    table = section(text_of(DELETE_OPTIONS_SECTION[0]), DELETE_OPTIONS_SECTION[1])
+    given = list(_TABLE_DEFAULT.finditer(table))
+    for path in pages():
+        given += _PROSE_DEFAULT.finditer(prose(path.read_text(encoding="utf-8")))
     wrong = [
         (found["option"], found["default"], options.get(found["option"]))
         for found in given
