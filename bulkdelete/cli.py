@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import click
 import structlog
@@ -28,7 +28,12 @@ from bulkdelete import logs, privatefile, render
 from bulkdelete._version import __version__
 from bulkdelete.audit import read_records
 from bulkdelete.columns import Columns, Layout
-from bulkdelete.errors import AuditError, BulkDeleteError, FatalApiError, InputError, UsageError
+from bulkdelete.errors import (
+    BulkDeleteError,
+    FatalApiError,
+    SettingError,
+    UsageError,
+)
 from bulkdelete.progress import BarReporter, ConsoleWriter, choose_reporter
 from bulkdelete.proxy import proxy_for, proxy_passwords
 from bulkdelete.records import RunSettings, RunStarted
@@ -417,6 +422,7 @@ def cli() -> None:
 )
 @click.option(
     "--audit-uid-hash",
+    "uid_hash",
     is_flag=True,
     help="Name UIDs in the audit by an HMAC (key: env BULKDELETE_AUDIT_KEY), not in clear.",
 )
@@ -475,7 +481,7 @@ def delete(
     max_deletes: int | None,
     resume: bool,
     restart: bool,
-    audit_uid_hash: bool,
+    uid_hash: bool,
     verify_deleted: bool,
     summary_json: Path | None,
     yes: bool,
@@ -517,7 +523,7 @@ def delete(
             "(`bulkdelete report` counts them, each audit line names its file:line)"
         )
     _check_ca_bundle(ca_bundle)
-    if audit_uid_hash and verify_deleted:
+    if uid_hash and verify_deleted:
         raise UsageError(
             "--verify-deleted needs the UIDs in the audit; it cannot follow --audit-uid-hash"
         )
@@ -530,7 +536,7 @@ def delete(
         base_url=base_url,
         api_key=api_key,
         audit_key=_audit_key(),
-        uid_hash=audit_uid_hash,
+        uid_hash=uid_hash,
         audit_path=audit_path or _default_audit_path(),
         permanent=permanent,
         rate=rate,
@@ -933,6 +939,27 @@ def demo(permanent: bool, audit_path: Path | None) -> None:
     sys.exit(exit_code(summary))
 
 
+# How the CLI's user gives the settings that no option of delete or check names.
+_GIVEN_ELSEWHERE: Final = {
+    "api_key": "COMETCHAT_API_KEY or pass --api-key-file",
+    "audit_key": "BULKDELETE_AUDIT_KEY",
+}
+
+
+def message(error: BulkDeleteError) -> str:
+    """Return the line the CLI says for an error: a setting is named as its user gives it,
+    by its flag or its environment variable."""
+    if not isinstance(error, SettingError):
+        return str(error)
+    flags = {
+        param.name: param.opts[0]
+        for command in (delete, check)
+        for param in command.params
+        if isinstance(param, click.Option) and param.name
+    }
+    return error.worded({**flags, **_GIVEN_ELSEWHERE})
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the CLI; turn every user mistake into one line on stderr and a documented exit code."""
     try:
@@ -948,12 +975,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _fail(exc.format_message())
     except click.Abort:
         _fail("aborted; nothing was sent", ExitCode.SIGINT)
-    except (UsageError, InputError, AuditError) as exc:
-        _fail(str(exc))
     except FatalApiError as exc:
         _fail(str(exc), ExitCode.FATAL)
     except BulkDeleteError as exc:
-        _fail(str(exc))
+        _fail(message(exc))
     except BrokenPipeError:
         sys.exit(ExitCode.INCOMPLETE)
     sys.exit(ExitCode.OK)

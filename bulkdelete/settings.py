@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from bulkdelete.errors import UsageError
+from bulkdelete.errors import SettingError
 
 REGIONS: Final = ("us", "eu", "in")
 DOCUMENTED_LIMIT_PER_MINUTE: Final = 10_000
@@ -84,27 +84,36 @@ class Secret:
 def default_base_url(app_id: str, region: str) -> str:
     """Return CometChat's v3 API root for an app in a region.
 
-    Raises ``UsageError`` for an app id that is not one host-name label: anything else (an
+    Raises ``SettingError`` for an app id that is not one host-name label: anything else (an
     ``@``, a ``/``, a ``:``) could send the key to another host.
     """
     if _APP_ID.fullmatch(app_id) is None:
-        raise UsageError(f"the app id must be letters, digits and inner hyphens, got {app_id!r}")
+        raise SettingError(
+            "the app id must be letters, digits and inner hyphens, got {got!r}",
+            setting="app_id",
+            got=app_id,
+        )
     if region not in REGIONS:
-        raise UsageError(f"the region must be one of {', '.join(REGIONS)}, got {region!r}")
+        raise SettingError(
+            "the region must be one of {regions}, got {got!r}",
+            setting="region",
+            regions=", ".join(REGIONS),
+            got=region,
+        )
     return f"https://{app_id}.api-{region}.cometchat.io/v3"
 
 
 def _check_api_key(key: Secret) -> None:
     if not key.reveal():
-        raise UsageError(
-            "no API key: set COMETCHAT_API_KEY or pass --api-key-file "
-            "(an empty value counts as none)"
+        raise SettingError(
+            "no API key: set {api_key} (an empty value counts as none)", setting="api_key"
         )
     if not all("!" <= char <= "~" for char in key.reveal()):
         # aiohttp would refuse it mid-run with a traceback; the key itself is never echoed.
-        raise UsageError(
+        raise SettingError(
             "the API key holds a space, a control or a non-ASCII character, which no HTTP "
-            "header can carry: check COMETCHAT_API_KEY or --api-key-file"
+            "header can carry: check {api_key}",
+            setting="api_key",
         )
 
 
@@ -120,34 +129,53 @@ def _check_proxy(proxy: str, base_url: str) -> None:
         parts = urlsplit(proxy)
         parts.port  # noqa: B018  (parsing the port is the check)
     except ValueError:
-        raise UsageError("the proxy URL is not a URL (check HTTPS_PROXY / ALL_PROXY)") from None
+        raise SettingError(
+            "the proxy URL is not a URL (check HTTPS_PROXY / ALL_PROXY)", setting="proxy"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # A SOCKS proxy, say: aiohttp speaks only HTTP CONNECT to a proxy.
-        raise UsageError(
-            f"the proxy must be http://host:port or https://host:port, got {public_proxy(proxy)}"
+        raise SettingError(
+            "the proxy must be http://host:port or https://host:port, got {got}",
+            setting="proxy",
+            got=public_proxy(proxy),
         )
     if base_url.startswith("http://"):
         # No CONNECT tunnel for plain HTTP: the proxy would read the API key in clear.
-        raise UsageError(
-            f"a proxy ({public_proxy(proxy)}) would read the API key in clear on the way to "
-            f"the http:// base URL {base_url}: add its host to NO_PROXY, or unset the proxy"
+        raise SettingError(
+            "a proxy ({shown}) would read the API key in clear on the way to the http:// base "
+            "URL {url}: add its host to NO_PROXY, or unset the proxy",
+            setting="proxy",
+            shown=public_proxy(proxy),
+            url=base_url,
         )
 
 
 def _check_base_url(url: str) -> None:
     scheme = url.partition("://")[0]
     if scheme not in ("https", "http"):
-        raise UsageError(f"the base URL must start with https://, got {url!r}")
+        raise SettingError(
+            "the base URL must start with https://, got {got!r}", setting="base_url", got=url
+        )
     parts = urlsplit(url)
     if "@" in parts.netloc or parts.query or parts.fragment or not parts.hostname:
         # user:password@ would add an Authorization header; ? and # have no place in a root.
-        raise UsageError(
+        raise SettingError(
             "the base URL must be https://host[:port]/path, with no user, query or "
-            f"fragment, got {url!r}"
+            "fragment, got {got!r}",
+            setting="base_url",
+            got=url,
         )
     if scheme == "http" and parts.hostname not in _LOOPBACK:
         # Plain HTTP would carry the API key in clear: only a local test server may use it.
-        raise UsageError(f"the base URL must use https:// (http:// is for 127.0.0.1), got {url!r}")
+        raise SettingError(
+            "the base URL must use https:// (http:// is for 127.0.0.1), got {got!r}",
+            setting="base_url",
+            got=url,
+        )
+
+
+def _refused(setting: str, got: object, must: str) -> SettingError:
+    return SettingError(f"{{setting}} must {must}, got {{got}}", setting=setting, got=got)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,33 +216,26 @@ class Settings:
         if self.proxy is not None:
             _check_proxy(self.proxy, self.base_url)
         if self.rate is not None and not 0 < self.rate < math.inf:  # also refuses NaN
-            raise UsageError(f"--rate must be a finite number above 0, got {self.rate}")
+            raise _refused("rate", self.rate, "be a finite number above 0")
         if not 0 < self.max_share <= 1:
-            raise UsageError(f"--max-share must be above 0 and at most 1, got {self.max_share}")
+            raise _refused("max_share", self.max_share, "be above 0 and at most 1")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise UsageError(
-                f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
-            )
+            raise _refused("concurrency", self.concurrency, f"be between 1 and {MAX_CONCURRENCY}")
         if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
-            raise UsageError(
-                f"--max-attempts must be between 1 and {MAX_ATTEMPTS}, got {self.max_attempts}"
-            )
+            raise _refused("max_attempts", self.max_attempts, f"be between 1 and {MAX_ATTEMPTS}")
         if not self.max_retry_time >= 0:  # also refuses NaN
-            raise UsageError(
-                f"--max-retry-time must be 0 seconds or more, got {self.max_retry_time}"
-            )
+            raise _refused("max_retry_time", self.max_retry_time, "be 0 seconds or more")
         if not self.max_outage > 0:
-            raise UsageError(f"--max-outage must be above 0 seconds, got {self.max_outage}")
+            raise _refused("max_outage", self.max_outage, "be above 0 seconds")
         if not 0 < self.timeout < math.inf:
-            raise UsageError(
-                f"--timeout must be a finite number of seconds above 0, got {self.timeout}"
-            )
+            raise _refused("timeout", self.timeout, "be a finite number of seconds above 0")
         if self.no_header and self.column is not None:
-            raise UsageError(
-                "--column names a header row and --no-header says there is none: give one"
+            raise SettingError(
+                "{column} names a header row and {no_header} says there is none: give one",
+                setting="column",
             )
         if self.uid_hash and not self.audit_key:
-            raise UsageError("--audit-uid-hash needs the HMAC key in BULKDELETE_AUDIT_KEY")
+            raise SettingError("{uid_hash} needs the HMAC key in {audit_key}", setting="uid_hash")
         if not self.target:
             object.__setattr__(self, "target", self.base_url)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bulkdelete.cli import cli
-from bulkdelete.errors import UsageError
+from bulkdelete.cli import cli, message
+from bulkdelete.errors import SettingError, UsageError
 from bulkdelete.pacing import Pacer
 from bulkdelete.retry import RetryPolicy
 from bulkdelete.run import run_delete
@@ -194,8 +194,37 @@ def test_invalid_settings_raise_usage_error(overrides: dict[str, Any], mentions:
     """Each invalid value raises UsageError whose message names what is wrong."""
     with pytest.raises(UsageError) as raised:
         make(**overrides)
-    assert mentions in str(raised.value)
+    assert mentions in message(raised.value)  # the CLI says a setting as its flag
     assert KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting", "said"),
+    [
+        ({"rate": 0.0}, "rate", "rate must be a finite number above 0, got 0.0"),
+        ({"max_attempts": 0}, "max_attempts", "max_attempts must be between 1 and 1000, got 0"),
+        (
+            {"column": "uid", "no_header": True},
+            "column",
+            "column names a header row and no_header says there is none: give one",
+        ),
+        ({"uid_hash": True}, "uid_hash", "uid_hash needs the HMAC key in audit_key"),
+        (
+            {"api_key": Secret("")},
+            "api_key",
+            "no API key: set api_key (an empty value counts as none)",
+        ),
+    ],
+    ids=["rate", "attempts", "column-and-no-header", "uid-hash-without-key", "no-key"],
+)
+def test_errors_name_the_setting_not_a_flag(
+    overrides: dict[str, Any], setting: str, said: str
+) -> None:
+    """The library speaks of Settings' fields: the error names the one at fault, and its
+    message names no CLI flag or environment variable."""
+    with pytest.raises(SettingError) as raised:
+        make(**overrides)
+    assert (raised.value.setting, str(raised.value)) == (setting, said)
 
 
 @pytest.mark.parametrize("concurrency", [1, 1000])
@@ -218,7 +247,7 @@ def test_invalid_max_retry_time_raises_usage_error(max_retry_time: float) -> Non
     # Negative silently disables every retry and NaN silently removes the time bound.
     with pytest.raises(UsageError) as raised:
         make(max_retry_time=max_retry_time)
-    assert "--max-retry-time" in str(raised.value)
+    assert "--max-retry-time" in message(raised.value)
 
 
 @pytest.mark.parametrize(
