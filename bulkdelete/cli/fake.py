@@ -1,6 +1,6 @@
 """``bulkdelete fake-server``: run the CometChat stand-in until SIGINT or SIGTERM.
 
-Its options are one block, as they were in cli.py: the fake server's flags grow with it.
+Its options stay one block: the fake server's flags grow with it.
 """
 
 from __future__ import annotations
