@@ -26,6 +26,7 @@ from bulkdelete.errors import (
     BulkDeleteError,
     FatalApiError,
     InputError,
+    SettingError,
     UsageError,
 )
 from bulkdelete.outcome import Outcome
@@ -43,6 +44,7 @@ __all__ = [
     "Outcome",
     "RunStatus",
     "Secret",
+    "SettingError",
     "Settings",
     "Summary",
     "UsageError",

@@ -19,13 +19,21 @@ import fcntl
 import hashlib
 import hmac
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from bulkdelete import privatefile
 from bulkdelete.errors import AuditError
-from bulkdelete.records import CheckStarted, Record, RecordError, RunStarted, decode, encode
+from bulkdelete.records import (
+    CheckStarted,
+    Record,
+    RecordError,
+    RunSettings,
+    RunStarted,
+    decode,
+    encode,
+)
 
 if TYPE_CHECKING:
     from bulkdelete.settings import Settings
@@ -345,3 +353,13 @@ def read_records(path: Path) -> Iterator[tuple[int, Record]]:
                     f"not a line bulkdelete wrote ({exc})", path=str(path), line=number
                 ) from None
             yield number, record
+
+
+def recorded_settings(paths: Iterable[Path]) -> list[RunSettings]:
+    """Return the settings of every delete run the audits record, in order."""
+    return [
+        record.settings
+        for path in paths
+        for _number, record in read_records(path)
+        if isinstance(record, RunStarted)
+    ]

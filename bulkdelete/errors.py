@@ -4,6 +4,7 @@
 
     BulkDeleteError
     ├── UsageError       a flag, setting or environment value is wrong   (exit 2)
+    │   └── SettingError     one setting is wrong, named as ``setting``
     ├── InputError       an input file cannot be read as UIDs            (exit 2)
     ├── AuditError       an audit file cannot be read or appended to     (exit 2; 4 mid-run)
     └── FatalApiError    the API says no request of this run can succeed (exit 3)
@@ -14,6 +15,8 @@ Context lives in keyword-only attributes so callers never parse messages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class BulkDeleteError(Exception):
     """Base class of every error bulkdelete raises on purpose."""
@@ -21,6 +24,41 @@ class BulkDeleteError(Exception):
 
 class UsageError(BulkDeleteError):
     """A flag, setting or environment value is wrong; nothing was sent."""
+
+
+class SettingError(UsageError):
+    """A setting's value is wrong, or does not fit the audit a run would append to.
+
+    ``setting`` names the setting at fault: a ``Settings`` field (``rate``) or a choice a
+    function takes (``resume``). The message is a template that names the settings it speaks
+    of as fields (``"{rate} must be above 0, got {got}"``), ``{setting}`` standing for
+    ``setting``, and takes the values it quotes as keyword arguments. ``str()`` says each
+    setting by its own name; ``worded`` says it as a caller knows it, so that the CLI can name
+    its flags without parsing messages.
+    """
+
+    def __init__(self, template: str, *, setting: str, **values: object) -> None:
+        self.setting = setting
+        self.values = values
+        self._template = template
+        super().__init__(self.worded({}))
+
+    def worded(self, names: Mapping[str, str]) -> str:
+        """Return the message saying each setting as ``names`` does, or by its own name."""
+        return self._template.format_map(
+            _Said(names, setting=names.get(self.setting, self.setting), **self.values)
+        )
+
+
+class _Said(dict[str, object]):
+    """A template's fields: the values given, any other field a setting said by its name."""
+
+    def __init__(self, names: Mapping[str, str], **values: object) -> None:
+        super().__init__(values)
+        self._names = names
+
+    def __missing__(self, setting: str) -> str:
+        return self._names.get(setting, setting)
 
 
 class InputError(BulkDeleteError):

@@ -1,22 +1,18 @@
-"""Run the CLI's asyncio programs (a delete run, a read-back) under SIGINT/SIGTERM handling.
+"""Start a delete run over checked inputs, or a read-back of an audit.
 
-Kept apart from ``cli`` so that commands which send nothing (``--dry-run``, ``report``,
-``verify``) never import aiohttp: a dry run over a million rows must stay small. The first
-SIGINT/SIGTERM asks the program to stop gracefully; a second cancels it at once.
+Kept apart from ``inputs`` so that commands which send nothing (``--dry-run``, ``report``,
+``verify``) never import aiohttp: a dry run over a million rows must stay small. Setting
+``stop`` asks the run for a graceful stop; cancelling the task stops it at once, the audit
+still closed cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
-import os
-import signal
-import socket
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Sequence
 
 from bulkdelete.columns import Columns
+from bulkdelete.inputs import Opened
 from bulkdelete.progress import Reporter
 from bulkdelete.readback import deleted_uids, read_back
 from bulkdelete.records import Input, InputFile, InputStream, Manifest, Operator
@@ -27,84 +23,37 @@ from bulkdelete.settings import Settings
 from bulkdelete.streaming import Feed
 from bulkdelete.summary import CheckSummary, Summary
 
-_T = TypeVar("_T")
 
-
-@dataclass(frozen=True, slots=True)
-class Ended(Generic[_T]):
-    """How a program ended: its result (None when a second signal cancelled it), and the
-    first signal received, if any."""
-
-    result: _T | None
-    signum: int | None
-
-
-def _run_program(program: Callable[[asyncio.Event], Awaitable[_T]]) -> Ended[_T]:
-    received: list[int] = []
-
-    async def main() -> _T:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-
-        def on_signal(signum: int) -> None:
-            received.append(signum)
-            if stop.is_set() and task is not None:
-                task.cancel()  # the second signal: stop now (the audit is still closed cleanly)
-            stop.set()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
-        return await program(stop)
-
-    try:
-        result: _T | None = asyncio.run(main())
-    except asyncio.CancelledError:
-        result = None
-    return Ended(result, received[0] if received else None)
-
-
-def operator() -> Operator:
-    """Name who runs this, for the manifest: the login name and the host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no USER: a bare container
-        user = f"uid {os.getuid()}"
-    return Operator(user=user, host=socket.gethostname())
-
-
-def delete(
+async def delete(
     settings: Settings,
-    sources: Sequence[Source | Stream],
-    scanned: InputSummary,
+    opened: Opened,
     *,
     resume: Resume | None,
     reporter: Reporter,
+    stop: asyncio.Event,
+    operator: Operator | None = None,
     max_deletes: int | None = None,
-) -> Ended[Summary]:
+) -> Summary:
     """Run the delete pipeline over the inputs, recording the manifest of this run.
 
-    ``scanned`` holds what ``scan`` learned of the files among ``sources``, in order; a stream
-    is read as it comes, and ``max_deletes`` caps the valid UIDs read (see ``rows``).
-    ``resume`` comes from ``resume.plan_run``, which checked the audit this run appends to.
+    A stream among the inputs is read as it comes, and ``max_deletes`` caps the valid UIDs read
+    (see ``rows``). ``resume`` comes from ``resume.plan_run``, which checked the audit this run
+    appends to; ``operator`` names who runs it, for the manifest.
     """
-    feed = Feed(sources, Columns(settings.column, settings.no_header))
-    streamed = any(isinstance(source, Stream) for source in sources)
-    manifest = Manifest(operator=operator(), inputs=manifest_inputs(sources, scanned))
-    return _run_program(
-        lambda stop: run_delete(
-            settings,
-            feed.rows(),
-            stop=stop,
-            run_id=new_run_id(),
-            manifest=manifest,
-            resume=resume,
-            progress=reporter,
-            total=None if streamed else scanned.rows,
-            max_deletes=max_deletes,
-            inputs_read=feed.read_records,
-            on_halt=feed.stop_waiting,
-        )
+    feed = Feed(opened.sources, Columns(settings.column, settings.no_header))
+    manifest = Manifest(operator=operator, inputs=manifest_inputs(opened.sources, opened.scanned))
+    return await run_delete(
+        settings,
+        feed.rows(),
+        stop=stop,
+        run_id=new_run_id(),
+        manifest=manifest,
+        resume=resume,
+        progress=reporter,
+        total=None if opened.streams else opened.scanned.rows,
+        max_deletes=max_deletes,
+        inputs_read=feed.read_records,
+        on_halt=feed.stop_waiting,
     )
 
 
@@ -130,15 +79,15 @@ def manifest_inputs(sources: Sequence[Source | Stream], scanned: InputSummary) -
     return tuple(described)
 
 
-def check(settings: Settings, uids: Sequence[str]) -> Ended[CheckSummary]:
-    """Read the UIDs back, appending what was found to the settings' audit."""
-    check_append(settings)
-    return _run_program(lambda stop: read_back(settings, uids, check_id=new_run_id(), stop=stop))
+async def check_audit(
+    settings: Settings, *, stop: asyncio.Event, run_id: str | None = None
+) -> CheckSummary:
+    """Read back the UIDs the settings' audit records as deleted (by ``run_id`` only, if given),
+    appending what was found to the same audit.
 
-
-def check_audit(settings: Settings, *, run_id: str | None = None) -> Ended[CheckSummary]:
-    """Read back the UIDs the settings' audit records as deleted (by ``run_id`` only, if given).
-
-    They are all read before the check starts appending to the same file.
+    They are all read before the check starts appending to the file, which is checked first:
+    a keyed audit takes lines only from a run with its key.
     """
-    return check(settings, list(deleted_uids(settings.audit_path, run_id=run_id)))
+    uids = list(deleted_uids(settings.audit_path, run_id=run_id))
+    check_append(settings)
+    return await read_back(settings, uids, check_id=new_run_id(), stop=stop)

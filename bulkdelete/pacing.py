@@ -47,11 +47,11 @@ from dataclasses import dataclass
 from aiolimiter import AsyncLimiter
 
 from bulkdelete.budget import Budget, Plan, Sighting
+from bulkdelete.settings import DEFAULTS
 
 HALT_CHECK = 0.25  # longest a waiting request takes to notice a halt, in seconds
 OUTAGE_THRESHOLD = 8  # unavailable answers in a row that mean "down", not "unlucky"
 DEFAULT_THROTTLE_PAUSE = 1.0  # a 429 without Retry-After still pauses the run this long
-DEFAULT_MAX_PAUSE = 60.0  # one documented window: no Retry-After is believed beyond it
 _BURST_SECONDS = 0.05
 _OUTAGE_FIRST_PAUSE = 0.5
 _OUTAGE_MAX_PAUSE = 30.0
@@ -93,10 +93,10 @@ class Pacer:
         self,
         ceiling: float,
         *,
-        max_concurrency: int = 100,
-        max_share: float = 0.98,
-        max_outage: float = 300.0,
-        max_pause: float = DEFAULT_MAX_PAUSE,
+        max_concurrency: int = DEFAULTS.concurrency,
+        max_share: float = DEFAULTS.max_share,
+        max_outage: float = DEFAULTS.max_outage,
+        max_pause: float = DEFAULTS.max_pause,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -4,11 +4,12 @@
 invalid and duplicate rows already audited, the UIDs whose request left without an answer, and
 what every run was (permanent, target, keyed, its inputs). ``plan_run`` checks, before anything
 is sent, that a run may append to the audit at all, and returns the ``Resume`` that tells the
-run which rows to skip (``--resume``) or that it starts over (``--restart``).
+run which rows to skip (``resume``) or that it starts over (``restart``). Its errors name
+settings (``resume``, ``uid_hash``), never the CLI's flags: see ``errors.SettingError``.
 
 A keyed audit (lines chained with the audit key) takes lines only from a run with that key
-(``check_append`` for a read-back): without it a later run would break the chain, and under
-``--audit-uid-hash`` would name every UID differently, so that a resume resends settled UIDs.
+(``check_append`` for a read-back): without it a later run would break the chain, and with
+``uid_hash`` would name every UID differently, so that a resume resends settled UIDs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkdelete.audit import Pseudonyms, read_records, refuse_a_foreign_file
-from bulkdelete.errors import UsageError
+from bulkdelete.errors import SettingError
 from bulkdelete.outcome import FINAL_OUTCOMES, ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import (
     InputFile,
@@ -179,29 +180,34 @@ def plan_run(
     restart: bool,
     streams: Sequence[str] = (),
 ) -> Resume | None:
-    """Check the audit a delete run will append to; return what ``--resume`` or ``--restart``
+    """Check the audit a delete run will append to; return what ``resume`` or ``restart``
     bring to the run (None for a plain run). ``scanned`` holds the files of this run,
     ``streams`` the names of its streamed inputs.
 
     A plain run is refused when the audit's last run did not finish: starting over in the same
     audit would resend what that run settled, and the audit would then hold two final outcomes
-    for those rows, which ``verify`` fails. ``--resume`` continues that run; ``--restart`` says
+    for those rows, which ``verify`` fails. ``resume`` continues that run; ``restart`` says
     that starting over is meant, and the audit records it for ``verify`` and ``report``.
     """
     if resume and restart:
-        raise UsageError("--resume continues the audit's last run, --restart starts over: not both")
+        raise SettingError(
+            "{resume} continues the audit's last run, {restart} starts over: not both",
+            setting="restart",
+        )
     if resume or restart:
         return _continue_plan(settings, scanned, restart=restart, streams=streams)
     if settings.audit_path.is_file():
         refuse_a_foreign_file(settings.audit_path)
         index = load_resume_index(settings.audit_path)
-        _check_audit_key(settings, index, "")
+        _check_audit_key(settings, index)
         if index.last_run_unfinished:
-            how = f"ended {index.last_status}" if index.last_status else "was killed"
-            raise UsageError(
-                f"the audit's last run {index.last_run} {how}, so this run would send again what "
-                "it settled: continue it with --resume, start over with --restart, or write to "
-                "another --audit"
+            raise SettingError(
+                "the audit's last run {run} {how}, so this run would send again what it settled: "
+                "continue it with {resume}, start over with {restart}, or write to another "
+                "{audit_path}",
+                setting="audit_path",
+                run=index.last_run,
+                how=f"ended {index.last_status}" if index.last_status else "was killed",
             )
     return None
 
@@ -211,36 +217,44 @@ def _continue_plan(
 ) -> Resume:
     """Read the audit to continue (or restart) and check it was written by a run like this one.
 
-    A restart is held to the same rules as a resume: the same --permanent choice, target, key
+    A restart is held to the same rules as a resume: the same permanent choice, target, key
     and input (read as in the manifests), or the audit would no longer verify as one piece of
     evidence.
     """
-    flag = "--restart" if restart else "--resume"
-    if not settings.audit_path.is_file():
-        raise UsageError(f"{flag}: there is no audit at {settings.audit_path}")
-    refuse_a_foreign_file(settings.audit_path)
-    index = load_resume_index(settings.audit_path)
+    choice = "restart" if restart else "resume"
+    path = settings.audit_path
+    if not path.is_file():
+        raise SettingError("{setting}: there is no audit at {path}", setting=choice, path=path)
+    refuse_a_foreign_file(path)
+    index = load_resume_index(path)
     if index.runs == 0:
-        raise UsageError(f"{flag}: {settings.audit_path} records no bulkdelete run")
+        raise SettingError("{setting}: {path} records no bulkdelete run", setting=choice, path=path)
     if index.permanent != {settings.permanent}:
-        kinds = " and ".join(sorted(_KIND[p] for p in index.permanent))
-        raise UsageError(
-            f"{flag}: the audit records {kinds}, this run is a {_KIND[settings.permanent]}; "
-            "a run in the same audit must make the same --permanent choice"
+        raise SettingError(
+            "{setting}: the audit records {kinds}, this run is a {kind}; a run in the same "
+            "audit must make the same {permanent} choice",
+            setting=choice,
+            kinds=" and ".join(sorted(_KIND[p] for p in index.permanent)),
+            kind=_KIND[settings.permanent],
         )
     if index.base_urls != {settings.base_url}:
-        raise UsageError(f"{flag}: the audit's runs went to another target than this one")
+        raise SettingError(
+            "{setting}: the audit's runs went to another target than this one", setting=choice
+        )
     if index.uid_hash != {settings.uid_hash}:
-        raise UsageError(f"{flag}: use --audit-uid-hash exactly when the audit's runs did")
-    _check_audit_key(settings, index, f"{flag}: ")
+        raise SettingError(
+            "{setting}: use {uid_hash} exactly when the audit's runs did", setting=choice
+        )
+    _check_audit_key(settings, index, choice)
     known = index.input_hashes & {f.sha256 for f in scanned.files} or index.streamed & {*streams}
     if (index.input_hashes or index.streamed) and not known:
         # A resume would recognise no row as settled and send the whole input again; a restart
         # would mix inputs in one audit, which verify --input can then never pass.
-        raise UsageError(
-            f"{flag}: no input is one the audit's runs read (a file compared by SHA-256, "
+        raise SettingError(
+            "{setting}: no input is one the audit's runs read (a file compared by SHA-256, "
             "stdin only after a run that read stdin); use the same inputs, or write to a new "
-            "--audit"
+            "{audit_path}",
+            setting=choice,
         )
     return Resume(
         index=index,
@@ -255,25 +269,26 @@ def check_append(settings: Settings) -> None:
     """Refuse to append to an existing keyed audit without its key, or with another key."""
     if settings.audit_path.is_file():
         refuse_a_foreign_file(settings.audit_path)
-        _check_audit_key(settings, load_resume_index(settings.audit_path), "")
+        _check_audit_key(settings, load_resume_index(settings.audit_path))
 
 
-def _check_audit_key(settings: Settings, index: ResumeIndex, prefix: str) -> None:
-    """Refuse to add lines to a keyed audit without its key, or with another key.
+def _check_audit_key(settings: Settings, index: ResumeIndex, choice: str | None = None) -> None:
+    """Refuse to add lines to a keyed audit without its key, or with another key; ``choice``
+    (``resume``, ``restart``) is the choice that led here, if any.
 
     Without the key the new lines would not be HMAC-chained, and verify fails an unkeyed run
-    after a keyed one; with another key they would break the chain and, under
-    --audit-uid-hash, name every UID differently, so a resume would send settled UIDs again.
+    after a keyed one; with another key they would break the chain and, with ``uid_hash``,
+    name every UID differently, so a resume would send settled UIDs again.
     """
     if not index.keyed:
         return
+    lead = "{setting}: " if choice else ""
     if settings.audit_key is None:
-        raise UsageError(
-            f"{prefix}the audit's lines are chained with BULKDELETE_AUDIT_KEY; set the same key "
-            "(or write to another --audit)"
-        )
-    if index.key_ids and index.key_ids != {audit_key_id(settings.audit_key)}:
-        raise UsageError(
-            f"{prefix}BULKDELETE_AUDIT_KEY is not the key the audit's runs used; set that key "
-            "(or write to another --audit)"
-        )
+        problem = "the audit's lines are chained with {audit_key}; set the same key"
+    elif index.key_ids and index.key_ids != {audit_key_id(settings.audit_key)}:
+        problem = "{audit_key} is not the key the audit's runs used; set that key"
+    else:
+        return
+    raise SettingError(
+        f"{lead}{problem} (or write to another {{audit_path}})", setting=choice or "audit_key"
+    )

@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from bulkdelete.outcome import Answer, Verdict, classify, may_have_applied
 from bulkdelete.pacing import HALT_CHECK, Observation, Pacer
+from bulkdelete.settings import DEFAULTS
 
 TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
@@ -37,8 +38,8 @@ class RetryPolicy:
     ``sleep`` and ``clock`` are injected so tests can run retries without waiting.
     """
 
-    max_attempts: int = 6
-    max_time: float = 300.0
+    max_attempts: int = DEFAULTS.max_attempts
+    max_time: float = DEFAULTS.max_retry_time
     backoff_multiplier: float = 0.5
     backoff_max: float = 30.0
     jitter: float = 1.0

@@ -53,7 +53,7 @@ from bulkdelete.records import (
 from bulkdelete.resume import Resume
 from bulkdelete.retry import RetryPolicy, call_with_retries
 from bulkdelete.rows import Row, make_row
-from bulkdelete.settings import Settings
+from bulkdelete.settings import DEFAULTS, Settings
 from bulkdelete.summary import RunStatus, Summary
 from bulkdelete.uidset import UidSet
 
@@ -499,7 +499,7 @@ async def run_delete(
     stop: asyncio.Event | None = None,
     policy: RetryPolicy | None = None,
     run_id: str | None = None,
-    stop_grace: float = 10.0,
+    stop_grace: float = DEFAULTS.stop_grace,
     manifest: Manifest | None = None,
     resume: Resume | None = None,
     progress: Reporter | None = None,

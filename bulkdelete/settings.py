@@ -14,22 +14,37 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from bulkdelete.errors import UsageError
+from bulkdelete.errors import SettingError
 
 REGIONS: Final = ("us", "eu", "in")
 DOCUMENTED_LIMIT_PER_MINUTE: Final = 10_000
 DEFAULT_RATE: Final = DOCUMENTED_LIMIT_PER_MINUTE / 60
-# A ceiling: the pacer sizes requests in flight to rate x measured round trip (Little's law),
-# and ~167/s at 0.3 s round trips needs ~50 with room; 100 covers answers up to ~0.4 s.
-DEFAULT_CONCURRENCY: Final = 100
 MAX_CONCURRENCY: Final = 1000
 MAX_ATTEMPTS: Final = 1000  # far beyond any useful retry count; keeps counters in 64 bits
-DEFAULT_MAX_SHARE: Final = 0.98
-DEFAULT_MAX_PAUSE: Final = 60.0  # one documented window
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 KEYED_CHAIN: Final = "hmac-sha256"  # ``audit_chain`` of a run whose lines are linked by HMAC
 # An app id becomes the first label of the API's host name: one DNS label, nothing more.
 _APP_ID: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """The defaults of the tunable settings, each written once, here: ``Settings``, the CLI's
+    options, ``RetryPolicy``, the pacer, ``run_delete`` and the docs' checks read ``DEFAULTS``."""
+
+    max_share: float = 0.98  # the rest of the advertised limit stays for the live app
+    # A ceiling: the pacer sizes requests in flight to rate x measured round trip (Little's law),
+    # and ~167/s at 0.3 s round trips needs ~50 with room; 100 covers answers up to ~0.4 s.
+    concurrency: int = 100
+    max_attempts: int = 6
+    max_retry_time: float = 300.0
+    timeout: float = 30.0
+    max_outage: float = 300.0
+    max_pause: float = 60.0  # one documented window: no Retry-After is believed beyond it
+    stop_grace: float = 10.0  # after a first signal, the seconds requests in flight get to end
+
+
+DEFAULTS: Final = Defaults()
 
 
 def audit_key_id(key: Secret) -> str:
@@ -70,27 +85,36 @@ class Secret:
 def default_base_url(app_id: str, region: str) -> str:
     """Return CometChat's v3 API root for an app in a region.
 
-    Raises ``UsageError`` for an app id that is not one host-name label: anything else (an
+    Raises ``SettingError`` for an app id that is not one host-name label: anything else (an
     ``@``, a ``/``, a ``:``) could send the key to another host.
     """
     if _APP_ID.fullmatch(app_id) is None:
-        raise UsageError(f"the app id must be letters, digits and inner hyphens, got {app_id!r}")
+        raise SettingError(
+            "the app id must be letters, digits and inner hyphens, got {got!r}",
+            setting="app_id",
+            got=app_id,
+        )
     if region not in REGIONS:
-        raise UsageError(f"the region must be one of {', '.join(REGIONS)}, got {region!r}")
+        raise SettingError(
+            "the region must be one of {regions}, got {got!r}",
+            setting="region",
+            regions=", ".join(REGIONS),
+            got=region,
+        )
     return f"https://{app_id}.api-{region}.cometchat.io/v3"
 
 
 def _check_api_key(key: Secret) -> None:
     if not key.reveal():
-        raise UsageError(
-            "no API key: set COMETCHAT_API_KEY or pass --api-key-file "
-            "(an empty value counts as none)"
+        raise SettingError(
+            "no API key: set {api_key} (an empty value counts as none)", setting="api_key"
         )
     if not all("!" <= char <= "~" for char in key.reveal()):
         # aiohttp would refuse it mid-run with a traceback; the key itself is never echoed.
-        raise UsageError(
+        raise SettingError(
             "the API key holds a space, a control or a non-ASCII character, which no HTTP "
-            "header can carry: check COMETCHAT_API_KEY or --api-key-file"
+            "header can carry: check {api_key}",
+            setting="api_key",
         )
 
 
@@ -106,34 +130,53 @@ def _check_proxy(proxy: str, base_url: str) -> None:
         parts = urlsplit(proxy)
         parts.port  # noqa: B018  (parsing the port is the check)
     except ValueError:
-        raise UsageError("the proxy URL is not a URL (check HTTPS_PROXY / ALL_PROXY)") from None
+        raise SettingError(
+            "the proxy URL is not a URL (check HTTPS_PROXY / ALL_PROXY)", setting="proxy"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # A SOCKS proxy, say: aiohttp speaks only HTTP CONNECT to a proxy.
-        raise UsageError(
-            f"the proxy must be http://host:port or https://host:port, got {public_proxy(proxy)}"
+        raise SettingError(
+            "the proxy must be http://host:port or https://host:port, got {got}",
+            setting="proxy",
+            got=public_proxy(proxy),
         )
     if base_url.startswith("http://"):
         # No CONNECT tunnel for plain HTTP: the proxy would read the API key in clear.
-        raise UsageError(
-            f"a proxy ({public_proxy(proxy)}) would read the API key in clear on the way to "
-            f"the http:// base URL {base_url}: add its host to NO_PROXY, or unset the proxy"
+        raise SettingError(
+            "a proxy ({shown}) would read the API key in clear on the way to the http:// base "
+            "URL {url}: add its host to NO_PROXY, or unset the proxy",
+            setting="proxy",
+            shown=public_proxy(proxy),
+            url=base_url,
         )
 
 
 def _check_base_url(url: str) -> None:
     scheme = url.partition("://")[0]
     if scheme not in ("https", "http"):
-        raise UsageError(f"the base URL must start with https://, got {url!r}")
+        raise SettingError(
+            "the base URL must start with https://, got {got!r}", setting="base_url", got=url
+        )
     parts = urlsplit(url)
     if "@" in parts.netloc or parts.query or parts.fragment or not parts.hostname:
         # user:password@ would add an Authorization header; ? and # have no place in a root.
-        raise UsageError(
+        raise SettingError(
             "the base URL must be https://host[:port]/path, with no user, query or "
-            f"fragment, got {url!r}"
+            "fragment, got {got!r}",
+            setting="base_url",
+            got=url,
         )
     if scheme == "http" and parts.hostname not in _LOOPBACK:
         # Plain HTTP would carry the API key in clear: only a local test server may use it.
-        raise UsageError(f"the base URL must use https:// (http:// is for 127.0.0.1), got {url!r}")
+        raise SettingError(
+            "the base URL must use https:// (http:// is for 127.0.0.1), got {got!r}",
+            setting="base_url",
+            got=url,
+        )
+
+
+def _refused(setting: str, got: object, must: str) -> SettingError:
+    return SettingError(f"{{setting}} must {must}, got {{got}}", setting=setting, got=got)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +197,13 @@ class Settings:
     audit_path: Path
     permanent: bool = False
     rate: float | None = None
-    max_share: float = DEFAULT_MAX_SHARE
-    concurrency: int = DEFAULT_CONCURRENCY
-    max_attempts: int = 6
-    max_retry_time: float = 300.0
-    timeout: float = 30.0
-    max_outage: float = 300.0
-    max_pause: float = DEFAULT_MAX_PAUSE  # the longest one rate-limit header may hold the run
+    max_share: float = DEFAULTS.max_share
+    concurrency: int = DEFAULTS.concurrency
+    max_attempts: int = DEFAULTS.max_attempts
+    max_retry_time: float = DEFAULTS.max_retry_time
+    timeout: float = DEFAULTS.timeout
+    max_outage: float = DEFAULTS.max_outage
+    max_pause: float = DEFAULTS.max_pause  # the longest one rate-limit header may hold the run
     column: str | None = None
     no_header: bool = False  # one-column inputs hold UIDs from their first line on
     target: str = ""
@@ -175,37 +218,28 @@ class Settings:
         if self.proxy is not None:
             _check_proxy(self.proxy, self.base_url)
         if self.rate is not None and not 0 < self.rate < math.inf:  # also refuses NaN
-            raise UsageError(f"--rate must be a finite number above 0, got {self.rate}")
+            raise _refused("rate", self.rate, "be a finite number above 0")
         if not 0 < self.max_share <= 1:
-            raise UsageError(f"--max-share must be above 0 and at most 1, got {self.max_share}")
+            raise _refused("max_share", self.max_share, "be above 0 and at most 1")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise UsageError(
-                f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {self.concurrency}"
-            )
+            raise _refused("concurrency", self.concurrency, f"be between 1 and {MAX_CONCURRENCY}")
         if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
-            raise UsageError(
-                f"--max-attempts must be between 1 and {MAX_ATTEMPTS}, got {self.max_attempts}"
-            )
+            raise _refused("max_attempts", self.max_attempts, f"be between 1 and {MAX_ATTEMPTS}")
         if not self.max_retry_time >= 0:  # also refuses NaN
-            raise UsageError(
-                f"--max-retry-time must be 0 seconds or more, got {self.max_retry_time}"
-            )
+            raise _refused("max_retry_time", self.max_retry_time, "be 0 seconds or more")
         if not self.max_outage > 0:
-            raise UsageError(f"--max-outage must be above 0 seconds, got {self.max_outage}")
+            raise _refused("max_outage", self.max_outage, "be above 0 seconds")
         if not 0 < self.max_pause < math.inf:
-            raise UsageError(
-                f"--max-pause must be a finite number of seconds above 0, got {self.max_pause}"
-            )
+            raise _refused("max_pause", self.max_pause, "be a finite number of seconds above 0")
         if not 0 < self.timeout < math.inf:
-            raise UsageError(
-                f"--timeout must be a finite number of seconds above 0, got {self.timeout}"
-            )
+            raise _refused("timeout", self.timeout, "be a finite number of seconds above 0")
         if self.no_header and self.column is not None:
-            raise UsageError(
-                "--column names a header row and --no-header says there is none: give one"
+            raise SettingError(
+                "{column} names a header row and {no_header} says there is none: give one",
+                setting="column",
             )
         if self.uid_hash and not self.audit_key:
-            raise UsageError("--audit-uid-hash needs the HMAC key in BULKDELETE_AUDIT_KEY")
+            raise SettingError("{uid_hash} needs the HMAC key in {audit_key}", setting="uid_hash")
         if not self.target:
             object.__setattr__(self, "target", self.base_url)
 

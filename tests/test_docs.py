@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from helpers import API_KEY, stop_process, without_proxies
 
 from bulkdelete.cli import ExitCode, cli
+from bulkdelete.settings import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -58,6 +60,8 @@ SEQUENCES: tuple[tuple[str, ...], ...] = (
 AUDIT_SECTION = ("docs/audit.md", "The audit")
 SUMMARY_SECTION = ("docs/summary.md", "Progress and the end-of-run summary")
 EXIT_CODES_SECTION = ("README.md", "Exit codes")
+DELETE_OPTIONS_SECTION = ("docs/delete.md", "Options of `bulkdelete delete`")
+STOP_GRACE_PAGE = "docs/resume.md"
 
 _MARKER = re.compile(r"<!-- runnable(?P<options>(?: [a-z]+=[^ ]+)*) -->")
 _FENCE_OPEN = re.compile(r"```(?P<lang>[a-z]*)")
@@ -73,6 +77,10 @@ _COMMAND = re.compile(
 _OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
 _COMMAND_END = re.compile(r"[|;&#]")  # a pipe, a list, a background job or a comment
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
+# "| `--max-share F` | `0.98` |": an option's row whose default is one code span.
+_TABLE_DEFAULT = re.compile(r"^\| `(?P<option>--[a-z-]+)[^`]*` \| `(?P<default>[^`]+)` \|", re.M)
+# "`--concurrency` (default 100)", "**`--max-share`** (default 0.98)", across a line break too.
+_PROSE_DEFAULT = re.compile(r"`(?P<option>--[a-z-]+)`\**\s+\(default\s+(?P<default>[0-9.]+)")
 
 
 def pages() -> list[Path]:
@@ -592,3 +600,32 @@ def test_readme_is_a_short_front_door_that_says_what_comes_after_the_demo() -> N
     assert {"#setting-up", "#trying-it-against-the-fake-server", "#documentation"} <= set(
         links(next_steps)
     )
+
+
+def _said(value: object) -> str:
+    """Return a default as the docs write it: 300.0 as 300, 0.98 as 0.98."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_defaults_the_docs_give_are_the_cli_defaults() -> None:
+    """Each default the docs give a delete option (in its table, or as "(default N)") is the
+    one its --help shows, which comes from the one defaults table; so is the stop grace."""
+    options = {
+        spelling: _said(param.default)
+        for param in cli.commands["delete"].params
+        if isinstance(param, click.Option) and param.show_default
+        for spelling in param.opts
+    }
+    table = section(text_of(DELETE_OPTIONS_SECTION[0]), DELETE_OPTIONS_SECTION[1])
+    given = list(_TABLE_DEFAULT.finditer(table))
+    for path in pages():
+        given += _PROSE_DEFAULT.finditer(prose(path.read_text(encoding="utf-8")))
+    wrong = [
+        (found["option"], found["default"], options.get(found["option"]))
+        for found in given
+        if found["option"] in options and options[found["option"]] != found["default"]
+    ]
+    assert len(given) >= 10  # the table's numbers are still read
+    assert wrong == []
+    grace = f"requests in flight get {_said(DEFAULTS.stop_grace)} seconds to finish"
+    assert grace in " ".join(text_of(STOP_GRACE_PAGE).split())

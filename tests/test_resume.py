@@ -5,6 +5,7 @@ The CLI-level resume tests (kill -9, torn tails, real processes) are in test_res
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 from helpers import API_KEY, line_of, run_settings, write_audit
 
 from bulkdelete.audit import Pseudonyms
-from bulkdelete.errors import AuditError, UsageError
+from bulkdelete.cli import message
+from bulkdelete.errors import AuditError, SettingError, UsageError
 from bulkdelete.outcome import Outcome
 from bulkdelete.records import (
     InputFile,
@@ -181,7 +183,8 @@ def test_a_plain_run_after_an_unfinished_one_is_refused(tmp_path: Path) -> None:
     settings = _settings(_interrupted_run(tmp_path / "audit.jsonl"))
     with pytest.raises(UsageError, match="ended interrupted") as raised:
         plan_run(settings, SCANNED, resume=False, restart=False)
-    assert ("--resume" in str(raised.value), "--restart" in str(raised.value)) == (True, True)
+    said = message(raised.value)  # resume.py names settings; the CLI says them as its flags
+    assert ("--resume" in said, "--restart" in said) == (True, True)
 
 
 def test_resume_and_restart_return_what_the_run_needs(tmp_path: Path) -> None:
@@ -218,8 +221,29 @@ def test_a_resume_must_be_a_run_like_the_audits(
     if problem is None:
         assert plan_run(settings, SCANNED, resume=True, restart=False) is not None
         return
-    with pytest.raises(UsageError, match=problem):
+    with pytest.raises(UsageError) as raised:
         plan_run(settings, SCANNED, resume=True, restart=False)
+    assert re.search(problem, message(raised.value))
+
+
+def test_its_errors_name_settings_not_the_clis_flags(tmp_path: Path) -> None:
+    """A library caller reads of the settings it passed (resume, restart, permanent), and
+    the error names the one at fault: never a flag it has not got."""
+    settings = _settings(_interrupted_run(tmp_path / "audit.jsonl"), permanent=True)
+    with pytest.raises(SettingError) as both:
+        plan_run(settings, SCANNED, resume=True, restart=True)
+    with pytest.raises(SettingError) as other_kind:
+        plan_run(settings, SCANNED, resume=True, restart=False)
+
+    assert (both.value.setting, str(both.value)) == (
+        "restart",
+        "resume continues the audit's last run, restart starts over: not both",
+    )
+    assert (other_kind.value.setting, str(other_kind.value)) == (
+        "resume",
+        "resume: the audit records deactivation, this run is a permanent erasure; a run in the "
+        "same audit must make the same permanent choice",
+    )
 
 
 def test_a_resume_of_other_inputs_is_refused(tmp_path: Path) -> None:
@@ -245,10 +269,12 @@ def test_a_keyed_audit_takes_lines_only_with_its_key(
         _finished("r1", RunStatus.COMPLETED),
     )
     settings = _settings(path, audit_key=key)
-    with pytest.raises(UsageError, match=problem):
+    with pytest.raises(UsageError) as planned:
         plan_run(settings, SCANNED, resume=False, restart=False)
-    with pytest.raises(UsageError, match=problem):
+    with pytest.raises(UsageError) as appended:
         check_append(settings)
+    assert re.search(problem, message(planned.value))
+    assert re.search(problem, message(appended.value))
     check_append(_settings(path, audit_key=KEY))  # the right key: no error
 
 

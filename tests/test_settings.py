@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import pickle
 from pathlib import Path
@@ -9,8 +11,12 @@ from typing import Any
 
 import pytest
 
-from bulkdelete.errors import UsageError
-from bulkdelete.settings import Secret, Settings, default_base_url
+from bulkdelete.cli import cli, message
+from bulkdelete.errors import SettingError, UsageError
+from bulkdelete.pacing import Pacer
+from bulkdelete.retry import RetryPolicy
+from bulkdelete.run import run_delete
+from bulkdelete.settings import DEFAULTS, Secret, Settings, default_base_url
 
 KEY = "sk-live-4f9c2e7a1b"
 
@@ -102,6 +108,27 @@ def test_settings_are_frozen() -> None:
         settings.rate = 1e9  # type: ignore[misc]  # assigning to a frozen field on purpose
 
 
+def test_every_default_comes_from_the_one_table() -> None:
+    """Settings, the delete options, RetryPolicy, the pacer and run_delete default to DEFAULTS."""
+    table = dataclasses.asdict(DEFAULTS)
+    settings = {f.name: f.default for f in dataclasses.fields(Settings) if f.name in table}
+    options = {p.name: p.default for p in cli.commands["delete"].params if p.name in table}
+    policy, pacer = RetryPolicy(), inspect.signature(Pacer).parameters
+    grace = inspect.signature(run_delete).parameters["stop_grace"].default
+
+    assert {**settings, "stop_grace": grace} == table
+    assert options == settings
+    assert (policy.max_attempts, policy.max_time) == (
+        DEFAULTS.max_attempts,
+        DEFAULTS.max_retry_time,
+    )
+    assert [pacer[name].default for name in ("max_concurrency", "max_share", "max_outage")] == [
+        DEFAULTS.concurrency,
+        DEFAULTS.max_share,
+        DEFAULTS.max_outage,
+    ]
+
+
 @pytest.mark.parametrize(
     ("overrides", "mentions"),
     [
@@ -171,8 +198,37 @@ def test_invalid_settings_raise_usage_error(overrides: dict[str, Any], mentions:
     """Each invalid value raises UsageError whose message names what is wrong."""
     with pytest.raises(UsageError) as raised:
         make(**overrides)
-    assert mentions in str(raised.value)
+    assert mentions in message(raised.value)  # the CLI says a setting as its flag
     assert KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting", "said"),
+    [
+        ({"rate": 0.0}, "rate", "rate must be a finite number above 0, got 0.0"),
+        ({"max_attempts": 0}, "max_attempts", "max_attempts must be between 1 and 1000, got 0"),
+        (
+            {"column": "uid", "no_header": True},
+            "column",
+            "column names a header row and no_header says there is none: give one",
+        ),
+        ({"uid_hash": True}, "uid_hash", "uid_hash needs the HMAC key in audit_key"),
+        (
+            {"api_key": Secret("")},
+            "api_key",
+            "no API key: set api_key (an empty value counts as none)",
+        ),
+    ],
+    ids=["rate", "attempts", "column-and-no-header", "uid-hash-without-key", "no-key"],
+)
+def test_errors_name_the_setting_not_a_flag(
+    overrides: dict[str, Any], setting: str, said: str
+) -> None:
+    """The library speaks of Settings' fields: the error names the one at fault, and its
+    message names no CLI flag or environment variable."""
+    with pytest.raises(SettingError) as raised:
+        make(**overrides)
+    assert (raised.value.setting, str(raised.value)) == (setting, said)
 
 
 @pytest.mark.parametrize("concurrency", [1, 1000])
@@ -195,7 +251,7 @@ def test_invalid_max_retry_time_raises_usage_error(max_retry_time: float) -> Non
     # Negative silently disables every retry and NaN silently removes the time bound.
     with pytest.raises(UsageError) as raised:
         make(max_retry_time=max_retry_time)
-    assert "--max-retry-time" in str(raised.value)
+    assert "--max-retry-time" in message(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,68 @@
+"""How a delete run or a read-back ended, told on the terminal and as an exit code."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from bulkdelete import privatefile, render
+from bulkdelete.cli.exits import ExitCode, exit_code, stopped_by
+from bulkdelete.cli.signals import Ended, run_program
+from bulkdelete.settings import Settings
+from bulkdelete.summary import CheckSummary, RunStatus, Summary
+
+
+def end_delete(
+    ended: Ended[Summary], settings: Settings, *, summary_json: Path | None, verify_deleted: bool
+) -> ExitCode:
+    """Tell how a delete run ended (summary, --summary-json, --verify-deleted); return its code."""
+    summary, signum = ended.result, ended.signum
+    if summary is None:  # a second signal cut the run short; the audit was closed cleanly
+        return stopped_by(signum)
+    resume_command = _resume_command(summary)
+    # The disk that refused the audit may hold stdout's file too: stderr is the likelier way out.
+    failed = summary.status is RunStatus.AUDIT_FAILED
+    click.echo(render.summary_text(summary, resume_command=resume_command), err=failed)
+    code = exit_code(summary, signum=signum)
+    if summary_json is not None:
+        data = render.summary_json(summary, resume_command=resume_command)
+        try:
+            privatefile.write_bytes(summary_json, data)
+        except OSError as exc:  # the run is over: report the file, keep the run's exit code
+            click.echo(f"bulkdelete: error: cannot write --summary-json: {exc.strerror}", err=True)
+            code = code or ExitCode.INCOMPLETE
+    if verify_deleted and summary.status is RunStatus.COMPLETED:
+        from bulkdelete import launch  # noqa: PLC0415  (loaded already by the run)
+
+        checked = run_program(
+            lambda stop: launch.check_audit(settings, stop=stop, run_id=summary.run_id)
+        )
+        if checked.result is None or not checked.result.all_gone:
+            return end_check(checked)
+        click.echo(render.check_text(checked.result))
+    return code
+
+
+def _resume_command(summary: Summary) -> str | None:
+    if summary.status is RunStatus.COMPLETED:
+        return None
+    # A stopped restart is continued like any run: --restart again would start over once more.
+    args = [a for a in sys.argv[1:] if a not in {"--resume", "--restart"}] + ["--resume"]
+    if "--audit" not in args and not any(a.startswith("--audit=") for a in args):
+        args += ["--audit", str(summary.audit_path)]
+    return shlex.join(["bulkdelete", *args])
+
+
+def end_check(ended: Ended[CheckSummary]) -> ExitCode:
+    """Tell what a read-back found; return its exit code."""
+    summary = ended.result
+    if summary is not None:
+        click.echo(render.check_text(summary))
+    if ended.signum is not None or summary is None:
+        return stopped_by(ended.signum)
+    if summary.fatal_code:
+        return ExitCode.FATAL
+    return ExitCode.OK if summary.all_gone else ExitCode.INCOMPLETE
