@@ -9,7 +9,9 @@ An answer's body is read up to ``MAX_ANSWER_BYTES`` and no further (CometChat's 
 few hundred bytes); a longer one is ``outcome.TOO_LARGE`` and its connection is dropped. The body
 is reduced to facts (``outcome.Body``): what it means is for ``outcome`` to decide. Every text
 that came from the server (error code and message, transport error descriptions) has the API
-key masked here, before anything can store or print it.
+key masked here, before anything can store or print it, and is made one plain line: the summary
+and reports print it on a terminal, where an escape sequence could rewrite what the operator
+reads (ANSI colours, cursor moves, a changed window title) and a bidi override could reorder it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ _BODIES: Final = {flag: orjson.dumps({"permanent": flag}) for flag in (True, Fal
 _MAX_MESSAGE: Final = 500
 _MAX_CODE: Final = 100
 _NOT_A_SEGMENT: Final = frozenset({"", ".", ".."})
+# Control characters (C0, DEL, C1) and Unicode's bidi overrides and isolates; whitespace
+# controls become a space, so a multi-line message stays readable on one line.
+_UNSAFE: Final = {
+    **dict.fromkeys((*range(0x20), *range(0x7F, 0xA0)), "\ufffd"),
+    **dict.fromkeys((*range(0x202A, 0x202F), *range(0x2066, 0x206A)), "\ufffd"),
+    **dict.fromkeys(map(ord, "\t\n\r"), " "),
+}
 # Values above this are milliseconds since the epoch, not seconds.
 _EPOCH_MS_THRESHOLD: Final = 1e11
 
@@ -225,8 +234,8 @@ class Client:
         return await self._call("GET", url, None, call=Call.CHECK)
 
     def _server_text(self, text: str | None, limit: int) -> str | None:
-        """Return a text the server chose, with the key masked, then cut to ``limit``."""
-        return None if text is None else self._redact(text)[:limit]
+        """Return a text the server chose, with the key masked, one safe line, cut to ``limit``."""
+        return None if text is None else self._redact(text).translate(_UNSAFE)[:limit]
 
     async def _call(
         self, method: str, url: str, body: bytes | None, *, call: Call, uid: str | None = None

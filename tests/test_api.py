@@ -472,6 +472,25 @@ async def test_the_key_is_masked_in_the_error_code_too(mocked: Any, odd_client: 
     assert expected == (answer.error_code[:11], len(answer.error_code))
 
 
+async def test_a_servers_words_reach_the_terminal_as_one_plain_line(
+    mocked: Any, client: Client
+) -> None:
+    """Escape sequences, newlines and bidi overrides in error.code and message are defused."""
+    payload = {
+        "error": {
+            "code": "ERR_\x1b[2J\x1b]0;owned\x07",
+            "message": "line one\r\nline two \x1b[31mred\x1b[0m \u202eevil\u202c \x9b1m",
+        }
+    }
+    mocked.delete(ANY_URL, status=400, payload=payload, response_class=CompatResp)
+    answer = await client.delete_user("alice", permanent=True)
+    expected = (
+        "ERR_\ufffd[2J\ufffd]0;owned\ufffd",
+        "line one  line two \ufffd[31mred\ufffd[0m \ufffdevil\ufffd \ufffd1m",
+    )
+    assert expected == (answer.error_code, answer.message)
+
+
 async def test_the_key_is_masked_in_a_long_message_before_it_is_cut(
     mocked: Any, odd_client: Client
 ) -> None:
