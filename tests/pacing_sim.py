@@ -1,6 +1,6 @@
 """A run of the real pacer against the fake server's real rate window, on virtual time.
 
-No HTTP: each request is admitted by ``fakefaults.RateWindow`` (the same window the fake server
+No HTTP: each request is admitted by ``fake.RateWindow`` (the same window the fake server
 answers from), its headers go through ``api.rate_info`` and ``retry.call_with_retries`` as a real
 answer's would, and live traffic takes from the same window at ``FakeConfig.live_rate_at``. On a
 ``virtualtime`` loop a few minutes of windows take a second, and every run is the same.
@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from multidict import CIMultiDict
 
 from bulkdelete.api import rate_info
-from bulkdelete.fakefaults import HEADER_NAMES, RateWindow, ServerClock
-from bulkdelete.fakeserver import FakeConfig
+from bulkdelete.fake import HEADER_NAMES, FakeConfig, RateWindow, ServerClock
 from bulkdelete.outcome import Answer, Body, BodyKind
 from bulkdelete.pacing import Pacer
 from bulkdelete.retry import RetryPolicy, call_with_retries
