@@ -26,10 +26,9 @@ from bulkdelete.fake.faults import retry_after_text
 from bulkdelete.fake.serving import FakeServer, build_app, serve
 from bulkdelete.fake.stats import STATS, FakeStats, fetch_stats
 from bulkdelete.fake.users import load_users
-from bulkdelete.fake.window import HEADER_NAMES, RateWindow, ServerClock
+from bulkdelete.fake.window import RateWindow, ServerClock
 
 __all__ = [
-    "HEADER_NAMES",
     "PORTAL_PAGE",
     "STATS",
     "FakeConfig",

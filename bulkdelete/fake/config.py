@@ -8,7 +8,7 @@ from typing import Literal
 
 from bulkdelete.fake.answers import SUCCESS_BODIES
 from bulkdelete.fake.faults import Fault
-from bulkdelete.fake.window import HEADER_NAMES
+from bulkdelete.fake.window import HEADER_NAMES, RateWindow, ServerClock
 
 __all__ = ["FakeConfig"]
 
@@ -112,6 +112,19 @@ class FakeConfig:
         if burst and now % every >= every - burst:
             return self.live_rate * self.live_burst_factor
         return self.live_rate
+
+    def rate_window(self, clock: ServerClock) -> RateWindow | None:
+        """Return the rate window these settings describe, on ``clock``; None without a limit."""
+        if self.limit is None:
+            return None
+        return RateWindow(
+            self.limit,
+            self.window,
+            HEADER_NAMES[self.header_style],
+            clock=clock,
+            from_first_request=self.window_from_first_request,
+            reset_on_every_answer=self.reset_on_every_answer,
+        )
 
     @property
     def fault_rates(self) -> dict[Fault, float]:

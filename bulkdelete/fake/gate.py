@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiohttp import web
 
@@ -26,12 +26,12 @@ from bulkdelete.fake.answers import Body, error_body
 from bulkdelete.fake.config import FakeConfig
 from bulkdelete.fake.faults import Fault, FaultDice, failure_answer, retry_after_text, sever
 from bulkdelete.fake.stats import FakeStats
-from bulkdelete.fake.window import HEADER_NAMES, RateWindow, ServerClock
+from bulkdelete.fake.window import ServerClock
 
 __all__ = ["Applied", "Gate", "Refusal"]
 
-Refusal = tuple[int, dict[str, Any]]  # the status and error body of a refused request
-Applied = tuple[int, Body]  # the status and body an endpoint's work ended with
+Refusal: TypeAlias = tuple[int, dict[str, Any]]  # the status and error body of a refused request
+Applied: TypeAlias = tuple[int, Body]  # the status and body an endpoint's work ended with
 
 
 class Gate:
@@ -46,18 +46,7 @@ class Gate:
         self.config = config
         self.stats = stats
         self.clock = ServerClock(config.clock_skew)
-        self.window = (
-            RateWindow(
-                config.limit,
-                config.window,
-                HEADER_NAMES[config.header_style],
-                clock=self.clock,
-                from_first_request=config.window_from_first_request,
-                reset_on_every_answer=config.reset_on_every_answer,
-            )
-            if config.limit is not None
-            else None
-        )
+        self.window = config.rate_window(self.clock)
         rates = config.fault_rates
         self._dice = FaultDice(config.seed, rates) if any(rates.values()) else None
         self._fault_retry_after = retry_after_text(config.fault_retry_after)
