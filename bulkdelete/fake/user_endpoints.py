@@ -12,6 +12,7 @@ Like every endpoint module, it hands ``serving.build_app`` its routes.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -79,19 +80,24 @@ class UserEndpoints:
             headers, refusal = self._gate.admit(request, deleting=True)
             if refusal is not None:
                 return await self._gate.reply(*refusal, headers)
-
-            async def answer(applied: Applied) -> web.StreamResponse:
-                status, body = applied
-                if status == 200 and self._success_body == "huge":  # noqa: PLR2004
-                    stats.count_status(status)
-                    return await stream_huge_answer(request, headers)
-                return await self._gate.reply(status, body, headers)
-
             return await self._gate.with_faults(
-                request, headers, lambda: self._delete(request, uid), answer
+                request,
+                headers,
+                work=functools.partial(self._delete, request, uid),
+                answer=functools.partial(self._answer, request, headers),
             )
         finally:
             stats.in_flight -= 1
+
+    async def _answer(
+        self, request: web.Request, headers: dict[str, str], applied: Applied
+    ) -> web.StreamResponse:
+        """Send what an applied DELETE ended with; a ``huge`` 200 is streamed, never built."""
+        status, body = applied
+        if status == 200 and self._success_body == "huge":  # noqa: PLR2004
+            self._stats.count_status(status)
+            return await stream_huge_answer(request, headers)
+        return await self._gate.reply(status, body, headers)
 
     async def _delete(self, request: web.Request, uid: str) -> Applied:
         permanent = _permanent(await request.read())
