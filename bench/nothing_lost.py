@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bulkdelete.fakeserver import fetch_stats
+from bulkdelete.fake import fetch_stats
 
 API_KEY = "bench-key-5d1e8b7a"  # a fixed test key: the fake server accepts only this one
 UIDS = tuple(f"user-{n:04d}" for n in range(4000))

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bulkdelete.fakeserver import fetch_stats
+from bulkdelete.fake import fetch_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

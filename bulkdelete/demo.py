@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bulkdelete.fakeserver import FakeConfig, FakeServer, load_users
+from bulkdelete.fake import FakeConfig, FakeServer, load_users
 from bulkdelete.launch import manifest_inputs
 from bulkdelete.records import Manifest
 from bulkdelete.rows import Source, read_rows, scan

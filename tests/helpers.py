@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from bulkdelete import records
-from bulkdelete.fakeserver import fetch_stats
+from bulkdelete.fake import fetch_stats
 from bulkdelete.settings import Secret, Settings
 
 API_KEY = "test-key-7f3a9c2e"  # distinctive, so a leak is easy to grep for
@@ -159,7 +159,7 @@ def wait_for_outcomes(audit: Path, count: int, timeout: float = 30) -> None:
 # "<hang>" never ends, like a producer that keeps a cursor open.
 _PRODUCER = """
 import json, re, sys, time
-from bulkdelete.fakeserver import fetch_stats
+from bulkdelete.fake import fetch_stats
 
 base_url, plan = sys.argv[1], json.loads(sys.argv[2])
 written, late = set(), False

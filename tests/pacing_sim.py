@@ -1,6 +1,6 @@
 """A run of the real pacer against the fake server's real rate window, on virtual time.
 
-No HTTP: each request is admitted by ``fakefaults.RateWindow`` (the same window the fake server
+No HTTP: each request is admitted by ``fake.RateWindow`` (the same window the fake server
 answers from), its headers go through ``api.rate_info`` and ``retry.call_with_retries`` as a real
 answer's would, and live traffic takes from the same window at ``FakeConfig.live_rate_at``. On a
 ``virtualtime`` loop a few minutes of windows take a second, and every run is the same.
@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from multidict import CIMultiDict
 
 from bulkdelete.api import rate_info
-from bulkdelete.fakefaults import HEADER_NAMES, RateWindow, ServerClock
-from bulkdelete.fakeserver import FakeConfig
+from bulkdelete.fake import FakeConfig, ServerClock
 from bulkdelete.outcome import Answer, Body, BodyKind
 from bulkdelete.pacing import Pacer
 from bulkdelete.retry import RetryPolicy, call_with_retries
@@ -56,20 +55,14 @@ class Server:
         latency: float = 0.01,
         headers: Headers = lambda sent: sent,
     ) -> None:
-        assert config.limit is not None
         self.config = config
         self.latency = latency
         self._headers = headers  # a chance to change what the window sends, for hostile headers
         loop = asyncio.get_running_loop()
         self.clock = ServerClock(config.clock_skew, source=lambda: EPOCH + loop.time())
-        self.window = RateWindow(
-            config.limit,
-            config.window,
-            HEADER_NAMES[config.header_style],
-            clock=self.clock,
-            from_first_request=config.window_from_first_request,
-            reset_on_every_answer=config.reset_on_every_answer,
-        )
+        window = config.rate_window(self.clock)
+        assert window is not None, "the simulation needs a limit"
+        self.window = window
         self.tally = Tally()
         self.live_sent = 0
 

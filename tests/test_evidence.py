@@ -19,7 +19,7 @@ from helpers import API_KEY, Lines, duplicate_line, move_line, remove_line, tamp
 
 from bulkdelete.audit import Pseudonyms, link
 from bulkdelete.evidence import verify
-from bulkdelete.fakeserver import FakeConfig, FakeServer
+from bulkdelete.fake import FakeConfig, FakeServer
 from bulkdelete.launch import manifest_inputs
 from bulkdelete.records import Manifest
 from bulkdelete.resume import Resume, load_resume_index

@@ -16,8 +16,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bulkdelete.fakefaults import PORTAL_PAGE, retry_after_text, stream_huge_answer
-from bulkdelete.fakeserver import FakeConfig, FakeServer, load_users, serve
+from bulkdelete.fake import (
+    PORTAL_PAGE,
+    FakeConfig,
+    FakeServer,
+    load_users,
+    retry_after_text,
+    serve,
+    stream_huge_answer,
+)
 
 KEY = "fake-api-key"
 OLD = ("X-Rate-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset")

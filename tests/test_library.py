@@ -13,7 +13,7 @@ import pytest
 from helpers import API_KEY, FakeFactory, audit_lines, cli_env, row_records
 
 from bulkdelete import Outcome, RunStatus, Secret, Settings, delete_users
-from bulkdelete.fakeserver import FakeConfig, FakeServer
+from bulkdelete.fake import FakeConfig, FakeServer
 from bulkdelete.rows import Row, make_row
 from bulkdelete.run import run_delete
 from bulkdelete.uidset import UidSet

@@ -17,7 +17,7 @@ import virtualtime
 from helpers import FakeFactory, cli_env, row_records, run_cli
 from pacing_sim import EPOCH, Server, new_pacer, send
 
-from bulkdelete.fakeserver import FakeConfig
+from bulkdelete.fake import FakeConfig
 from bulkdelete.pacing import HALT_CHECK, OUTAGE_THRESHOLD, Observation, Pacer
 
 # A ceiling far above what the pause tests send, so only pauses ever make turn() wait.
@@ -413,7 +413,7 @@ async def test_low_rate_has_no_burst() -> None:
 # --- the budget, on virtual time against the fake server's own rate window ---------------------
 # Each run below is minutes of traffic on a virtual-time loop (see virtualtime.py): the pacer,
 # its budget and the retry path are the real ones, and so is the window answering them
-# (fakefaults.RateWindow); only HTTP is left out. "Whole windows" are those the run covered from
+# (fake.RateWindow); only HTTP is left out. "Whole windows" are those the run covered from
 # start to end, as the benchmark counts them.
 
 DOCUMENTED: dict[str, Any] = {"limit": 3000, "window": 60.0}

@@ -20,7 +20,7 @@ from helpers import API_KEY, audit_lines, cli_env, row_records
 from loopback_proxy import LoopbackProxy
 
 from bulkdelete.errors import UsageError
-from bulkdelete.fakeserver import FakeConfig, FakeServer
+from bulkdelete.fake import FakeConfig, FakeServer
 from bulkdelete.proxy import bypassed, proxy_for, proxy_passwords
 from bulkdelete.settings import Secret, Settings
 

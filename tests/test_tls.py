@@ -12,7 +12,7 @@ import pytest
 import trustme
 from helpers import API_KEY, cli_env
 
-from bulkdelete.fakeserver import FakeConfig, FakeServer
+from bulkdelete.fake import FakeConfig, FakeServer
 
 USERS = frozenset({"tls-user-1", "tls-user-2"})
 

@@ -129,14 +129,14 @@ def fake_server(
     host: str, port: int, users_file: Path | None, all_exist: bool, **options: Any
 ) -> ExitCode:
     """Run the CometChat stand-in; prints its base URL first. The key is env COMETCHAT_API_KEY."""
-    from bulkdelete import fakeserver  # noqa: PLC0415  (the test server stays out of delete runs)
+    from bulkdelete import fake  # noqa: PLC0415  (the test server stays out of delete runs)
 
-    users = fakeserver.load_users(users_file) if users_file else None
+    users = fake.load_users(users_file) if users_file else None
     key = os.environ.get("COMETCHAT_API_KEY", "").strip()
     if key:
         options["api_key"] = key
     try:
-        config = fakeserver.FakeConfig(users=users, all_exist=all_exist, **options)
+        config = fake.FakeConfig(users=users, all_exist=all_exist, **options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -145,9 +145,7 @@ def fake_server(
         sys.stdout.flush()
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        asyncio.run(
-            _serve_until_signal(fakeserver.serve(config, host=host, port=port, ready=ready))
-        )
+        asyncio.run(_serve_until_signal(fake.serve(config, host=host, port=port, ready=ready)))
     return ExitCode.OK
 
 
