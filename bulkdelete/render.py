@@ -18,6 +18,8 @@ from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary, RunStatus, Summary
 from bulkdelete.survey import Survey
 
+# Written down (a ticket, an e-mail), the head shows later that the audit was not cut or edited.
+_HEAD_LINE: Final = "head (for verify --expect-head): "
 _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",
     RunStatus.ABORTED: "ABORTED",  # the "stopped because" line says by what
@@ -73,6 +75,8 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
             "again, `bulkdelete report` names those UIDs (unknown state) and --resume settles them"
         )
     lines.append(f"  audit: {summary.audit_path}")
+    if summary.anchor:
+        lines.append(f"  {_HEAD_LINE}{summary.anchor}")
     if resume_command:
         lines.append(f"  to finish the job, run: {resume_command}")
     return "\n".join(lines)
@@ -87,6 +91,8 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "permanent": summary.permanent,
             "target": summary.target,
             "audit": str(summary.audit_path),
+            "audit_head": summary.head,
+            "audit_lines": summary.audit_lines,
             "total": summary.total,
             "rows": summary.rows,
             "outcomes": {o.value: summary.counts.get(o, 0) for o in Outcome},
@@ -212,4 +218,6 @@ def check_text(summary: CheckSummary) -> str:
         lines.append("  still returned: " + ", ".join(summary.present[:20]))
     if summary.fatal_code:
         lines.append(f"  stopped because: {summary.fatal_code}")
+    if summary.anchor:  # the read-back appended to the audit: its head moved
+        lines.append(f"  {_HEAD_LINE}{summary.anchor}")
     return "\n".join(lines)

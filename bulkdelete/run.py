@@ -577,6 +577,8 @@ async def run_delete(
                 raise
             summary = _summarise(run, started)
             finish(summary)
+        # Closed: the run's last line is written, so the head anchors the whole audit.
+        summary = dataclasses.replace(summary, head=audit.head, audit_lines=audit.lines)
     except AuditError as failed:
         if run is None:
             raise  # the audit could not even be opened: nothing was sent
