@@ -2,9 +2,10 @@
 
 An audit is JSONL, one JSON object per line: ``run_started`` (the run's manifest), ``sending``
 (a UID's first request is about to leave), one row outcome per input row (it has an ``outcome``
-and no ``event``), ``input_stopped``, ``input_read`` and ``run_finished``; a read-back writes
-``check_started``, ``read_back`` and ``check_finished``. Each record's fields, in their order,
-are its line's keys; the writer adds ``prev``, the hash chain's link, which belongs to the file.
+and no ``event``; with ``--ref-column``, its request reference in ``ref``), ``input_stopped``,
+``input_read`` and ``run_finished``; a read-back writes ``check_started``, ``read_back`` and
+``check_finished``. Each record's fields, in their order, are its line's keys; the writer adds
+``prev``, the hash chain's link, which belongs to the file.
 
 Older audits decode: a field that a later version added has a default that says what an audit
 without it meant. An event this version does not know (a later version's) decodes as
@@ -104,6 +105,7 @@ class RunSettings:
     max_pause: float | None = None  # None: written before --max-pause existed
     column: str | None
     no_header: bool = False
+    ref_column: str | None = None  # None: no --ref-column, or written before it existed
     ca_bundle: str | None
     audit_chain: str = DEFAULT_CHAIN
     audit_key_id: str | None = None
@@ -175,6 +177,7 @@ class Sending:
     event: Literal["sending"] = "sending"
     normalised_uid: str
     source: Location
+    ref: str | None = None  # the row's --ref-column value; None without one
 
 
 @dataclass(kw_only=True)
@@ -194,6 +197,7 @@ class RowOutcome:
     source: Location
     reason: str | None  # why an invalid row is invalid
     note: str | None
+    ref: str | None = None  # the row's --ref-column value ("" when empty); None without one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

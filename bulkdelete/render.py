@@ -133,6 +133,8 @@ def columns_text(layouts: Mapping[str, Layout], found: Survey) -> list[str]:
             where = f"header {layout.column!r} on line {layout.line}, one column"
         else:
             where = f"column {layout.column!r} ({layout.index + 1} of {len(layout.header)})"
+        if layout.ref_column is not None:
+            where += f", references from {layout.ref_column!r}"
         values = found.first_values.get(name, [])
         shown = ", ".join(repr(_preview(value)) for value in values) or "none"
         lines.append(f"  {name}: {where}; first values {shown}")
@@ -168,7 +170,11 @@ def dry_run_json(
     files = {f.name: f for f in scanned.files}
     inputs = []
     for name, layout in layouts.items():
-        described: dict[str, object] = {"name": name, "column": layout.column}
+        described: dict[str, object] = {
+            "name": name,
+            "column": layout.column,
+            "ref_column": layout.ref_column,
+        }
         if (scan := files.get(name)) is not None:
             described |= {"rows": scan.rows, "sha256": scan.sha256, "bytes": scan.byte_size}
         inputs.append(described)

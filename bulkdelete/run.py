@@ -150,6 +150,8 @@ class _Run:
                     source=where,
                     reason=row.reason,
                     note=result.note,
+                    # A reference may quote the UID (a ticket "erase alice"): named as it is.
+                    ref=named.scrub(row.ref, row.raw, row.uid),
                 )
             )
         except AuditError:
@@ -243,6 +245,7 @@ class _Run:
                         run_id=self.run_id,
                         normalised_uid=self.pseudonyms.of(uid),
                         source=where,
+                        ref=self.pseudonyms.scrub(row.ref, row.raw, uid),
                     )
                 )
                 announced = True

@@ -99,6 +99,11 @@ from bulkdelete.settings import DEFAULTS, Secret, Settings
     is_flag=True,
     help="One-column inputs have no header row: their first line is a UID.",
 )
+@click.option(
+    "--ref-column",
+    help="Header of a column holding each row's request reference (a ticket id): kept in "
+    "its audit line as ref, for `report --by-ref` and `--receipts`.",
+)
 @options.CA_BUNDLE
 @click.option(
     "--max-deletes",
@@ -174,6 +179,7 @@ def delete(
     max_pause: float,
     column: str | None,
     no_header: bool,
+    ref_column: str | None,
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
@@ -229,6 +235,7 @@ def delete(
         max_pause=max_pause,
         column=column,
         no_header=no_header,
+        ref_column=ref_column,
         target=target,
         ca_bundle=ca_bundle,
         proxy=environment.proxy(base_url),
