@@ -60,6 +60,7 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     lines.append(
         f"  {summary.requests} requests, {summary.average_rate:.1f}/s on average, "
         f"{summary.peak_rate:.0f}/s at peak; {summary.retried_uids} UIDs needed retries"
+        + (f"; {summary.rate_limited} answers were 429" if summary.rate_limited else "")
     )
     if summary.not_found_unproven:
         lines.append(
@@ -106,6 +107,7 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "average_rate": round(summary.average_rate, 3),
             "peak_rate": round(summary.peak_rate, 3),
             "retried_uids": summary.retried_uids,
+            "rate_limited": summary.rate_limited,
             "not_found_in_permanent_run": summary.not_found_unproven,
             "fatal_code": summary.fatal_code,
             "fatal_message": summary.fatal_message,

@@ -525,6 +525,8 @@ async def run_delete(
     can stop waiting for input that may never come.
     """
     run_id = run_id or new_run_id()
+    # Every log event of the run names it and its audit, whichever task or module logs it.
+    logged = structlog.contextvars.bind_contextvars(run_id=run_id, audit=str(settings.audit_path))
     policy = policy or RetryPolicy(
         max_attempts=settings.max_attempts, max_time=settings.max_retry_time
     )
@@ -591,6 +593,7 @@ async def run_delete(
     finally:
         if own_session:
             await http.close()
+        structlog.contextvars.reset_contextvars(**logged)
     return summary
 
 
@@ -624,6 +627,7 @@ def _summarise(run: _Run, started: float, *, audit_failure: str | None = None) -
         failures_by_code=dict(run.failures.most_common()),
         # A run shorter than a second sent all its requests within one second.
         peak_rate=run.peak_rate or float(run.requests),
+        rate_limited=run.pacer.throttled_answers,
     )
 
 

@@ -47,6 +47,7 @@ class Summary:
     unread: int | None = 0  # input rows never read because the run stopped; None: not known
     failures_by_code: Mapping[str, int] = field(default_factory=dict)
     peak_rate: float = 0.0  # most requests sent in any one second, sampled every 0.25 s
+    rate_limited: int = 0  # answers that were 429 Too Many Requests
     # The audit's head once the run closed it: the link of its last line, and the lines it
     # holds (earlier runs' included). None when the audit could not be written to its end.
     head: str | None = None

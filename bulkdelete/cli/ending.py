@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -17,9 +18,15 @@ from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
 
 def end_delete(
-    ended: Ended[Summary], settings: Settings, *, summary_json: Path | None, verify_deleted: bool
+    ended: Ended[Summary],
+    settings: Settings,
+    *,
+    summary_json: Path | None,
+    verify_deleted: bool,
+    metrics_file: Path | None = None,
 ) -> ExitCode:
-    """Tell how a delete run ended (summary, --summary-json, --verify-deleted); return its code."""
+    """Tell how a delete run ended (summary, --verify-deleted, --summary-json, --metrics-file);
+    return its code."""
     summary, signum = ended.result, ended.signum
     if summary is None:  # a second signal cut the run short; the audit was closed cleanly
         return stopped_by(signum)
@@ -47,6 +54,14 @@ def end_delete(
             privatefile.write_bytes(summary_json, data)
         except OSError as exc:  # the run is over: report the file, keep the run's exit code
             click.echo(f"bulkdelete: error: cannot write --summary-json: {exc.strerror}", err=True)
+            code = code or ExitCode.INCOMPLETE
+    if metrics_file is not None:  # last: it records the command's exit code
+        from bulkdelete import metrics  # noqa: PLC0415  (only a run asked for it needs it)
+
+        try:
+            metrics.write_metrics(metrics_file, summary, exit_code=code, now=time.time())
+        except OSError as exc:
+            click.echo(f"bulkdelete: error: cannot write --metrics-file: {exc.strerror}", err=True)
             code = code or ExitCode.INCOMPLETE
     return code
 
