@@ -258,6 +258,8 @@ def test_rate_limit_comes_from_run_settings(
     assert chart.runs[0].rate_limit == limit
     html = report_html(gather([path], verify=False), chart)
     assert ('stroke-dasharray="8 5"' in html) is (limit is not None)
+    # The caption speaks of a dashed line only where one is drawn.
+    assert ("The dashed line is the run's ceiling" in html) is (limit is not None)
 
 
 def test_not_found_warning_appears_only_for_permanent_runs(tmp_path: Path) -> None:

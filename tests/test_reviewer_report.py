@@ -91,16 +91,17 @@ def reviewed(tmp_path_factory: pytest.TempPathFactory) -> Reviewed:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
         source, audit = _input(root / "erasures.csv"), root / "erasures.jsonl"
+        # Paths relative to the directory, as a person would type them (and as docs/ shows).
         delete = subprocess.Popen(
-            [sys.executable, "-m", "bulkdelete", "delete", str(source), "--permanent", "--yes",
-             "--ref-column", "ticket", "--base-url", base_url, "--audit", str(audit),
+            [sys.executable, "-m", "bulkdelete", "delete", source.name, "--permanent", "--yes",
+             "--ref-column", "ticket", "--base-url", base_url, "--audit", audit.name,
              "--rate", "25", "--concurrency", "2", "--no-progress"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(), cwd=root,
         )  # fmt: skip
         wait_for_outcomes(audit, STOP_AFTER)
         delete.send_signal(signal.SIGTERM)
         assert delete.wait(timeout=30) == 143
-        checked = run_cli("check", str(audit), "--base-url", base_url)
+        checked = run_cli("check", audit.name, "--base-url", base_url, cwd=root)
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         server.terminate()
@@ -108,7 +109,7 @@ def reviewed(tmp_path_factory: pytest.TempPathFactory) -> Reviewed:
         if server.stdout is not None:
             server.stdout.close()
     html = root / "erasures.html"
-    done = run_cli("report", str(audit), "--html", str(html), "--receipts", str(root / "r"))
+    done = run_cli("report", audit.name, "--html", html.name, "--receipts", "r", cwd=root)
     assert done.returncode == 0, done.stderr
     receipt = root / "r" / f"{stem('DSR-02')}.html"
     page, receipt_page = load_pages(

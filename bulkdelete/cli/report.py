@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from bulkdelete.audit import recorded_settings
-from bulkdelete.cli import environment, guards
+from bulkdelete.cli import environment, guards, options
 from bulkdelete.cli.exits import ExitCode
 from bulkdelete.errors import UsageError
 
@@ -36,13 +36,9 @@ from bulkdelete.errors import UsageError
     help="Also write one receipt per request reference (JSON and a printable HTML page) into "
     "this directory.",
 )
-@click.option(
-    "--input",
-    "inputs",
-    multiple=True,
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="With --html or --receipts: a file the runs read, for their verify verdict, as "
-    "`verify --input`; repeat for each.",
+@options.input_files(
+    "With --html or --receipts: a file the runs read, for their verify verdict, as "
+    "`verify --input`; repeat for each."
 )
 @click.option(
     "--not-found-out",

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bulkdelete.anchor import Expected
-from bulkdelete.cli import environment
+from bulkdelete.cli import environment, options
 from bulkdelete.cli.exits import ExitCode
 from bulkdelete.errors import UsageError
 
@@ -33,13 +33,9 @@ class HeadType(click.ParamType[Expected, Any]):
 @click.argument(
     "audits", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
 )
-@click.option(
-    "--input",
-    "inputs",
-    multiple=True,
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="A file the runs read; repeat for each. Checks every run's manifest against its "
-    "SHA-256 and that each row has exactly one final outcome.",
+@options.input_files(
+    "A file the runs read; repeat for each. Checks every run's manifest against its "
+    "SHA-256 and that each row has exactly one final outcome."
 )
 @click.option(
     "--expect-head",
