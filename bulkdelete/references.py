@@ -31,7 +31,7 @@ from typing import Final
 import orjson
 
 from bulkdelete.outcome import Outcome
-from bulkdelete.records import Record, RowOutcome, RunStarted, Sending
+from bulkdelete.records import Location, Record, RowOutcome, RunStarted, Sending
 from bulkdelete.report import Report, RunInfo
 from bulkdelete.summary import RunStatus
 
@@ -190,9 +190,15 @@ def references(report: Report, collected: RefCollector) -> tuple[Reference, ...]
 def _reference(
     ref: str, filed: _Filed, report: Report, unknown: set[str], unfinished: set[str]
 ) -> Reference:
+    # In the input's order: lines are written in the order answers come back.
     uids = tuple(
-        _uid(uid, sources, report, unknown, filed.sent.get(uid, ("", "")))
-        for uid, sources in filed.uids.items()
+        sorted(
+            (
+                _uid(uid, sources, report, unknown, filed.sent.get(uid, ("", "")))
+                for uid, sources in filed.uids.items()
+            ),
+            key=lambda entry: _where(entry.sources[0]),
+        )
     )
     counts = Counter(uid.outcome for uid in uids)
     problems = [
@@ -222,6 +228,11 @@ def _reference(
         last_ts=filed.last_ts,
         problems=tuple(problems),
     )
+
+
+def _where(source: str) -> tuple[str, int]:
+    file, line = Location.parse(source).parts()
+    return file, line or 0
 
 
 def _uid(

@@ -4,6 +4,7 @@ audit to it, run as real processes against the fake server."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -43,20 +44,35 @@ def _verify(audit: Path, *heads: str, key: str | None = None) -> subprocess.Comp
     return run_cli("verify", str(audit), *args, env=_env(key))
 
 
-@pytest.fixture
-def anchored(fake_server: FakeFactory, tmp_path: Path) -> tuple[Path, str, str]:
-    """Run one delete; return its audit, the head its summary printed and the server's URL."""
-    server = fake_server(users=UIDS[:8])
-    source = tmp_path / "uids.txt"
+@pytest.fixture(scope="module")
+def server_url(module_fake_server: FakeFactory) -> str:
+    """One fake CometChat for the module: its first 8 UIDs exist."""
+    return module_fake_server(users=UIDS[:8]).base_url
+
+
+@pytest.fixture(scope="module")
+def recorded(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Run one delete; return its audit and the head its summary printed, checked."""
+    root = tmp_path_factory.mktemp("anchored")
+    source = root / "uids.txt"
     source.write_text("\n".join(UIDS) + "\n", encoding="utf-8")
-    audit = tmp_path / "audit.jsonl"
-    done, summary = _delete(server.base_url, source, audit)
+    audit = root / "audit.jsonl"
+    done, summary = _delete(server_url, source, audit)
     lines = audit.read_bytes().splitlines()
     head = f"{link(lines[-1], None)}:{len(lines)}"
     assert summary["audit_head"] == link(lines[-1], None)
     assert summary["audit_lines"] == len(lines)
     assert f"head (for verify --expect-head): {head}" in done.stdout
-    return audit, head, server.base_url
+    return audit, head
+
+
+@pytest.fixture
+def anchored(recorded: tuple[Path, str], server_url: str, tmp_path: Path) -> tuple[Path, str, str]:
+    """Return a copy of the recorded audit (each test may change it), its head, the server."""
+    audit, head = recorded
+    copy = tmp_path / "audit.jsonl"
+    shutil.copyfile(audit, copy)
+    return copy, head, server_url
 
 
 def test_verify_passes_the_untouched_audit_at_the_head_the_summary_printed(

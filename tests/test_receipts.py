@@ -50,9 +50,11 @@ def _expected() -> dict[str, list[str]]:
     return groups
 
 
-@pytest.fixture
-def audited(fake_server: FakeFactory, tmp_path: Path) -> Path:
-    return _run(fake_server(users=ON_SERVER).base_url, tmp_path)
+@pytest.fixture(scope="module")
+def audited(module_fake_server: FakeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A completed run of TICKETS with --ref-column ticket (one invalid row); read only."""
+    server = module_fake_server(users=ON_SERVER)
+    return _run(server.base_url, tmp_path_factory.mktemp("tickets"))
 
 
 def test_by_ref_json_groups_the_uids_of_each_ticket(audited: Path) -> None:
@@ -96,7 +98,7 @@ def test_receipts_one_per_ticket_private_and_anchored(audited: Path, tmp_path: P
     """One JSON and one HTML receipt per ticket, 0600 in a new 0700 directory; each names the
     run, its operator, the UIDs, and the audit's head, which verify --expect-head accepts."""
     out = tmp_path / "receipts"
-    source = tmp_path / "tickets.csv"
+    source = audited.parent / "tickets.csv"
     done = run_cli("report", str(audited), "--receipts", str(out), "--input", str(source))
     assert done.returncode == 0, done.stderr
     assert f"wrote 5 receipts (4 complete) to {out}" in done.stderr
