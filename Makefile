@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COVERAGE_FLOOR := 95
 
-.PHONY: demo test lint setup browser bench
+.PHONY: demo test lint setup browser bench evidence
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,18 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-# The HTML report is tested in a real headless browser: Debian's chromium package.
+# The HTML report is tested in a real headless browser (Debian's chromium package), and its
+# print-out read back with poppler-utils' pdftotext and pdfinfo.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v pdftotext && command -v pdfinfo; } >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			chromium poppler-utils >/dev/null; }
+
+# The screenshot and the PDF of a reviewer's report under docs/evidence/, from real runs.
+evidence: $(STAMP) browser
+	BULKDELETE_EVIDENCE_DIR=docs/evidence $(BIN)/pytest tests/test_reviewer_report.py -q
 
 test: lint browser
 	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=term \

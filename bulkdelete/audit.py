@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 _FSYNC_INTERVAL: Final = 1.0
 _TAIL_CHUNK: Final = 64 * 1024
+_COUNT_CHUNK: Final = 1 << 20
 
 
 def repair_torn_tail(path: Path) -> int:
@@ -130,6 +131,17 @@ class Pseudonyms:
         return text
 
 
+def count_lines(path: Path) -> int:
+    """Return how many lines ``path`` holds (0 for a missing file); after ``repair_torn_tail``
+    every one of them ends with a newline."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return 0
+    with handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(_COUNT_CHUNK), b""))
+
+
 def last_line(path: Path) -> bytes | None:
     """Return the last line of ``path`` without its newline; None for a missing or empty file.
 
@@ -212,6 +224,8 @@ class AuditWriter:
         self._prev = _UNLINKED
         self.repaired_bytes = 0
         self.lines_written = 0
+        self.lines_before = 0  # lines the file held when it was opened
+        self.head: str | None = None  # the link of the last line: what the next one carries
         self._fsync_interval = fsync_interval
         self._pending: list[bytes] = []
         self._wake = asyncio.Event()
@@ -231,7 +245,9 @@ class AuditWriter:
             self.repaired_bytes = repair_torn_tail(self.path)
             previous = last_line(self.path)
             if previous is not None:
-                self._prev = _linked(link(previous, self._chain_key))
+                self.head = link(previous, self._chain_key)
+                self._prev = _linked(self.head)
+                self.lines_before = count_lines(self.path)
         except (OSError, AuditError) as exc:
             if self._fd >= 0:
                 os.close(self._fd)
@@ -258,7 +274,8 @@ class AuditWriter:
         body = encode(record)
         # The link goes in as bytes, before the closing brace: no copy of the record per line.
         line = body[:-1] + (self._prev if len(body) > 2 else self._prev[1:])  # noqa: PLR2004  ({})
-        self._prev = _linked(link(line, self._chain_key))
+        self.head = link(line, self._chain_key)
+        self._prev = _linked(self.head)
         self._pending.append(line + b"\n")
         self._wake.set()
 
@@ -270,6 +287,14 @@ class AuditWriter:
         """
         self.write(record)
         self._flush()
+
+    @property
+    def lines(self) -> int:
+        """Return the lines the file holds: those it had and those written to it since.
+
+        With ``head``, it anchors the audit: ``verify --expect-head`` checks it still ends there.
+        """
+        return self.lines_before + self.lines_written
 
     async def close(self) -> None:
         """Write every queued record, fsync, and close the file."""

@@ -45,10 +45,12 @@ _CAMEL: Final = re.compile(r"[A-Za-z]*[a-z](?:Id|ID|Uid|UID|UUID|Name)s?")
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """How the user said to find the UIDs: ``--column NAME`` and ``--no-header``."""
+    """How the user said to find the UIDs: ``--column NAME`` and ``--no-header``; and the
+    column of each row's request reference, ``--ref-column NAME`` (never guessed either)."""
 
     name: str | None = None
     no_header: bool = False
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +64,19 @@ class Layout:
     header: tuple[str, ...] | None = None
     index: int = 0
     line: int | None = None
+    ref_index: int | None = None  # the column of references, when ``--ref-column`` names one
 
     @property
     def column(self) -> str | None:
         """Return the name of the column read, as the header writes it; None without a header."""
         return None if self.header is None else self.header[self.index]
+
+    @property
+    def ref_column(self) -> str | None:
+        """Return the name of the column of references, as the header writes it; or None."""
+        return (
+            None if self.header is None or self.ref_index is None else self.header[self.ref_index]
+        )
 
 
 def looks_like_a_header(value: str) -> bool:
@@ -85,13 +95,20 @@ def choose_layout(
     ``first`` is the first record's fields, or ``None`` for an input without any record.
     """
     if first is None:
-        if columns.name is not None:
-            message = f"has no header row, so --column {columns.name} cannot be found"
-            raise InputError(message, source=source, line=line)
+        for flag, name in (("--column", columns.name), ("--ref-column", columns.ref)):
+            if name is not None:
+                message = f"has no header row, so {flag} {name} cannot be found"
+                raise InputError(message, source=source, line=line)
         return Layout()
     fields = tuple(field.strip(WHITESPACE) for field in first)
     if len(fields) > 1:
         return _many(fields, columns, source=source, line=line)
+    if columns.ref is not None:
+        message = (
+            f"has one column ({_shown(fields)}), so --ref-column {columns.ref} cannot be found: "
+            "the references go in a column beside the UIDs, under a header row"
+        )
+        raise InputError(message, source=source, line=line)
     if columns.no_header:
         return Layout()
     value = fields[0]
@@ -128,7 +145,9 @@ def _many(fields: tuple[str, ...], columns: Columns, *, source: str, line: int |
     names = [field.lower() for field in fields]
     wanted = "uid" if columns.name is None else columns.name.strip(WHITESPACE).lower()
     if wanted in names:
-        return Layout(fields, names.index(wanted), line)
+        return Layout(
+            fields, names.index(wanted), line, _ref_index(fields, names, columns, source, line)
+        )
     if columns.name is None:
         message = (
             f"has {len(fields)} columns and none is named uid ({_shown(fields)}): name the "
@@ -137,6 +156,20 @@ def _many(fields: tuple[str, ...], columns: Columns, *, source: str, line: int |
     else:
         message = f"has no column {columns.name!r}; the header has {_shown(fields)}"
     raise InputError(message, source=source, line=line)
+
+
+def _ref_index(
+    fields: tuple[str, ...], names: list[str], columns: Columns, source: str, line: int | None
+) -> int | None:
+    """Return the index of the ``--ref-column`` column (None when none is named): it must be
+    in the header, and not be the column of UIDs."""
+    if columns.ref is None:
+        return None
+    wanted = columns.ref.strip(WHITESPACE).lower()
+    if wanted not in names:
+        message = f"has no column {columns.ref!r} (--ref-column); the header has {_shown(fields)}"
+        raise InputError(message, source=source, line=line)
+    return names.index(wanted)
 
 
 def _shown(fields: tuple[str, ...]) -> str:

@@ -47,7 +47,7 @@ from bulkdelete.records import (
 )
 from bulkdelete.rows import Source, read_rows
 from bulkdelete.settings import KEYED_CHAIN
-from bulkdelete.verification import Finding, Verification
+from bulkdelete.verification import Finding, Head, Verification
 
 _CHAINS: Final = frozenset({DEFAULT_CHAIN, KEYED_CHAIN})
 _MAX_FINDINGS: Final = 20  # beyond these, problems are counted, not listed
@@ -102,7 +102,7 @@ def verify(
         findings=tuple(check.findings),
         lines=check.lines,
         runs=check.runs,
-        head=check.heads[-1][1] if check.heads else None,
+        head=check.heads[-1].hash if check.heads else None,
         rows_checked=rows,
         notes=tuple(check.notes),
         heads=tuple(check.heads),
@@ -115,7 +115,7 @@ class _Checker:
         self.findings: list[Finding] = []
         self.notes: list[str] = []
         self.unlisted = self.lines = self.runs = self.keyed_runs = self.orphans_seen = 0
-        self.heads: list[tuple[str, str | None]] = []
+        self.heads: list[Head] = []
         self.last_keyed: tuple[str, int] | None = None  # (run id, line) in the current file
         self.started: dict[str, int] = {}  # run id -> its run_started line
         self.first_run: _Run | None = None
@@ -171,7 +171,7 @@ class _Checker:
         self.end(run)
         key, checkable = (run.key, run.checkable) if run else (self.key, True)
         head = None if previous is None or not checkable else link(previous, key)
-        self.heads.append((name, head))
+        self.heads.append(Head(name, head, number))
 
     def line(
         self, ref: int, line: bytes, run: _Run | None, previous: bytes | None, recent: _Recent

@@ -8,14 +8,14 @@ judged here. The caller hands in the process's stdin; this module reads no termi
 from __future__ import annotations
 
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from bulkdelete.columns import Columns, Layout
 from bulkdelete.errors import SettingError, UsageError
-from bulkdelete.rows import STDIN, InputSummary, Source, Stream, read_rows, scan
+from bulkdelete.rows import STDIN, InputSummary, Row, Source, Stream, read_rows, scan
 from bulkdelete.settings import Settings
 from bulkdelete.survey import Survey, survey
 
@@ -50,9 +50,9 @@ def open_inputs(
     Raises ``InputError`` for a file that cannot be read as UIDs, and ``UsageError`` for a pipe
     named as a file, a closed stdin, or an input without rows (unless ``allow_empty``).
     """
-    columns = Columns(settings.column, settings.no_header)
+    columns = columns_of(settings)
     files = [Source(path=_readable_twice(name), name=name) for name in names if name != STDIN]
-    scanned = scan(files, column=columns.name, no_header=columns.no_header)
+    scanned = scan(files, column=columns.name, no_header=columns.no_header, ref_column=columns.ref)
     unread = iter(files)
     sources: list[Source | Stream] = []
     for name in names:
@@ -96,14 +96,25 @@ def survey_files(opened: Opened, settings: Settings) -> Survey:
     """Count the rows of the files among the inputs, as a run would read them; stdin is left
     for the run, which caps it as it comes."""
     files = [source for source in opened.sources if isinstance(source, Source)]
-    return survey(read_rows(files, column=settings.column, no_header=settings.no_header))
+    return survey(_rows(files, settings))
 
 
 def survey_all(opened: Opened, settings: Settings, *, invalid_out: Path | None) -> Survey:
     """Count every row of the inputs, stdin read to its end, as a dry run does; write the
     invalid ones to ``invalid_out`` (raises ``OSError`` when it cannot be written)."""
-    rows = read_rows(opened.sources, column=settings.column, no_header=settings.no_header)
-    return survey(rows, invalid_out=invalid_out)
+    return survey(_rows(opened.sources, settings), invalid_out=invalid_out)
+
+
+def columns_of(settings: Settings) -> Columns:
+    """Return where the settings say each input's UIDs and references are."""
+    return Columns(settings.column, settings.no_header, settings.ref_column)
+
+
+def _rows(sources: Sequence[Source | Stream], settings: Settings) -> Iterator[Row]:
+    columns = columns_of(settings)
+    return read_rows(
+        sources, column=columns.name, no_header=columns.no_header, ref_column=columns.ref
+    )
 
 
 def check_max_deletes(found: Survey, max_deletes: int | None) -> None:

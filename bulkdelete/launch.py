@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from bulkdelete.columns import Columns
-from bulkdelete.inputs import Opened
+from bulkdelete.inputs import Opened, columns_of
 from bulkdelete.progress import Reporter
 from bulkdelete.readback import deleted_uids, read_back
 from bulkdelete.records import Input, InputFile, InputStream, Manifest, Operator
@@ -40,7 +39,7 @@ async def delete(
     (see ``rows``). ``resume`` comes from ``resume.plan_run``, which checked the audit this run
     appends to; ``operator`` names who runs it, for the manifest.
     """
-    feed = Feed(opened.sources, Columns(settings.column, settings.no_header))
+    feed = Feed(opened.sources, columns_of(settings))
     manifest = Manifest(operator=operator, inputs=manifest_inputs(opened.sources, opened.scanned))
     return await run_delete(
         settings,

@@ -136,6 +136,7 @@ class Pacer:
         self._probing = False
         self._refused_since: float | None = None
         self.pauses = 0
+        self.throttled_answers = 0  # 429s seen: the run's summary and metrics report them
         self.outage_exceeded = False
         self.refusal_exceeded = False
 
@@ -265,6 +266,7 @@ class Pacer:
             pause = seen.retry_after if seen.retry_after is not None else DEFAULT_THROTTLE_PAUSE
             self.pause(min(pause, self._max_pause))
             self._interval_throttled += 1
+            self.throttled_answers += 1
             if self._refused_since is None:
                 self._refused_since = now
             elif now - self._refused_since >= self._max_outage:

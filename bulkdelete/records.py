@@ -1,10 +1,10 @@
 """The audit's one schema: a typed record for every kind of line, one encoder, one decoder.
 
 An audit is JSONL, one JSON object per line: ``run_started`` (the run's manifest), ``sending``
-(a UID's first request is about to leave), one row outcome per input row (it has an ``outcome``
-and no ``event``), ``input_stopped``, ``input_read`` and ``run_finished``; a read-back writes
-``check_started``, ``read_back`` and ``check_finished``. Each record's fields, in their order,
-are its line's keys; the writer adds ``prev``, the hash chain's link, which belongs to the file.
+(a UID's first request is about to leave), one row outcome per input row (an ``outcome``, no
+``event``; its request reference in ``ref``), ``input_stopped``, ``input_read``, ``run_finished``;
+a read-back writes ``check_started``, ``read_back`` and ``check_finished``. A record's fields, in
+order, are its line's keys; the writer adds ``prev``, the chain's link, which belongs to the file.
 
 Older audits decode: a field that a later version added has a default that says what an audit
 without it meant. An event this version does not know (a later version's) decodes as
@@ -49,8 +49,7 @@ def _second(whole: int) -> str:
 def timestamp() -> str:
     """Return the current time as RFC 3339 UTC with milliseconds, as every audit line carries."""
     now = time.time()
-    whole = int(now)
-    # Formatting the date costs more than the rest of a line: it is done once per second.
+    whole = int(now)  # formatting the date costs more than the rest of a line: once a second
     return f"{_second(whole)}.{int((now - whole) * 1000):03d}Z"
 
 
@@ -80,11 +79,10 @@ class Location(str):
 
 
 # --- the records ------------------------------------------------------------------------------
-# Records are frozen and slotted, but for the two written for every UID sent (``Sending`` and
-# ``RowOutcome``): a frozen dataclass sets each field through ``object.__setattr__`` (0.9 us
-# more for a row line), and orjson reads a slotted one field by field, 4 to 5 times slower than
-# its ``__dict__``. Both made a delete cost 8 % more instructions (bench/cost.py). The writer
-# encodes a record when it is written, so changing one later alters no line.
+# Records are frozen and slotted but ``Sending`` and ``RowOutcome``, written per UID sent: frozen
+# costs an ``object.__setattr__`` per field (0.9 us a row line), slotted makes orjson read field by
+# field, 4-5x slower than ``__dict__``: together 8 % more instructions a delete (bench/cost.py).
+# The writer encodes a record when it is written, so changing one later alters no line.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +102,7 @@ class RunSettings:
     max_pause: float | None = None  # None: written before --max-pause existed
     column: str | None
     no_header: bool = False
+    ref_column: str | None = None  # None: no --ref-column, or written before it existed
     ca_bundle: str | None
     audit_chain: str = DEFAULT_CHAIN
     audit_key_id: str | None = None
@@ -175,6 +174,7 @@ class Sending:
     event: Literal["sending"] = "sending"
     normalised_uid: str
     source: Location
+    ref: str | None = None  # as in the row's line
 
 
 @dataclass(kw_only=True)
@@ -194,6 +194,7 @@ class RowOutcome:
     source: Location
     reason: str | None  # why an invalid row is invalid
     note: str | None
+    ref: str | None = None  # the row's --ref-column value ("" when empty); None without one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,9 +305,8 @@ _MANIFEST: Final = frozenset({"operator", "inputs"})
 
 
 def encode(record: Record | Mapping[str, Any]) -> bytes:
-    """Return a record as one JSON object, without a newline (the writer adds ``prev`` and it).
-
-    Plain mappings are written as they are: the writer's tests and benchmarks use them.
+    """Return a record as one JSON object, without a newline (the writer adds ``prev`` and it);
+    plain mappings as they are (the writer's tests and benchmarks use them).
     """
     if type(record) is RunStarted and (record.operator is None or record.inputs is None):
         # A library run has no manifest: its line has no such keys, as it never had.

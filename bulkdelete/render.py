@@ -18,6 +18,8 @@ from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary, RunStatus, Summary
 from bulkdelete.survey import Survey
 
+# Written down (a ticket, an e-mail), the head shows later that the audit was not cut or edited.
+_HEAD_LINE: Final = "head (for verify --expect-head): "
 _STATUS_LINE = {
     RunStatus.COMPLETED: "finished",
     RunStatus.ABORTED: "ABORTED",  # the "stopped because" line says by what
@@ -58,6 +60,7 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     lines.append(
         f"  {summary.requests} requests, {summary.average_rate:.1f}/s on average, "
         f"{summary.peak_rate:.0f}/s at peak; {summary.retried_uids} UIDs needed retries"
+        + (f"; {summary.rate_limited} answers were 429" if summary.rate_limited else "")
     )
     if summary.not_found_unproven:
         lines.append(
@@ -73,6 +76,8 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
             "again, `bulkdelete report` names those UIDs (unknown state) and --resume settles them"
         )
     lines.append(f"  audit: {summary.audit_path}")
+    if summary.anchor:
+        lines.append(f"  {_HEAD_LINE}{summary.anchor}")
     if resume_command:
         lines.append(f"  to finish the job, run: {resume_command}")
     return "\n".join(lines)
@@ -87,6 +92,8 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "permanent": summary.permanent,
             "target": summary.target,
             "audit": str(summary.audit_path),
+            "audit_head": summary.head,
+            "audit_lines": summary.audit_lines,
             "total": summary.total,
             "rows": summary.rows,
             "outcomes": {o.value: summary.counts.get(o, 0) for o in Outcome},
@@ -100,6 +107,7 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "average_rate": round(summary.average_rate, 3),
             "peak_rate": round(summary.peak_rate, 3),
             "retried_uids": summary.retried_uids,
+            "rate_limited": summary.rate_limited,
             "not_found_in_permanent_run": summary.not_found_unproven,
             "fatal_code": summary.fatal_code,
             "fatal_message": summary.fatal_message,
@@ -127,6 +135,8 @@ def columns_text(layouts: Mapping[str, Layout], found: Survey) -> list[str]:
             where = f"header {layout.column!r} on line {layout.line}, one column"
         else:
             where = f"column {layout.column!r} ({layout.index + 1} of {len(layout.header)})"
+        if layout.ref_column is not None:
+            where += f", references from {layout.ref_column!r}"
         values = found.first_values.get(name, [])
         shown = ", ".join(repr(_preview(value)) for value in values) or "none"
         lines.append(f"  {name}: {where}; first values {shown}")
@@ -162,7 +172,11 @@ def dry_run_json(
     files = {f.name: f for f in scanned.files}
     inputs = []
     for name, layout in layouts.items():
-        described: dict[str, object] = {"name": name, "column": layout.column}
+        described: dict[str, object] = {
+            "name": name,
+            "column": layout.column,
+            "ref_column": layout.ref_column,
+        }
         if (scan := files.get(name)) is not None:
             described |= {"rows": scan.rows, "sha256": scan.sha256, "bytes": scan.byte_size}
         inputs.append(described)
@@ -212,4 +226,6 @@ def check_text(summary: CheckSummary) -> str:
         lines.append("  still returned: " + ", ".join(summary.present[:20]))
     if summary.fatal_code:
         lines.append(f"  stopped because: {summary.fatal_code}")
+    if summary.anchor:  # the read-back appended to the audit: its head moved
+        lines.append(f"  {_HEAD_LINE}{summary.anchor}")
     return "\n".join(lines)

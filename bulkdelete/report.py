@@ -1,4 +1,4 @@
-"""Read audits back: the latest state of every UID, what each run did, and a failed-UID export.
+"""Read audits back: the latest state of every UID, and what each run did.
 
 Records are read file by file in the order given, each top to bottom, and these rules apply:
 
@@ -25,10 +25,10 @@ whose ``run_started`` was not read before it, or a row line lacking a field rais
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import functools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,13 +36,15 @@ from typing import Final
 
 import orjson
 
-from bulkdelete import privatefile
 from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import (
     CheckFinished,
     CheckStarted,
+    Input,
+    InputRead,
+    Operator,
     ReadBackResult,
     Record,
     RowOutcome,
@@ -55,7 +57,6 @@ TRANSPORT: Final = "TRANSPORT"  # a failure with neither
 KILLED: Final = "killed"  # the status of a run with no ``run_finished`` line
 
 _LISTED: Final = 20  # UIDs a text report lists before "… and N more"
-_FAILED_CSV_HEADER: Final = ("uid", "error_code", "http_status", "last_run")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,12 @@ class UidState:
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """One run: ``status`` is its ``run_finished`` status, or ``"killed"`` when it has none."""
+    """One run: ``status`` is its ``run_finished`` status, or ``"killed"`` when it has none.
+
+    ``skipped`` to ``unread`` are what its ``run_finished`` says (None: killed, or written before
+    they were recorded); ``operator`` and ``inputs`` are its manifest, and ``streams_read`` what
+    it read of each stream.
+    """
 
     run_id: str
     started: str
@@ -87,6 +93,23 @@ class RunInfo:
     duration_seconds: float
     totals: Mapping[str, int]  # outcome value -> rows this run audited
     fatal_code: str | None
+    audit: str = ""  # the file it is in
+    operator: Operator | None = None
+    inputs: tuple[Input, ...] = ()
+    streams_read: tuple[InputRead, ...] = ()
+    resumed: bool = False
+    restart_of: str | None = None
+    skipped: int | None = None
+    unsent: int | None = None
+    unanswered: int | None = None
+    unread: int | None = None
+
+    @property
+    def left(self) -> int | None:
+        """Rows it read or could have read and did not settle (unsent, unanswered, unread);
+        None when not known (a killed run)."""
+        parts = (self.unsent, self.unanswered, self.unread)
+        return None if self.status == KILLED or None in parts else sum(filter(None, parts))
 
     @property
     def rate(self) -> float:
@@ -107,23 +130,31 @@ class Report:
     unknown: tuple[str, ...]  # sorted UIDs sent with no outcome after it
     not_found_in_permanent: tuple[str, ...]  # sorted UIDs last not found by a permanent run
     read_back: Mapping[str, int] = field(default_factory=dict)  # latest read-back per UID
+    read_back_of: Mapping[str, str] = field(default_factory=dict)  # UID -> its latest read-back
 
 
 @dataclass(slots=True)
 class _RunTally:
     path: str
-    started: str
-    permanent: bool
-    target: str
+    start: RunStarted
     last_ts: str
-    restart: bool = False  # the run started over (--restart) after the audit's earlier runs
     counts: Counter[Outcome] = field(default_factory=Counter)
     attempts: int = 0
-    finished: RunInfo | None = None
+    streams: list[InputRead] = field(default_factory=list)
+    finished: RunFinished | None = None
+
+    @property
+    def restart(self) -> bool:
+        """The run started over (--restart) after the audit's earlier runs."""
+        return bool(self.start.restart_of)
+
+
+Reading = Callable[[str, int, Record], None]  # told every record read: (audit, line, record)
 
 
 @dataclass(slots=True)
 class _Reader:
+    also: Sequence[Reading] = ()
     runs: dict[str, _RunTally] = field(default_factory=dict)
     uids: dict[str, UidState] = field(default_factory=dict)
     row_kinds: dict[str, Outcome] = field(default_factory=dict)  # source -> invalid/duplicate
@@ -135,6 +166,8 @@ class _Reader:
         for number, record in read_records(path):
             started_here |= isinstance(record, RunStarted)
             self._record(str(path), number, record)
+            for reading in self.also:
+                reading(str(path), number, record)
         if not started_here:
             raise AuditError("not a bulkdelete audit: no run_started line", path=str(path))
 
@@ -145,12 +178,7 @@ class _Reader:
         if isinstance(record, CheckStarted | CheckFinished) or record.run_id is None:
             return  # a read-back's frame, or an event of a later version without a run
         if isinstance(record, RunStarted):
-            settings = record.settings
-            target, permanent = settings.target or settings.base_url, settings.permanent
-            restart = bool(record.restart_of)
-            self.runs[record.run_id] = _RunTally(
-                path, record.ts, permanent, target, record.ts, restart
-            )
+            self.runs[record.run_id] = _RunTally(path, record, record.ts)
             return
         tally = self.runs.get(record.run_id)
         if tally is None:
@@ -161,18 +189,9 @@ class _Reader:
         if record.ts is not None:
             tally.last_ts = max(tally.last_ts, record.ts)
         if isinstance(record, RunFinished):
-            tally.finished = RunInfo(
-                run_id=record.run_id,
-                started=tally.started,
-                finished=record.ts,
-                status=record.status.value,
-                permanent=tally.permanent,
-                target=tally.target,
-                requests=record.requests,
-                duration_seconds=record.duration_seconds,
-                totals=record.totals,
-                fatal_code=record.fatal_code,
-            )
+            tally.finished = record
+        elif isinstance(record, InputRead):
+            tally.streams.append(record)
         elif isinstance(record, Sending):
             self.unknown.add(record.normalised_uid)
         elif isinstance(record, RowOutcome):
@@ -212,13 +231,14 @@ class _Reader:
         )
 
 
-def build_report(paths: Sequence[Path]) -> Report:
+def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Report:
     """Read the audits at ``paths``, in order, and return what they say happened.
 
-    Raises ``AuditError`` for an unreadable file, a line that is not JSON (its number given),
-    or a file that is not a bulkdelete audit.
+    Each of ``also`` is told every record as it is read, so that another view of the audits
+    (per reference, say) needs no second reading. Raises ``AuditError`` for an unreadable file,
+    a line that is not JSON (its number given), or a file that is not a bulkdelete audit.
     """
-    reader = _Reader()
+    reader = _Reader(also)
     for path in paths:
         reader.read(path)
     states = reader.uids.values()
@@ -236,6 +256,7 @@ def build_report(paths: Sequence[Path]) -> Report:
         unknown=tuple(sorted(reader.unknown)),
         not_found_in_permanent=tuple(sorted(not_found)),
         read_back=dict(Counter(reader.read_back.values())),
+        read_back_of=reader.read_back,
     )
 
 
@@ -247,19 +268,40 @@ def _failure_code(state: UidState) -> str:
 
 
 def _run_info(run_id: str, tally: _RunTally) -> RunInfo:
-    if tally.finished is not None:
-        return tally.finished
+    start, end = tally.start, tally.finished
+    run = functools.partial(
+        RunInfo,
+        run_id=run_id,
+        started=start.ts,
+        permanent=start.settings.permanent,
+        target=start.settings.target or start.settings.base_url,
+        audit=tally.path,
+        operator=start.operator,
+        inputs=start.inputs or (),
+        streams_read=tuple(tally.streams),
+        resumed=start.resumed,
+        restart_of=start.restart_of,
+    )
+    if end is not None:
+        return run(
+            finished=end.ts,
+            status=end.status.value,
+            requests=end.requests,
+            duration_seconds=end.duration_seconds,
+            totals=end.totals,
+            fatal_code=end.fatal_code,
+            skipped=end.skipped,
+            unsent=end.unsent,
+            unanswered=end.unanswered,
+            unread=end.unread,
+        )
     try:
-        duration = datetime.fromisoformat(tally.last_ts) - datetime.fromisoformat(tally.started)
+        duration = datetime.fromisoformat(tally.last_ts) - datetime.fromisoformat(start.ts)
     except ValueError as exc:
         raise AuditError(f"run {run_id!r}: bad timestamp ({exc})", path=tally.path) from exc
-    return RunInfo(
-        run_id=run_id,
-        started=tally.started,
+    return run(
         finished=None,
         status=KILLED,
-        permanent=tally.permanent,
-        target=tally.target,
         requests=tally.attempts,
         duration_seconds=round(duration.total_seconds(), 3),
         totals={o.value: tally.counts[o] for o in Outcome},
@@ -339,34 +381,3 @@ def report_json(report: Report) -> str:
         "read_back": report.read_back,
     }
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()
-
-
-def write_failed_csv(report: Report, path: Path) -> int:
-    """Write the UIDs whose latest state is failed to ``path``; return how many.
-
-    UTF-8 CSV with LF line ends and a ``uid`` column, so ``bulkdelete delete`` takes it as input.
-    UIDs in unknown state are not failed and are not written.
-    """
-    return _write_states(report, path, Outcome.FAILED, only=None)
-
-
-def write_not_found_csv(report: Report, path: Path) -> int:
-    """Write the UIDs a permanent run last found not found (maybe only deactivated); return how
-    many. Same format as ``write_failed_csv``: a CSV that ``bulkdelete delete`` takes."""
-    return _write_states(report, path, Outcome.NOT_FOUND, only=set(report.not_found_in_permanent))
-
-
-def _write_states(report: Report, path: Path, outcome: Outcome, *, only: set[str] | None) -> int:
-    states = sorted(
-        (
-            s
-            for s in report.uids.values()
-            if s.outcome is outcome and (only is None or s.uid in only)
-        ),
-        key=lambda s: s.uid,
-    )
-    with privatefile.open_text(path) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(_FAILED_CSV_HEADER)
-        writer.writerows((s.uid, s.error_code or "", s.http_status or "", s.run_id) for s in states)
-    return len(states)

@@ -40,9 +40,7 @@ from __future__ import annotations
 import csv
 import itertools
 import os
-import re
 import select
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,18 +58,12 @@ from bulkdelete.lines import (
     snippet,
 )
 from bulkdelete.uidset import UidSet
+from bulkdelete.validation import validate_uid
 
-MAX_UID_LENGTH = 100
 STDIN: Final = "-"  # the name of stdin, as an input and in every row's source
 
-_UID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_UID_LENGTH}}}", re.ASCII)
-# Common homoglyphs that NFKD leaves alone; NFKD already maps fullwidth and accented letters.
-_LOOKALIKES = str.maketrans(
-    "аеорсхуіјѕԁԛԝАВЕНІЈКМОРСТХοΑΒΕΗΙΚΜΝΟΡΤΧΥΖ‐‑‒–—−",  # noqa: RUF001 homoglyphs on purpose
-    "aeopcxyijsdqwABEHIJKMOPCTXoABEHIKMNOPTXYZ------",
-)
-
-_Entry = tuple[int, str, str | None]  # (line number, raw value, reason known before validation)
+# (line number, raw value, reason known before validation, the row's reference or None)
+_Entry = tuple[int, str, str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +88,7 @@ class Row:
     uid: str | None
     reason: str | None
     duplicate: bool = False
+    ref: str | None = None  # the value of --ref-column on this row ("" when empty); or None
 
     @property
     def status(self) -> Literal["valid", "invalid", "duplicate"]:
@@ -124,54 +117,13 @@ class InputSummary:
     rows: int
 
 
-def validate_uid(value: str) -> tuple[str | None, str | None]:
-    """Return ``(normalised uid, None)`` or ``(None, reason)``.
-
-    The value is trimmed of ASCII whitespace and lowercased. Reasons never quote more than one
-    character of the value, so they stay short whatever the input.
-    """
-    trimmed = value.strip(WHITESPACE)
-    if _UID.fullmatch(trimmed):
-        return trimmed.lower(), None
-    return None, _reason(trimmed)
-
-
-def _reason(value: str) -> str:  # noqa: PLR0911 one return per reason, most useful first
-    if not value:
-        return "empty"
-    if len(value) > MAX_UID_LENGTH:
-        return f"too long ({len(value)} characters, max {MAX_UID_LENGTH})"
-    # OWASP CSV injection; a leading tab or CR was already trimmed, and "-" starts valid UIDs.
-    if value[0] in "=+@":
-        return "looks like a spreadsheet formula"
-    if "/" in value or "\\" in value or ".." in value:
-        return "path separator or traversal"
-    if "%" in value:
-        return "percent-encoding"
-    if any(c in "?#&" for c in value):
-        return "query or fragment character"
-    if any(c in " \t" or (c.isspace() and unicodedata.category(c) != "Cc") for c in value):
-        return "whitespace inside"
-    for c in value:
-        if unicodedata.category(c) == "Cc":
-            return f"control character U+{ord(c):04X}"
-    for c in value:
-        if not c.isascii():
-            return _non_ascii(c)
-    bad = next(c for c in value if not (c.isalnum() or c in "-_"))
-    return f"character {bad!r} not allowed (letters, digits, - and _ only)"
-
-
-def _non_ascii(c: str) -> str:
-    twin = c.translate(_LOOKALIKES)
-    if twin == c:
-        twin = unicodedata.normalize("NFKD", c)[:1]
-    if twin != c and twin.isascii() and twin.isprintable():
-        return f"non-ASCII character U+{ord(c):04X} (look-alike of {twin!r})"
-    return f"non-ASCII character U+{ord(c):04X}"
-
-
-def scan(sources: Sequence[Source], *, column: str | None, no_header: bool = False) -> InputSummary:
+def scan(
+    sources: Sequence[Source],
+    *,
+    column: str | None,
+    no_header: bool = False,
+    ref_column: str | None = None,
+) -> InputSummary:
     """Read every file once, start to end, and refuse the whole input before anything is sent.
 
     Raises ``InputError`` naming the file (and line) for a NUL byte, invalid UTF-8, an
@@ -179,7 +131,7 @@ def scan(sources: Sequence[Source], *, column: str | None, no_header: bool = Fal
     ``columns``). Counts the rows ``read_rows`` will yield (invalid ones included), hashes each
     file's bytes as they stream past and notes its layout.
     """
-    columns = Columns(column, no_header)
+    columns = Columns(column, no_header, ref_column)
     files = []
     for source in sources:
         with _opened(source) as stream:
@@ -193,7 +145,11 @@ def scan(sources: Sequence[Source], *, column: str | None, no_header: bool = Fal
 
 
 def read_rows(
-    sources: Sequence[Source | Stream], *, column: str | None, no_header: bool = False
+    sources: Sequence[Source | Stream],
+    *,
+    column: str | None,
+    no_header: bool = False,
+    ref_column: str | None = None,
 ) -> Iterator[Row]:
     """Stream the rows of every input, in order, marking repeats of a UID as duplicates.
 
@@ -202,7 +158,7 @@ def read_rows(
     opened; ``column`` and ``no_header`` apply to the files.
     """
     seen = UidSet()
-    columns = Columns(column, no_header)
+    columns = Columns(column, no_header, ref_column)
     for source in sources:
         yield from rows_of(source, seen, columns)
 
@@ -218,20 +174,23 @@ def rows_of(source: Source | Stream, seen: UidSet, columns: Columns) -> Iterator
         )
 
 
-def make_row(source: str, raw: str, seen: UidSet) -> Row:
+def make_row(source: str, raw: str, seen: UidSet, ref: str | None = None) -> Row:
     """Validate one value into a ``Row``; ``seen`` holds the UIDs met so far and is updated."""
     uid, reason = validate_uid(raw)
     if uid is None:
-        return Row(source, raw, None, reason)
+        return Row(source, raw, None, reason, ref=ref)
     if not seen.add(uid):
-        return Row(source, raw, uid, None, duplicate=True)
-    return Row(source, raw, uid, None)
+        return Row(source, raw, uid, None, duplicate=True, ref=ref)
+    return Row(source, raw, uid, None, ref=ref)
 
 
 def _rows(entries: Iterator[_Entry], name: str, seen: UidSet) -> Iterator[Row]:
-    for number, raw, known in entries:
+    for number, raw, known, ref in entries:
         where = f"{name}:{number}"
-        yield Row(where, raw, None, known) if known is not None else make_row(where, raw, seen)
+        if known is not None:
+            yield Row(where, raw, None, known, ref=ref)
+        else:
+            yield make_row(where, raw, seen, ref)
 
 
 class Stream:
@@ -316,7 +275,7 @@ class _Reader:
         lines = physical_lines(readline, self._name)
         for number, text, too_long in lines:
             if too_long:
-                yield number, text, TOO_LONG
+                yield number, text, TOO_LONG, None
             elif text.strip(WHITESPACE):
                 break
         else:
@@ -325,12 +284,12 @@ class _Reader:
             yield from self._csv(itertools.chain([(number, text, False)], lines), number)
             return
         if self._judge([text], number).header is None:
-            yield number, text, None
+            yield number, text, None, None
         for number, text, too_long in lines:
             if too_long:
-                yield number, text, TOO_LONG
+                yield number, text, TOO_LONG, None
             elif text.strip(WHITESPACE):
-                yield number, text, None
+                yield number, text, None, None
 
     def _csv(self, lines: Iterator[Line], first_number: int) -> Iterator[_Entry]:
         feed = _CsvFeed(lines)
@@ -349,7 +308,7 @@ class _Reader:
                 if layout is None:  # no header to judge the layout by: a guess would follow
                     message = f"the first record is malformed CSV ({err}): fix it to go on"
                     raise InputError(message, source=self._name, line=start) from None
-                yield offset + reader.line_num, snippet(feed.last), f"malformed CSV ({err})"
+                yield offset + reader.line_num, snippet(feed.last), f"malformed CSV ({err})", None
                 continue
             yield from feed.drain_too_long()
             if record is None:
@@ -360,10 +319,11 @@ class _Reader:
                 layout = self._judge(record, start)
                 if layout.header is not None:
                     continue
+            ref = _ref(record, layout)
             if layout.index < len(record):
-                yield start, record[layout.index], None
+                yield start, record[layout.index], None, ref
             else:
-                yield start, snippet(",".join(record)), f"missing column {layout.column}"
+                yield start, snippet(",".join(record)), f"missing column {layout.column}", ref
 
 
 class _CsvFeed:
@@ -389,5 +349,13 @@ class _CsvFeed:
 
     def drain_too_long(self) -> Iterator[_Entry]:
         for number, preview in self._too_long:
-            yield number, preview, TOO_LONG
+            yield number, preview, TOO_LONG, None  # no field of it was read: nor its reference
         self._too_long.clear()
+
+
+def _ref(record: list[str], layout: Layout) -> str | None:
+    """Return a record's reference, trimmed; "" when its field is empty or missing, None when
+    no --ref-column is read."""
+    if layout.ref_index is None:
+        return None
+    return record[layout.ref_index].strip(WHITESPACE) if layout.ref_index < len(record) else ""

@@ -150,6 +150,8 @@ class _Run:
                     source=where,
                     reason=row.reason,
                     note=result.note,
+                    # A reference may quote the UID (a ticket "erase alice"): named as it is.
+                    ref=named.scrub(row.ref, row.raw, row.uid),
                 )
             )
         except AuditError:
@@ -243,6 +245,7 @@ class _Run:
                         run_id=self.run_id,
                         normalised_uid=self.pseudonyms.of(uid),
                         source=where,
+                        ref=self.pseudonyms.scrub(row.ref, row.raw, uid),
                     )
                 )
                 announced = True
@@ -522,6 +525,8 @@ async def run_delete(
     can stop waiting for input that may never come.
     """
     run_id = run_id or new_run_id()
+    # Every log event of the run names it and its audit, whichever task or module logs it.
+    logged = structlog.contextvars.bind_contextvars(run_id=run_id, audit=str(settings.audit_path))
     policy = policy or RetryPolicy(
         max_attempts=settings.max_attempts, max_time=settings.max_retry_time
     )
@@ -577,6 +582,8 @@ async def run_delete(
                 raise
             summary = _summarise(run, started)
             finish(summary)
+        # Closed: the run's last line is written, so the head anchors the whole audit.
+        summary = dataclasses.replace(summary, head=audit.head, audit_lines=audit.lines)
     except AuditError as failed:
         if run is None:
             raise  # the audit could not even be opened: nothing was sent
@@ -586,6 +593,7 @@ async def run_delete(
     finally:
         if own_session:
             await http.close()
+        structlog.contextvars.reset_contextvars(**logged)
     return summary
 
 
@@ -619,6 +627,7 @@ def _summarise(run: _Run, started: float, *, audit_failure: str | None = None) -
         failures_by_code=dict(run.failures.most_common()),
         # A run shorter than a second sent all its requests within one second.
         peak_rate=run.peak_rate or float(run.requests),
+        rate_limited=run.pacer.throttled_answers,
     )
 
 

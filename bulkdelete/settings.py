@@ -206,6 +206,7 @@ class Settings:
     max_pause: float = DEFAULTS.max_pause  # the longest one rate-limit header may hold the run
     column: str | None = None
     no_header: bool = False  # one-column inputs hold UIDs from their first line on
+    ref_column: str | None = None  # the column of each row's request reference (a ticket id)
     target: str = ""
     ca_bundle: Path | None = None
     audit_key: Secret | None = field(default=None, repr=False)  # HMAC key of the audit's chain
@@ -238,10 +239,28 @@ class Settings:
                 "{column} names a header row and {no_header} says there is none: give one",
                 setting="column",
             )
+        self._check_ref_column()
         if self.uid_hash and not self.audit_key:
             raise SettingError("{uid_hash} needs the HMAC key in {audit_key}", setting="uid_hash")
         if not self.target:
             object.__setattr__(self, "target", self.base_url)
+
+    def _check_ref_column(self) -> None:
+        if self.ref_column is None:
+            return
+        if self.no_header:
+            raise SettingError(
+                "{ref_column} names a column of the header row and {no_header} says there is "
+                "none: drop one",
+                setting="ref_column",
+            )
+        uids = (self.column or "uid").strip().lower()
+        if not self.ref_column.strip() or self.ref_column.strip().lower() == uids:
+            raise SettingError(
+                "{ref_column} must name a column other than the UIDs' ({got!r})",
+                setting="ref_column",
+                got=self.ref_column,
+            )
 
     @property
     def rate_ceiling(self) -> float:
@@ -264,6 +283,7 @@ class Settings:
             "max_pause": self.max_pause,
             "column": self.column,
             "no_header": self.no_header,
+            "ref_column": self.ref_column,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
             "audit_chain": KEYED_CHAIN if self.audit_key else "sha256",
             "audit_key_id": audit_key_id(self.audit_key) if self.audit_key else None,

@@ -10,6 +10,11 @@ from pathlib import Path
 from bulkdelete.outcome import Outcome, ReadBack
 
 
+def anchor_text(head: str | None, lines: int | None) -> str | None:
+    """Return an audit's head as ``verify --expect-head`` takes it: ``HASH:LINES``."""
+    return None if head is None or lines is None else f"{head}:{lines}"
+
+
 class RunStatus(enum.StrEnum):
     """How a run ended."""
 
@@ -42,6 +47,16 @@ class Summary:
     unread: int | None = 0  # input rows never read because the run stopped; None: not known
     failures_by_code: Mapping[str, int] = field(default_factory=dict)
     peak_rate: float = 0.0  # most requests sent in any one second, sampled every 0.25 s
+    rate_limited: int = 0  # answers that were 429 Too Many Requests
+    # The audit's head once the run closed it: the link of its last line, and the lines it
+    # holds (earlier runs' included). None when the audit could not be written to its end.
+    head: str | None = None
+    audit_lines: int | None = None
+
+    @property
+    def anchor(self) -> str | None:
+        """Return ``HEAD:LINES``, what ``verify --expect-head`` takes; None without a head."""
+        return anchor_text(self.head, self.audit_lines)
 
     @property
     def average_rate(self) -> float:
@@ -92,6 +107,13 @@ class CheckSummary:
     present: tuple[str, ...]  # UIDs the API still returns (up to 1,000)
     unchecked: int  # UIDs not read back because the check stopped
     fatal_code: str | None = None
+    head: str | None = None  # the audit's head once the read-back appended its lines
+    audit_lines: int | None = None
+
+    @property
+    def anchor(self) -> str | None:
+        """Return ``HEAD:LINES`` of the audit after the read-back; None without a head."""
+        return anchor_text(self.head, self.audit_lines)
 
     @property
     def all_gone(self) -> bool:

@@ -19,6 +19,20 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Head:
+    """Where one audit ends: the link of its last line (``None`` when its chain is keyed and no
+    key was given, or it holds no line) and its complete lines."""
+
+    path: str
+    hash: str | None
+    lines: int
+
+    def __str__(self) -> str:
+        """Return the head as ``verify --expect-head`` takes it: ``HASH:LINES``."""
+        return f"{self.hash}:{self.lines}"
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     """What ``verify`` found: ``ok`` only when there is no finding; the first problem first.
 
@@ -33,7 +47,7 @@ class Verification:
     head: str | None
     rows_checked: int = 0
     notes: tuple[str, ...] = ()
-    heads: tuple[tuple[str, str | None], ...] = ()
+    heads: tuple[Head, ...] = ()
 
 
 def verification_text(v: Verification) -> str:
@@ -44,8 +58,12 @@ def verification_text(v: Verification) -> str:
     else:
         lines = [f"FAIL: {v.findings[0]}", *(f"also: {f}" for f in v.findings[1:])]
         lines.append(f"checked: {v.lines} lines, {v.runs} runs, {v.rows_checked} input rows")
-    for path, head in v.heads:
-        shown = head or "unknown (the last run's chain is keyed and no key was given)"
-        lines.append(f"head: {shown}" if len(v.heads) == 1 else f"head of {path}: {shown}")
+    for head in v.heads:
+        shown = (
+            str(head)
+            if head.hash
+            else "unknown (the last run's chain is keyed and no key was given)"
+        )
+        lines.append(f"head: {shown}" if len(v.heads) == 1 else f"head of {head.path}: {shown}")
     lines += [f"note: {note}" for note in v.notes]
     return "\n".join(lines)

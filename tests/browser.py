@@ -1,9 +1,13 @@
-"""Drive headless Chromium over the DevTools protocol: load pages, collect errors, screenshot.
+"""Drive headless Chromium over the DevTools protocol: load pages, collect errors, screenshot,
+probe, print.
 
 Chromium starts with ``--remote-debugging-port=0`` and prints ``DevTools listening on ws://…``
 on stderr once its port is open. ``load_pages`` connects there with aiohttp's websocket client
 and, per page, opens a tab, enables the Runtime, Log and Page domains, navigates, waits for the
-load event and takes a PNG screenshot of the viewport. A page's errors are its uncaught
+load event and takes a PNG screenshot of the viewport (of the whole page with ``full_page``).
+It then evaluates each probe (a JavaScript expression, through DevTools: a page's CSP does not
+apply to it) on screen, and again with the print media emulated, and prints the page to PDF as
+Chromium's print dialog would (``Page.printToPDF``, A4). A page's errors are its uncaught
 exceptions (``Runtime.exceptionThrown``), ``console.error``/``console.assert`` calls
 (``Runtime.consoleAPICalled``), browser log entries of level error (``Log.entryAdded``: CSP
 violations and failed loads land there), and a navigation that failed outright.
@@ -45,11 +49,15 @@ _TIMEOUT = 30.0  # for the whole browser session
 
 @dataclass(frozen=True)
 class PageLoad:
-    """What loading one page showed: its errors, and a PNG screenshot of the viewport."""
+    """What loading one page showed: its errors, a PNG screenshot, what each probe returned on
+    screen and in print, and the page printed to PDF."""
 
     url: str
     errors: tuple[str, ...]
     screenshot: bytes
+    probes: tuple[Any, ...] = ()
+    printed: tuple[Any, ...] = ()  # the probes again, under the print media
+    pdf: bytes = b""
 
 
 class _DevTools:
@@ -85,7 +93,20 @@ class _DevTools:
             raise RuntimeError(f"DevTools {method} failed: {data['error']}")
         return data["result"]
 
-    async def load(self, url: str, width: int, height: int) -> PageLoad:
+    async def probe(self, session: str, probes: Sequence[str]) -> tuple[Any, ...]:
+        results = []
+        for expression in probes:
+            found = await self.send(
+                "Runtime.evaluate", session, expression=expression, returnByValue=True
+            )
+            if "exceptionDetails" in found:
+                raise RuntimeError(f"probe {expression!r} failed: {found['exceptionDetails']}")
+            results.append(found["result"].get("value"))
+        return tuple(results)
+
+    async def load(
+        self, url: str, width: int, height: int, *, full_page: bool, probes: Sequence[str]
+    ) -> PageLoad:
         target = (await self.send("Target.createTarget", url="about:blank"))["targetId"]
         session = (await self.send("Target.attachToTarget", targetId=target, flatten=True))[
             "sessionId"
@@ -103,13 +124,39 @@ class _DevTools:
         )
         navigation = await self.send("Page.navigate", session, url=url)
         await loaded.wait()
-        shot = await self.send("Page.captureScreenshot", session, format="png")
+        shot = await self.send(
+            "Page.captureScreenshot", session, format="png", captureBeyondViewport=full_page
+        )
+        if full_page:  # the whole page: the viewport grown to the content's height
+            size = (await self.send("Page.getLayoutMetrics", session))["cssContentSize"]
+            clip = {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1}
+            shot = await self.send(
+                "Page.captureScreenshot",
+                session,
+                format="png",
+                captureBeyondViewport=True,
+                clip=clip,
+            )
+        on_screen = await self.probe(session, probes)
+        await self.send("Emulation.setEmulatedMedia", session, media="print")
+        printed = await self.probe(session, probes)
+        await self.send("Emulation.setEmulatedMedia", session, media="")
+        pdf = await self.send(
+            "Page.printToPDF", session, paperWidth=8.27, paperHeight=11.69, printBackground=False
+        )
         await self.send("Target.closeTarget", targetId=target)
         errors = [_error(event) for event in self.events.get(session, [])]
         errors.append(
             f"navigation: {navigation['errorText']}" if "errorText" in navigation else None
         )
-        return PageLoad(url, tuple(filter(None, errors)), base64.b64decode(shot["data"]))
+        return PageLoad(
+            url,
+            tuple(filter(None, errors)),
+            base64.b64decode(shot["data"]),
+            on_screen,
+            printed,
+            base64.b64decode(pdf["data"]),
+        )
 
 
 def _error(event: dict[str, Any]) -> str | None:
@@ -127,7 +174,14 @@ def _error(event: dict[str, Any]) -> str | None:
 
 
 async def _load_all(
-    chromium: str, urls: Sequence[str], profile: Path, width: int, height: int
+    chromium: str,
+    urls: Sequence[str],
+    profile: Path,
+    width: int,
+    height: int,
+    *,
+    full_page: bool,
+    probes: Sequence[str],
 ) -> list[PageLoad]:
     process = await asyncio.create_subprocess_exec(
         chromium,
@@ -150,7 +204,10 @@ async def _load_all(
             async with aiohttp.ClientSession() as http, http.ws_connect(endpoint) as ws:
                 devtools = _DevTools(ws)
                 reader = asyncio.create_task(devtools.read())
-                pages = [await devtools.load(url, width, height) for url in urls]
+                pages = [
+                    await devtools.load(url, width, height, full_page=full_page, probes=probes)
+                    for url in urls
+                ]
                 with contextlib.suppress(RuntimeError, aiohttp.ClientError, ConnectionError):
                     await devtools.send("Browser.close")
                 await reader
@@ -164,16 +221,26 @@ async def _load_all(
 
 
 def load_pages(
-    urls: Sequence[str], *, profile: Path, width: int = 1200, height: int = 1600
+    urls: Sequence[str],
+    *,
+    profile: Path,
+    width: int = 1200,
+    height: int = 1600,
+    full_page: bool = False,
+    probes: Sequence[str] = (),
 ) -> list[PageLoad]:
     """Load each URL in one headless Chromium, in order; ``profile`` is a fresh directory.
 
-    Raises ``RuntimeError`` when chromium is not on PATH: a missing browser fails the test.
+    ``probes`` are JavaScript expressions evaluated on each page, on screen and in print; their
+    values must be JSON. Raises ``RuntimeError`` when chromium is not on PATH: a missing browser
+    fails the test.
     """
     chromium = shutil.which("chromium")
     if chromium is None:
         raise RuntimeError(f"chromium is not on PATH: run the test setup (`{SETUP}`)")
-    return asyncio.run(_load_all(chromium, urls, profile, width, height))
+    return asyncio.run(
+        _load_all(chromium, urls, profile, width, height, full_page=full_page, probes=probes)
+    )
 
 
 def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:

@@ -68,9 +68,13 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``bulkdelete`` as a real subprocess and return what it did."""
+    """Run ``bulkdelete`` as a real subprocess (in ``cwd``) and return what it did."""
     return subprocess.run(
         [sys.executable, "-m", "bulkdelete", *args],
         input=stdin if stdin is not None else "",
@@ -79,6 +83,7 @@ def run_cli(
         env=env or cli_env(),
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

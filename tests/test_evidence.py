@@ -550,8 +550,8 @@ def test_each_file_has_its_own_chain_and_head(recorded: Recorded) -> None:
     v = verify([recorded.clean, recorded.keyed], key=KEY)
 
     assert (v.ok, v.runs) == (True, 6)
-    assert [path for path, _ in v.heads] == [str(recorded.clean), str(recorded.keyed)]
-    assert v.head == v.heads[1][1]
+    assert [head.path for head in v.heads] == [str(recorded.clean), str(recorded.keyed)]
+    assert v.head == v.heads[1].hash
     assert "head of " in verification_text(v)
 
 

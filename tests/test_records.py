@@ -199,6 +199,7 @@ def test_row_record_shape() -> None:
         "source": "users.csv:7",
         "reason": None,
         "note": "an earlier request probably deleted it",
+        "ref": None,
     }
     assert expected == record
 

@@ -10,6 +10,7 @@ import pytest
 from helpers import line_of, run_settings, write_audit
 
 from bulkdelete.errors import AuditError
+from bulkdelete.exports import write_failed_csv
 from bulkdelete.outcome import Outcome
 from bulkdelete.records import Location, RowOutcome, RunFinished, RunStarted, Sending, encode
 from bulkdelete.report import (
@@ -18,7 +19,6 @@ from bulkdelete.report import (
     build_report,
     report_json,
     report_text,
-    write_failed_csv,
 )
 from bulkdelete.rows import Row, Source, read_rows, scan
 from bulkdelete.summary import RunStatus
@@ -453,6 +453,16 @@ def test_json_report_parses_and_holds_the_same_facts(tmp_path: Path) -> None:
                 "rate": 0.182,
                 "totals": {"deleted": 0, "not_found": 0, "failed": 1, "invalid": 0, "duplicate": 0},
                 "fatal_code": None,
+                "audit": str(path),
+                "operator": None,
+                "inputs": [],
+                "streams_read": [],
+                "resumed": False,
+                "restart_of": None,
+                "skipped": None,
+                "unsent": None,
+                "unanswered": None,
+                "unread": None,
             }
         ],
         "uids_with_outcome": 1,

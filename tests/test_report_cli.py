@@ -6,7 +6,7 @@ from pathlib import Path
 
 from helpers import FakeFactory, FakeProcess, run_cli
 
-from bulkdelete.report_html import throughput
+from bulkdelete.charts import throughput
 from bulkdelete.rows import Source, read_rows
 
 USERS = [f"member-{n}" for n in range(20)]

@@ -11,18 +11,13 @@ import pytest
 from browser import PageLoad, count_colours, load_pages
 from helpers import line_of, run_settings, write_audit
 
+from bulkdelete.charts import MAX_POINTS, Throughput, throughput
 from bulkdelete.errors import AuditError
+from bulkdelete.htmlkit import CSP
 from bulkdelete.outcome import Outcome
 from bulkdelete.records import Location, RowOutcome, RunFinished, RunStarted, Sending
-from bulkdelete.report import build_report
-from bulkdelete.report_html import (
-    CSP,
-    MAX_POINTS,
-    Throughput,
-    report_html,
-    throughput,
-    write_html_report,
-)
+from bulkdelete.report_html import report_html, write_html_report
+from bulkdelete.review import gather
 from bulkdelete.summary import RunStatus
 
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -128,7 +123,7 @@ def mixed_audit(path: Path) -> Path:
 def test_html_shows_totals_failure_codes_and_every_unknown_uid(tmp_path: Path) -> None:
     """The page carries the outcome totals, each failure code with its count, and unknown UIDs."""
     path = mixed_audit(tmp_path / "audit.jsonl")
-    html = report_html(build_report([path]), throughput([path]))
+    html = report_html(gather([path], verify=False), throughput([path]))
     cards = {label: int(n) for n, label in re.findall(r"<b>([\d,]+)</b><span>([^<]+)", html)}
     assert cards == {
         "deleted": 40,
@@ -138,6 +133,7 @@ def test_html_shows_totals_failure_codes_and_every_unknown_uid(tmp_path: Path) -
         "invalid rows": 0,
         "duplicate rows": 0,
     }
+    assert re.search(r"<b>0\+</b><span>never attempted", html)  # run-1 was killed
     codes = re.findall(r"<tr><td><code>(.*?)</code></td><td class=num>(\d+)</td>", html)
     assert codes == [("ERR_TOO_MANY_REQUESTS", "2"), ("ERR_&lt;b&gt;ODD&lt;/b&gt;", "1")]
     section = html.split("UIDs in unknown state")[1].split("</section>")[0]
@@ -156,7 +152,7 @@ def test_hostile_uid_renders_only_as_escaped_text(tmp_path: Path) -> None:
         row(HOSTILE, f"nf{HOSTILE}", Outcome.NOT_FOUND, 2),
         sending(HOSTILE, f"u{HOSTILE}", 3),
     )
-    html = report_html(build_report([path]), throughput([path]))
+    html = report_html(gather([path], verify=False), throughput([path]))
     assert "<script" not in html
     assert "<img" not in html
     assert "onerror=alert(1)>" not in html
@@ -166,7 +162,7 @@ def test_hostile_uid_renders_only_as_escaped_text(tmp_path: Path) -> None:
 def test_page_loads_nothing_from_outside(tmp_path: Path) -> None:
     """No src or href points anywhere but data:, and the CSP forbids everything else."""
     path = mixed_audit(tmp_path / "audit.jsonl")
-    html = report_html(build_report([path]), throughput([path]))
+    html = report_html(gather([path], verify=False), throughput([path]))
     links = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html, flags=re.IGNORECASE)
     assert links == ["data:,"]
     assert "url(" not in html
@@ -184,7 +180,7 @@ def test_polyline_has_one_point_per_bucket(tmp_path: Path) -> None:
         *steady_run("b", seconds=500, per_second=1, t0=4000),
     )
     chart = throughput([path])
-    html = report_html(build_report([path]), chart)
+    html = report_html(gather([path], verify=False), chart)
     polylines = re.findall(r'<polyline points="([^"]+)"', html)
     assert [len(points.split()) for points in polylines] == [len(r.counts) for r in chart.runs]
     assert [len(r.counts) for r in chart.runs] == [30, 250]
@@ -260,8 +256,10 @@ def test_rate_limit_comes_from_run_settings(
     path = audit(tmp_path / "audit.jsonl", *lines)
     chart = throughput([path])
     assert chart.runs[0].rate_limit == limit
-    html = report_html(build_report([path]), chart)
+    html = report_html(gather([path], verify=False), chart)
     assert ('stroke-dasharray="8 5"' in html) is (limit is not None)
+    # The caption speaks of a dashed line only where one is drawn.
+    assert ("The dashed line is the run's ceiling" in html) is (limit is not None)
 
 
 def test_not_found_warning_appears_only_for_permanent_runs(tmp_path: Path) -> None:
@@ -273,8 +271,8 @@ def test_not_found_warning_appears_only_for_permanent_runs(tmp_path: Path) -> No
     )
     hard = audit(tmp_path / "hard.jsonl", started("h"), row("h", "ghost", Outcome.NOT_FOUND, 1))
     warning = "Not found: may have been deactivated, not erased."
-    assert warning not in report_html(build_report([soft]), throughput([soft]))
-    html = report_html(build_report([hard]), throughput([hard]))
+    assert warning not in report_html(gather([soft], verify=False), throughput([soft]))
+    html = report_html(gather([hard], verify=False), throughput([hard]))
     assert warning in html
     assert "<li>ghost</li>" in html.split(warning)[1]
 
@@ -282,10 +280,10 @@ def test_not_found_warning_appears_only_for_permanent_runs(tmp_path: Path) -> No
 def test_run_without_answers_gets_no_chart(tmp_path: Path) -> None:
     """A run that sent nothing says so instead of drawing an empty chart."""
     path = audit(tmp_path / "audit.jsonl", started("r"), sending("r", "a", 1))
-    html = report_html(build_report([path]), throughput([path]))
+    html = report_html(gather([path], verify=False), throughput([path]))
     assert "<polyline" not in html
     assert "nothing to chart" in html
-    assert report_html(build_report([path]), Throughput(runs=())).count("<svg") == 0
+    assert report_html(gather([path], verify=False), Throughput(runs=())).count("<svg") == 0
 
 
 def test_write_html_report_writes_utf8(tmp_path: Path) -> None:
@@ -334,7 +332,7 @@ def browser_pages(tmp_path_factory: pytest.TempPathFactory) -> list[PageLoad]:
         encoding="utf-8",
     )
     urls = [(root / name).as_uri() for name in ("report.html", "broken.html", "noisy.html")]
-    return load_pages(urls, profile=root / "profile")
+    return load_pages(urls, profile=root / "profile", full_page=True)
 
 
 def test_report_loads_in_chromium_without_errors_and_shows_the_chart(

@@ -25,9 +25,9 @@ from bulkdelete.rows import (
     Stream,
     read_rows,
     scan,
-    validate_uid,
 )
 from bulkdelete.uidset import UidSet
+from bulkdelete.validation import validate_uid
 
 ALLOWED = "(letters, digits, - and _ only)"
 TOO_LONG_LINE = "line too long (over 65536 bytes)"

@@ -99,6 +99,11 @@ from bulkdelete.settings import DEFAULTS, Secret, Settings
     is_flag=True,
     help="One-column inputs have no header row: their first line is a UID.",
 )
+@click.option(
+    "--ref-column",
+    help="Header of a column holding each row's request reference (a ticket id): kept in "
+    "its audit line as ref, for `report --by-ref` and `--receipts`.",
+)
 @options.CA_BUNDLE
 @click.option(
     "--max-deletes",
@@ -131,6 +136,12 @@ from bulkdelete.settings import DEFAULTS, Secret, Settings
     "--summary-json",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the end-of-run summary as JSON to this file.",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the run's figures in Prometheus' text format to this file, for "
+    "node_exporter's textfile collector (replaced atomically).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
@@ -174,6 +185,7 @@ def delete(
     max_pause: float,
     column: str | None,
     no_header: bool,
+    ref_column: str | None,
     ca_bundle: Path | None,
     max_deletes: int | None,
     resume: bool,
@@ -181,6 +193,7 @@ def delete(
     uid_hash: bool,
     verify_deleted: bool,
     summary_json: Path | None,
+    metrics_file: Path | None,
     yes: bool,
     no_progress: bool,
     dry_run: bool,
@@ -200,13 +213,14 @@ def delete(
         progress=not no_progress and not dry_run,
     )
     base_url, target = options.target(app_id, region, base_url)
-    guards.check_delete_files(inputs, audit_path, summary_json, invalid_out)
+    guards.check_delete_files(inputs, audit_path, summary_json, invalid_out, metrics_file)
     _refuse_conflicts(
         dry_run=dry_run,
         invalid_out=invalid_out,
         ca_bundle=ca_bundle,
         uid_hash=uid_hash,
         verify_deleted=verify_deleted,
+        metrics_file=metrics_file,
         continues="--resume" if resume else "--restart" if restart else None,
         audit_path=audit_path,
     )
@@ -229,6 +243,7 @@ def delete(
         max_pause=max_pause,
         column=column,
         no_header=no_header,
+        ref_column=ref_column,
         target=target,
         ca_bundle=ca_bundle,
         proxy=environment.proxy(base_url),
@@ -269,7 +284,13 @@ def delete(
             max_deletes=max_deletes,
         )
     )
-    return end_delete(ended, settings, summary_json=summary_json, verify_deleted=verify_deleted)
+    return end_delete(
+        ended,
+        settings,
+        summary_json=summary_json,
+        metrics_file=metrics_file,
+        verify_deleted=verify_deleted,
+    )
 
 
 def _refuse_conflicts(
@@ -279,6 +300,7 @@ def _refuse_conflicts(
     ca_bundle: Path | None,
     uid_hash: bool,
     verify_deleted: bool,
+    metrics_file: Path | None,
     continues: str | None,
     audit_path: Path | None,
 ) -> None:
@@ -288,6 +310,8 @@ def _refuse_conflicts(
             "--invalid-out lists the invalid rows of a --dry-run; a real run audits them "
             "(`bulkdelete report` counts them, each audit line names its file:line)"
         )
+    if metrics_file is not None and dry_run:
+        raise UsageError("--metrics-file records what a run did; a --dry-run sends nothing")
     guards.check_ca_bundle(ca_bundle)
     if uid_hash and verify_deleted:
         raise UsageError(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -16,9 +18,15 @@ from bulkdelete.summary import CheckSummary, RunStatus, Summary
 
 
 def end_delete(
-    ended: Ended[Summary], settings: Settings, *, summary_json: Path | None, verify_deleted: bool
+    ended: Ended[Summary],
+    settings: Settings,
+    *,
+    summary_json: Path | None,
+    verify_deleted: bool,
+    metrics_file: Path | None = None,
 ) -> ExitCode:
-    """Tell how a delete run ended (summary, --summary-json, --verify-deleted); return its code."""
+    """Tell how a delete run ended (summary, --verify-deleted, --summary-json, --metrics-file);
+    return its code."""
     summary, signum = ended.result, ended.signum
     if summary is None:  # a second signal cut the run short; the audit was closed cleanly
         return stopped_by(signum)
@@ -27,6 +35,19 @@ def end_delete(
     failed = summary.status is RunStatus.AUDIT_FAILED
     click.echo(render.summary_text(summary, resume_command=resume_command), err=failed)
     code = exit_code(summary, signum=signum)
+    if verify_deleted and summary.status is RunStatus.COMPLETED:
+        from bulkdelete import launch  # noqa: PLC0415  (loaded already by the run)
+
+        run_id = summary.run_id
+        checked = run_program(lambda stop: launch.check_audit(settings, stop=stop, run_id=run_id))
+        if checked.result is not None and checked.result.head is not None:
+            # The read-back appended to the audit: --summary-json keeps the head it ends with.
+            head, lines = checked.result.head, checked.result.audit_lines
+            summary = dataclasses.replace(summary, head=head, audit_lines=lines)
+        if checked.result is None or not checked.result.all_gone:
+            code = end_check(checked)
+        else:
+            click.echo(render.check_text(checked.result))
     if summary_json is not None:
         data = render.summary_json(summary, resume_command=resume_command)
         try:
@@ -34,15 +55,14 @@ def end_delete(
         except OSError as exc:  # the run is over: report the file, keep the run's exit code
             click.echo(f"bulkdelete: error: cannot write --summary-json: {exc.strerror}", err=True)
             code = code or ExitCode.INCOMPLETE
-    if verify_deleted and summary.status is RunStatus.COMPLETED:
-        from bulkdelete import launch  # noqa: PLC0415  (loaded already by the run)
+    if metrics_file is not None:  # last: it records the command's exit code
+        from bulkdelete import metrics  # noqa: PLC0415  (only a run asked for it needs it)
 
-        checked = run_program(
-            lambda stop: launch.check_audit(settings, stop=stop, run_id=summary.run_id)
-        )
-        if checked.result is None or not checked.result.all_gone:
-            return end_check(checked)
-        click.echo(render.check_text(checked.result))
+        try:
+            metrics.write_metrics(metrics_file, summary, exit_code=code, now=time.time())
+        except OSError as exc:
+            click.echo(f"bulkdelete: error: cannot write --metrics-file: {exc.strerror}", err=True)
+            code = code or ExitCode.INCOMPLETE
     return code
 
 

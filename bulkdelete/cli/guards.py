@@ -39,14 +39,18 @@ def check_delete_files(
     audit_path: Path | None,
     summary_json: Path | None,
     invalid_out: Path | None,
+    metrics_file: Path | None = None,
 ) -> None:
-    """Refuse an audit or an output file that is an input, or an output that is the audit."""
+    """Refuse an audit or an output file that is an input, or an output that is the audit or
+    another output."""
     read = [Path(name) for name in inputs if name != STDIN]
     if audit_path is not None:
         refuse_overwrite(audit_path, "--audit", read)
         read.append(audit_path)
     check_output(summary_json, "--summary-json", read)
     check_output(invalid_out, "--invalid-out", [*read, *([summary_json] if summary_json else [])])
+    written = [path for path in (summary_json, invalid_out) if path is not None]
+    check_output(metrics_file, "--metrics-file", [*read, *written])
 
 
 def write_output(path: Path, flag: str, write: Callable[[], _T]) -> _T:

@@ -1,14 +1,18 @@
-"""The options that ``delete`` and ``check`` share, and the target they name together."""
+"""The options that commands share (``delete`` and ``check``; ``verify`` and ``report``), and the
+target that ``delete`` and ``check`` name together."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from bulkdelete.errors import UsageError
 from bulkdelete.settings import DEFAULTS, REGIONS, default_base_url
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class RateType(click.ParamType[float | None, Any]):
@@ -72,3 +76,14 @@ def target(app_id: str | None, region: str, base_url: str | None) -> tuple[str, 
     if app_id:
         return default_base_url(app_id, region), f"app {app_id} in region {region}"
     raise UsageError("give --app-id (or COMETCHAT_APP_ID), or --base-url (or COMETCHAT_BASE_URL)")
+
+
+def input_files(help_text: str) -> Callable[[_F], _F]:
+    """Return ``--input FILE`` (repeatable, an existing file) with the command's own help."""
+    return click.option(
+        "--input",
+        "inputs",
+        multiple=True,
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        help=help_text,
+    )
