@@ -103,7 +103,7 @@ def pacer_and_policy(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[P
     return pacer, policy
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as one is made per UID: see ``pacing.Observation``
 class Attempted:
     """The last answer for one UID and how many attempts and wire sends it took."""
 

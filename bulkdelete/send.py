@@ -40,7 +40,7 @@ class Api(Protocol):
     async def check_access(self) -> Answer: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as one is made per UID: see ``pacing.Observation``
 class Sent:
     """What one UID's call came to: its result, and the answer that must stop the run, if any."""
 
