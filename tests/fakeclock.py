@@ -1,12 +1,14 @@
 """Fake time for the tests, in the two forms the code under test can take it.
 
 ``FakeClock`` is a clock and a sleep to pass in (``as_clock()`` for a run, or a pacer's and a
-retry policy's ``clock`` and ``sleep``): a sleep returns at once, moves the clock by its delay,
-and is recorded. The event loop keeps real time, so it is the one to use while real I/O is in
-flight (``test_run`` talks HTTP to the fake server on loopback): bytes arrive as they would,
-while the waits the code itself decides on (pauses, backoff, a spent window) cost nothing and
-can be read back exactly. ``follow`` makes it also move with a real clock, so that the round
-trips the pacer measures are the real ones.
+retry policy's ``clock`` and ``sleep``). A sleep is recorded and returns at once, the clock
+moved to its end; sleeps under way together end in order of their ends, so that many workers
+waiting out one pause take that pause once, not once each. The event loop keeps real time, so
+it is the one to use while real I/O is in flight (``test_run`` talks HTTP to the fake server on
+loopback): bytes arrive as they would, while the waits the code decides on itself (pauses,
+backoff, a spent window) cost nothing and can be read back exactly. A request in flight takes
+no time on it, unless ``follow`` makes it move with a real clock too (then round trips take
+what they really took).
 
 ``VirtualTimeLoop`` is an event loop whose own clock jumps over every wait, for code that waits
 on the loop's timers themselves (aiolimiter schedules on the loop's clock): minutes of pacing
@@ -17,6 +19,7 @@ loop that jumps over its timers while bytes are in flight fires time-outs that n
 from __future__ import annotations
 
 import asyncio
+import itertools
 import selectors
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -29,14 +32,16 @@ WALL = 1_700_000_000.0  # the Unix time a FakeClock's 0 stands for
 
 
 class FakeClock:
-    """A clock, and a sleep that advances it at once and records each delay."""
+    """A clock, and a sleep that moves it at once (as soon as no sleep ends earlier)."""
 
     def __init__(self, start: float = 100.0, *, follow: Callable[[], float] | None = None) -> None:
         self._follow = follow
         self._origin = follow() if follow is not None else 0.0
         self._jumped = start  # what sleeps and assignments added to the followed clock
         self.sleeps: list[float] = []  # every sleep on this clock, its sleepers' included
-        self.during_sleep: Callable[[], None] | None = None  # called at the next sleep, once
+        self.during_sleep: Callable[[], None] | None = None  # called as the next sleep ends, once
+        self._sleeping: list[tuple[float, int]] = []  # (wake-up, arrival) of each sleep under way
+        self._arrivals = itertools.count()
 
     @property
     def now(self) -> float:
@@ -56,11 +61,25 @@ class FakeClock:
 
     async def sleep(self, delay: float) -> None:
         self.sleeps.append(delay)
-        self._jumped += delay
+        wake = self.now + delay
+        entry = (wake, next(self._arrivals))
+        self._sleeping.append(entry)
+        try:
+            # Let every other task run, as a real sleep does even for no time at all: the other
+            # sleepers say when they wake, requests in flight get their answers. Then the
+            # earliest sleeper moves the clock to its wake-up: sleeps that overlap take as long
+            # as the longest of them, not their sum.
+            await asyncio.sleep(0)
+            while self.now < wake:
+                if min(self._sleeping) == entry:
+                    self.now = wake
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            self._sleeping.remove(entry)
         hook, self.during_sleep = self.during_sleep, None
         if hook is not None:
             hook()
-        await asyncio.sleep(0)  # a real sleep yields to the loop, even for no time at all
 
     def sleeper(self) -> Sleeper:
         """Return another sleep on this clock that keeps its own record: one per waiter."""
@@ -77,14 +96,14 @@ class Sleeper:
     def __init__(self, clock: FakeClock) -> None:
         self._clock = clock
         self.sleeps: list[float] = []
-        self.during_sleep: Callable[[], None] | None = None  # called at its next sleep, once
+        self.during_sleep: Callable[[], None] | None = None  # called as its next sleep ends, once
 
     async def __call__(self, delay: float) -> None:
         self.sleeps.append(float(delay))
+        await self._clock.sleep(delay)
         hook, self.during_sleep = self.during_sleep, None
         if hook is not None:
             hook()
-        await self._clock.sleep(delay)
 
 
 class _Selector(selectors.DefaultSelector):
