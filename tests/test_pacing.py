@@ -17,7 +17,8 @@ from helpers import FakeFactory, cli_env, row_records, run_cli
 from pacing_sim import EPOCH, Server, new_pacer, send
 
 from bulkdelete.fakeserver import FakeConfig
-from bulkdelete.pacing import HALT_CHECK, OUTAGE_THRESHOLD, Observation, Pacer
+from bulkdelete.pacing import HALT_CHECK, Observation, Pacer
+from bulkdelete.pushback import OUTAGE_THRESHOLD
 
 # A ceiling far above what the pause tests send, so only pauses ever make turn() wait.
 UNLIMITED = 1_000_000.0

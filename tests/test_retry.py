@@ -10,7 +10,8 @@ import pytest
 from fakeclock import FakeClock
 
 from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, Body, BodyKind, RateInfo
-from bulkdelete.pacing import OUTAGE_THRESHOLD, Observation, Pacer
+from bulkdelete.pacing import Observation, Pacer
+from bulkdelete.pushback import OUTAGE_THRESHOLD
 from bulkdelete.retry import Attempted, RetryPolicy, call_with_retries, observation
 
 OK = Answer(200, body=Body(BodyKind.OBJECT, success=True))
