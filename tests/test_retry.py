@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
+import tenacity
 from fakeclock import FakeClock
 
+from bulkdelete import retry
 from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, Body, BodyKind, RateInfo
 from bulkdelete.pacing import Observation, Pacer
 from bulkdelete.pushback import OUTAGE_THRESHOLD
@@ -286,6 +289,26 @@ async def test_jitter_is_added_after_the_backoff_cap(fake: FakeTime, pacer: Pace
     waited = [later - earlier for earlier, later in itertools.pairwise(script.started)]
     assert [1.0 < wait < 2.0 for wait in waited] == [True] * 4
     assert len(set(waited)) == len(waited)
+
+
+async def test_no_retry_loop_is_built_for_a_uid_answered_at_once(
+    fake: FakeTime, pacer: Pacer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A final first answer costs no tenacity loop (most UIDs: building one costs more than a
+    request on loopback); a retried UID gets one of its own."""
+    built: list[object] = []
+
+    class Counted(tenacity.AsyncRetrying):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(retry, "AsyncRetrying", Counted)
+    await run([OK], fake, pacer)
+    at_once = len(built)
+    await run([UNAVAILABLE, OK], fake, pacer)
+    expected = (0, 1)
+    assert expected == (at_once, len(built))
 
 
 async def test_every_attempt_waits_for_its_turn(fake: FakeTime) -> None:
