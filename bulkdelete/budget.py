@@ -53,11 +53,11 @@ import math
 from dataclasses import dataclass
 
 from bulkdelete.others import OthersUse
+from bulkdelete.serverclock import Offset, Sighting
 
 DOCUMENTED_WINDOW = 60.0  # "the number of requests remaining in the current minute"
 _PRECISE = 1.5  # seconds: an end known this closely is planned to its earliest time
 _FLOOR_SHARE = 0.005  # of the limit, always left: the slack for what the estimates miss
-_NO_DATE_SKEW = 1.0  # without a Date header the server clock is taken as ours, within this
 _GRID_TOLERANCE = 0.05  # seconds a boundary may sit off the clock's minute and still be on it
 _MIN_PROBE_GAP = 1.0  # seconds between two probes of a spent window
 _PROBES_PER_WINDOW = 20  # at most, while a spent window's end is not known
@@ -68,21 +68,6 @@ _WHOLE_SECONDS = 0.5  # a length known this closely, around a whole second, is t
 
 
 @dataclass(frozen=True, slots=True)
-class Sighting:
-    """One answer's rate-limit headers, placed on the pacer's clock."""
-
-    limit: int
-    remaining: int
-    ticket: int  # the pacer's number for the request: ours are numbered in the order sent
-    sent: float
-    received: float
-    in_flight_before: int  # our requests in flight when it was sent: any may be admitted after it
-    reset_at: float | None = None  # Unix time, server clock
-    server_date: float | None = None  # the Date header, Unix seconds
-    wall_offset: float = 0.0  # our wall clock minus the pacer's clock, for answers without Date
-
-
-@dataclass(frozen=True, slots=True)
 class Plan:
     """What the current window allows now."""
 
@@ -90,29 +75,6 @@ class Plan:
     horizon: float  # seconds to spend them in
     next_chance: float  # when a spent window may have been replaced (pacer clock)
     probe_gap: float  # seconds between probes while it is spent (inf: its end is known)
-
-
-class _Offset:
-    """Bounds on the server clock minus the pacer's clock."""
-
-    __slots__ = ("dated", "hi", "lo")
-
-    def __init__(self) -> None:
-        self.lo, self.hi, self.dated = -math.inf, math.inf, False
-
-    def learn(self, seen: Sighting) -> None:
-        if seen.server_date is None:
-            if not self.dated:
-                self.lo = seen.wall_offset - _NO_DATE_SKEW
-                self.hi = seen.wall_offset + _NO_DATE_SKEW
-            return
-        # The Date was made between sending and answering, and names the whole second it was in.
-        lo, hi = seen.server_date - seen.received, seen.server_date + 1 - seen.sent
-        if self.dated:
-            lo, hi = max(self.lo, lo), min(self.hi, hi)
-            if lo > hi:  # the server's clock was set: start over from this answer
-                lo, hi = seen.server_date - seen.received, seen.server_date + 1 - seen.sent
-        self.lo, self.hi, self.dated = lo, hi, True
 
 
 @dataclass(slots=True)
@@ -141,7 +103,7 @@ class Budget:
         self.limit: int | None = None
         self._share = max_share
         self._w_lo, self._w_hi = 0.0, DOCUMENTED_WINDOW  # bounds on the window's length
-        self._offset = _Offset()
+        self._offset = Offset()
         self._others = OthersUse()
         self._window: _Window | None = None
         self._boundary: tuple[float, float] | None = None  # the last boundary seen, (lo, hi]

@@ -10,27 +10,25 @@ numbers it, before it is sent, and reports its answer to ``observe()``. From the
   Every request is numbered, with the time it left and how many were in flight then, so that an
   answer's remaining count can be read against our own requests: a rise bigger than those still
   in flight is a new window, a fall bigger than ours is other clients' use.
-- **A restart mid-window** (scenario 4 of the benchmark): the new process has no phase. Planning
-  to the latest possible end (a window after its first answer) is safe but leaves up to half of
-  that window unused; so the pace is planned to the server clock's next minute (from ``Date``),
-  while the reserve for other clients is counted to the latest end. Betting on the minute can
-  then cost only the run's own pace, never a live request: a wrong guess spends the run's share
-  early and waits for the real boundary, which then rejects the guess; two boundaries on the
-  minute confirm it. The budget's docstring has the details.
+- **A restart mid-window** (scenario 4 of the benchmark): the new process has no phase, so it
+  plans its pace to the server clock's next minute (from ``Date``) while the reserve for other
+  clients is counted to the latest possible end: a wrong guess costs only the run's own pace,
+  never a live request. The budget's docstring has the details.
 - **Throttling.** A 429 pauses every worker for its ``Retry-After`` (never more than
-  ``max_pause``) and, once a second, the rate is cut by half the share of answers that were
-  429s; the rate then recovers gradually. A fixed ``--rate`` is only a ceiling.
+  ``max_pause``), and the rate is cut for a share of 429s, then recovers (``pushback.Throttle``).
+  A fixed ``--rate`` is only a ceiling.
 - **Concurrency** follows Little's law: requests in flight = rate x round trip (with room), so a
   slow API still gets its rate and a fast one does not open hundreds of sockets.
-- **Outages.** ``OUTAGE_THRESHOLD`` missing or 5xx answers in a row mean the server is down: the
+- **Outages** (``pushback.Outage``): missing or 5xx answers in a row mean the server is down: the
   run pauses with growing backoff and lets one probe through at a time. An outage longer than
-  ``max_outage``, or 429s and nothing else for that long, halts the pacer, which stops the run.
+  ``max_outage``, or 429s and nothing else for that long (``pushback.Refusals``), halts the
+  pacer, which stops the run.
 
 No header can hold the run longer than ``max_pause`` at a time, and a spent window is probed
 at least every few seconds, so every wait is bounded and shows in ``paused_for``.
 
 aiolimiter cannot change its rate, so a new limiter replaces the old one when the rate moves
-by more than 2%. Its bucket holds 50 ms of requests and is filled before first use, so neither
+by more than 0.5%. Its bucket holds 50 ms of requests and is filled before first use, so neither
 a run nor a new rate starts with a burst.
 """
 
@@ -46,19 +44,15 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
-from bulkdelete.budget import Budget, Plan, Sighting
+from bulkdelete.budget import Budget, Plan
+from bulkdelete.pushback import Outage, Refusals, Throttle
+from bulkdelete.serverclock import Sighting
 from bulkdelete.settings import DEFAULTS
 
 HALT_CHECK = 0.25  # longest a waiting request takes to notice a halt, in seconds
-OUTAGE_THRESHOLD = 8  # unavailable answers in a row that mean "down", not "unlucky"
 DEFAULT_THROTTLE_PAUSE = 1.0  # a 429 without Retry-After still pauses the run this long
 _BURST_SECONDS = 0.05
-_OUTAGE_FIRST_PAUSE = 0.5
-_OUTAGE_MAX_PAUSE = 30.0
 _RERATE_TOLERANCE = 0.005  # a rate change smaller than this keeps the current limiter
-_RECOVERY_PER_SECOND = 0.1  # the rate regains 10% of itself per second
-_FACTOR_INTERVAL = 1.0  # seconds between two adjustments for 429s
-_MIN_FACTOR = 1 / 64
 _MIN_RATE = 0.5  # requests per second: never stall completely while budget remains
 # Below this rate requests are spaced by the pacer's own waits, which see a new plan within
 # HALT_CHECK, not by aiolimiter, whose waiters would keep the old rate for up to 1/rate.
@@ -71,7 +65,8 @@ _ROUND_TRIP_WEIGHT = 0.1
 _GRANTS_KEPT = 8192  # send times kept to place answers; older answers are placed by round trip
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one per answer, and a frozen one sets each field by ``object.__setattr__``.
+@dataclass(slots=True)
 class Observation:
     """What one answer tells the pacer."""
 
@@ -103,7 +98,6 @@ class Pacer:
     ) -> None:
         self._ceiling = ceiling
         self._max_concurrency = max_concurrency
-        self._max_outage = max_outage
         self._max_pause = max_pause
         self._clock = clock
         self._wall_clock = wall_clock
@@ -115,9 +109,7 @@ class Pacer:
         self._last_probe = -math.inf
         self._unlimited_next = False  # the next request is paced already (a probe, a slow rate)
         self._granted_at = -math.inf  # when the latest request was let go
-        self._factor = 1.0
-        self._factor_at = clock()
-        self._interval_answers = self._interval_throttled = 0
+        self._throttle = Throttle(clock())
         self.rate = ceiling
         self._limiter = _limiter(ceiling)
         self._primed: AsyncLimiter | None = None  # the limiter whose bucket was filled
@@ -130,15 +122,11 @@ class Pacer:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._resume_at = 0.0
         self._halted = False
-        self._unavailable_in_a_row = 0
-        self._outage_since: float | None = None
-        self._outage_pause = _OUTAGE_FIRST_PAUSE
+        self._outage = Outage(max_outage)
+        self._refusals = Refusals(max_outage)
         self._probing = False
-        self._refused_since: float | None = None
         self.pauses = 0
         self.throttled_answers = 0  # 429s seen: the run's summary and metrics report them
-        self.outage_exceeded = False
-        self.refusal_exceeded = False
 
     async def turn(self, *, within: float | None = None) -> int:
         """Wait until one more request may be sent; return its number, or 0 when it may not.
@@ -152,7 +140,7 @@ class Pacer:
         if not await self._wait_for_place(None if within is None else self._clock() + within):
             return 0
         self._in_flight += 1
-        if self._outage_since is not None:
+        if self._outage.since is not None:
             self._probing = True
         paced, self._unlimited_next = self._unlimited_next, False
         try:
@@ -180,7 +168,7 @@ class Pacer:
             if deadline is not None and now >= deadline:
                 return False
             delay = self._resume_at - now
-            if delay <= 0 and self._outage_since is not None and self._probing:
+            if delay <= 0 and self._outage.since is not None and self._probing:
                 delay = HALT_CHECK  # another request is probing the server: wait for its answer
             if delay <= 0 and self._in_flight >= self.concurrency:
                 waiter = asyncio.get_running_loop().create_future()
@@ -265,20 +253,17 @@ class Pacer:
         if seen.throttled:
             pause = seen.retry_after if seen.retry_after is not None else DEFAULT_THROTTLE_PAUSE
             self.pause(min(pause, self._max_pause))
-            self._interval_throttled += 1
             self.throttled_answers += 1
-            if self._refused_since is None:
-                self._refused_since = now
-            elif now - self._refused_since >= self._max_outage:
-                # Measured between answers: a run idle for a while is not a run refused.
-                self.refusal_exceeded = True
-                self.halt()
-        elif not seen.unavailable:
-            self._refused_since = None
-        self._interval_answers += 1
+        if self._refusals.answered(throttled=seen.throttled, unavailable=seen.unavailable, now=now):
+            self.halt()
+        self._throttle.answered(throttled=seen.throttled)
         if seen.limit is not None and seen.remaining is not None and seen.ticket > 0:
             self._budget.observe(self._sighting(seen, seen.limit, seen.remaining, now))
-        self._track_outage(seen, was_probe=was_probe)
+        backoff = self._outage.answered(unavailable=seen.unavailable, was_probe=was_probe, now=now)
+        if self._outage.tripped:
+            self.halt()
+        elif backoff is not None and not self._refusals.tripped:
+            self.pause(backoff)
         self._rerate()
 
     def _sighting(self, seen: Observation, limit: int, remaining: int, now: float) -> Sighting:
@@ -300,27 +285,9 @@ class Pacer:
             wall_offset=self._wall_clock() - now,
         )
 
-    def _adjust_factor(self) -> None:
-        """Once a second: cut the rate by half the share of answers that were 429s, then let it
-        regain 10% a second.
-
-        Cutting in proportion to the 429s (not halving on each one) slows a run that really
-        overruns its limit (most answers refused) to half within a second or two, while a
-        server that refuses a few percent at random costs nothing lasting.
-        """
-        now = self._clock()
-        elapsed = now - self._factor_at
-        if elapsed < _FACTOR_INTERVAL:
-            return
-        share = self._interval_throttled / self._interval_answers if self._interval_answers else 0
-        recovery = (1 + _RECOVERY_PER_SECOND) ** elapsed
-        self._factor = min(1.0, max(_MIN_FACTOR, self._factor * (1 - share / 2) * recovery))
-        self._factor_at = now
-        self._interval_answers = self._interval_throttled = 0
-
     def _rerate(self) -> None:
-        self._adjust_factor()
         now = self._clock()
+        factor = self._throttle.adjust(now)
         self._planned_at = now
         budget = self._budget
         plan = self._plan = None if budget.limit is None else budget.plan(now, self._sent)
@@ -333,41 +300,19 @@ class Pacer:
         if plan is not None:
             # Spend what this window leaves the run by its end: no sooner, no later.
             rate = min(rate, max(plan.spendable / max(plan.horizon, _MIN_HORIZON), _MIN_RATE))
-        rate = max(_MIN_RATE, rate * self._factor)
+        rate = max(_MIN_RATE, rate * factor)
         if abs(rate - self.rate) > _RERATE_TOLERANCE * self.rate:
             self.rate = rate
             self._limiter = _limiter(rate)
-
-    def _track_outage(self, seen: Observation, *, was_probe: bool) -> None:
-        if not seen.unavailable:
-            self._unavailable_in_a_row = 0
-            self._outage_since = None
-            self._outage_pause = _OUTAGE_FIRST_PAUSE
-            return
-        self._unavailable_in_a_row += 1
-        if self._unavailable_in_a_row < OUTAGE_THRESHOLD:
-            return
-        if self._outage_since is None:
-            self._outage_since = self._clock()
-        elif not was_probe:
-            return  # requests sent before the outage was seen: only probes move the backoff
-        if self._check_bounds():
-            return
-        # Never pause past the outage bound: the run must stop on time, not a backoff later.
-        left = self._max_outage - (self._clock() - self._outage_since)
-        self.pause(min(self._outage_pause, left))
-        self._outage_pause = min(self._outage_pause * 2, _OUTAGE_MAX_PAUSE)
 
     def _check_bounds(self) -> bool:
         """Halt the run once it has had no usable answer for ``max_outage``; tell whether it has.
 
         (A run that gets only 429s for that long is halted by ``observe``.)
         """
-        since = self._outage_since
-        if since is not None and self._clock() - since >= self._max_outage:
-            self.outage_exceeded = True
+        if self._outage.trips(self._clock()):
             self.halt()
-        return self.outage_exceeded or self.refusal_exceeded
+        return self._outage.tripped or self._refusals.tripped
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (a later pause only ever extends it)."""
@@ -401,9 +346,19 @@ class Pacer:
         return self._halted
 
     @property
+    def outage_exceeded(self) -> bool:
+        """True once the server gave no usable answer for ``max_outage``: the run halted."""
+        return self._outage.tripped
+
+    @property
+    def refusal_exceeded(self) -> bool:
+        """True once every answer was a 429 for ``max_outage``: the run halted."""
+        return self._refusals.tripped
+
+    @property
     def in_outage(self) -> bool:
         """True while the server looks down (attempts then do not count against a UID)."""
-        return self._outage_since is not None
+        return self._outage.since is not None
 
     @property
     def paused_for(self) -> float:

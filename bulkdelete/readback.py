@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,10 +19,10 @@ from pathlib import Path
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, read_records
+from bulkdelete.clock import SYSTEM_CLOCK, Clock
 from bulkdelete.outcome import Outcome, ReadBack, Verdict, classify, read_back_result
-from bulkdelete.pacing import Pacer
 from bulkdelete.records import CheckFinished, CheckStarted, ReadBackResult, RowOutcome, run_settings
-from bulkdelete.retry import RetryPolicy, call_with_retries
+from bulkdelete.retry import call_with_retries, pacer_and_policy
 from bulkdelete.settings import Settings
 from bulkdelete.summary import CheckSummary
 
@@ -48,24 +47,18 @@ async def read_back(
     *,
     check_id: str,
     stop: asyncio.Event | None = None,
-    policy: RetryPolicy | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> CheckSummary:
-    """Read every UID back through the API and append what was found to the settings' audit."""
-    policy = policy or RetryPolicy(
-        max_attempts=settings.max_attempts, max_time=settings.max_retry_time
-    )
-    pacer = Pacer(
-        settings.rate_ceiling,
-        max_concurrency=settings.concurrency,
-        max_share=settings.max_share,
-        max_outage=settings.max_outage,
-        max_pause=settings.max_pause,
-    )
+    """Read every UID back through the API and append what was found to the settings' audit.
+
+    The pacer and the retry policy are a delete run's (``retry.pacer_and_policy``), on ``clock``.
+    """
+    pacer, policy = pacer_and_policy(settings, clock)
     counts: Counter[ReadBack] = Counter()
     present: list[str] = []
     fatal: list[str] = []
     requests = 0
-    started = time.monotonic()
+    started = clock.monotonic()
     pending = iter(uids)  # shared by the workers: each UID is taken once
     chain_key = settings.audit_key.reveal().encode() if settings.audit_key else None
 
@@ -126,7 +119,7 @@ async def read_back(
             check_id=check_id,
             counts=dict(counts),
             requests=requests,
-            duration=time.monotonic() - started,
+            duration=clock.monotonic() - started,
             present=tuple(present),
             unchecked=unchecked,
             fatal_code=fatal[0] if fatal else None,

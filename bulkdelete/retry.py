@@ -10,21 +10,47 @@ against the UID's ``max_time``: a UID gives up rather than start a wait its time
 so no header holds it beyond its bound. While the pacer sees an outage, the run backs off as a
 whole and the attempts a UID makes do not count against its own limits: the run's outage bound
 (``max_outage``) decides instead.
+
+The rules are tenacity's stock ones: ``retry_if_result`` on the verdict, ``wait_exponential``
+plus ``wait_random`` between attempts, ``stop_after_attempt | stop_before_delay`` as the bounds.
+Two things are this module's own, because no stock combinator can express them:
+
+- **What the bounds count.** tenacity's stops read its attempt number and the seconds since its
+  first attempt, on ``time.monotonic``. A UID's bounds count otherwise: an attempt answered
+  "unavailable" while the pacer saw an outage is not counted, nor is time waited in an outage;
+  the run's pause (a 429's Retry-After, a spent window) holds the next attempt too, so it counts
+  as part of the coming wait; time is the injected clock's, not tenacity's; and the seconds the
+  requests themselves took are not waiting. So ``_OwnAccount`` hands the stock stops a copy of
+  tenacity's state that holds this UID's own account (``_Tries``) instead.
+- **No backoff after a 429** (``_NoneAfter429``): the pacer's run-wide pause does that waiting;
+  a backoff on top would wait twice.
+
+``wait_exponential_jitter`` is not used: it caps the jitter together with the backoff, so every
+UID at the cap would retry at the same moment; the jitter is added after the cap instead.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
+import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_result
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
+    wait_random,
+)
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
+from bulkdelete.clock import SYSTEM_CLOCK, Clock
 from bulkdelete.outcome import Answer, Verdict, classify, may_have_applied
 from bulkdelete.pacing import HALT_CHECK, Observation, Pacer
-from bulkdelete.settings import DEFAULTS
+from bulkdelete.settings import DEFAULTS, Settings
 
 TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
@@ -43,11 +69,41 @@ class RetryPolicy:
     backoff_multiplier: float = 0.5
     backoff_max: float = 30.0
     jitter: float = 1.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = SYSTEM_CLOCK.sleep
+    clock: Callable[[], float] = SYSTEM_CLOCK.monotonic
+
+    def stop(self) -> stop_base:
+        """Return the bounds: give up at ``max_attempts``, or before a wait past ``max_time``."""
+        return stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_time)
+
+    def wait(self) -> wait_base:
+        """Return the backoff: exponential up to ``backoff_max``, then up to ``jitter`` more."""
+        backoff = wait_exponential(multiplier=self.backoff_multiplier, max=self.backoff_max)
+        return backoff + wait_random(0, self.jitter)
 
 
-@dataclass(frozen=True, slots=True)
+def pacer_and_policy(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> tuple[Pacer, RetryPolicy]:
+    """Return the pacer and the retry policy of a run: one place for deletes and read-backs."""
+    pacer = Pacer(
+        settings.rate_ceiling,
+        max_concurrency=settings.concurrency,
+        max_share=settings.max_share,
+        max_outage=settings.max_outage,
+        max_pause=settings.max_pause,
+        clock=clock.monotonic,
+        wall_clock=clock.wall,
+        sleep=clock.sleep,
+    )
+    policy = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        max_time=settings.max_retry_time,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
+    )
+    return pacer, policy
+
+
+@dataclass(slots=True)  # not frozen, as one is made per UID: see ``pacing.Observation``
 class Attempted:
     """The last answer for one UID and how many attempts and wire sends it took."""
 
@@ -91,7 +147,7 @@ class _Tries:
     ) -> None:
         self._attempt = attempt
         self._policy = policy
-        self._pacer = pacer
+        self.pacer = pacer
         self.answer: Answer | None = None
         self.attempts = self.sends = self.counted = 0
         self.ambiguous = self.halted = False
@@ -99,7 +155,7 @@ class _Tries:
 
     async def once(self) -> bool:
         """Make one paced attempt; return False, sending nothing, when the run is halted."""
-        pacer, clock = self._pacer, self._policy.clock
+        pacer, clock = self.pacer, self._policy.clock
         if self.answer is None:  # a UID's first attempt: nothing of its own to bound yet
             ticket = await pacer.turn()
         else:
@@ -130,7 +186,7 @@ class _Tries:
 
         During an outage the run's bound decides instead, and the wait does not count.
         """
-        pacer, clock = self._pacer, self._policy.clock
+        pacer, clock = self.pacer, self._policy.clock
         if pacer.in_outage:
             return await pacer.turn()
         waiting_since = clock()
@@ -141,33 +197,12 @@ class _Tries:
 
     async def sleep(self, seconds: float) -> None:
         """Back off, in short steps so a halted run does not sit out a long backoff."""
-        if not self._pacer.in_outage:
+        if not self.pacer.in_outage:
             self.own_time += seconds
-        while seconds > 0 and not self._pacer.halted:
+        while seconds > 0 and not self.pacer.halted:
             step = min(seconds, HALT_CHECK)
             await self._policy.sleep(step)
             seconds -= step
-
-    def backoff(self, attempt_number: int) -> float:
-        """Seconds to wait after attempt ``attempt_number`` (1-based) before the next one."""
-        if self.answer is not None and self.answer.http_status == TOO_MANY_REQUESTS:
-            return 0.0  # the pacer's run-wide pause does the waiting for every worker at once
-        policy = self._policy
-        exponential = policy.backoff_multiplier * 2.0 ** (attempt_number - 1)
-        return min(policy.backoff_max, exponential) + random.uniform(0, policy.jitter)  # noqa: S311  (jitter, not security)
-
-    def exhausted(self, upcoming_sleep: float) -> bool:
-        """Tell whether this UID has used up its attempts or its time.
-
-        The run's pause (a 429's Retry-After, a spent window) will hold the next attempt too, so
-        it counts as part of the coming wait.
-        """
-        pacer = self._pacer
-        if pacer.in_outage:
-            return False  # the run's outage bound decides, not this UID's
-        policy = self._policy
-        coming = max(upcoming_sleep, pacer.paused_for)
-        return self.counted >= policy.max_attempts or self.own_time + coming >= policy.max_time
 
     def result(self) -> Attempted | None:
         answer = self.answer
@@ -181,6 +216,40 @@ class _Tries:
             abandoned=self.halted,
             waited=self.own_time,
         )
+
+
+class _OwnAccount(stop_base):
+    """Apply ``stops`` to one UID's own account of attempts and time: see the module docstring."""
+
+    def __init__(self, tries: _Tries, stops: stop_base) -> None:
+        self._tries = tries
+        self._stops = stops
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        tries, pacer = self._tries, self._tries.pacer
+        if pacer.in_outage:
+            return False  # the run's outage bound decides, not this UID's
+        account = copy.copy(retry_state)
+        account.attempt_number = tries.counted
+        account.start_time, account.outcome_timestamp = 0.0, tries.own_time
+        # The run's pause will hold the next attempt too: it is part of the coming wait.
+        account.upcoming_sleep = max(retry_state.upcoming_sleep, pacer.paused_for)
+        return self._stops(account)
+
+
+class _NoneAfter429(wait_base):
+    """Wait as ``backoff`` does, except after a 429, whose run-wide pause does the waiting."""
+
+    def __init__(self, backoff: wait_base) -> None:
+        self._backoff = backoff
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        if outcome is not None and not outcome.failed:
+            answer: Answer = outcome.result()
+            if answer.http_status == TOO_MANY_REQUESTS:
+                return 0.0
+        return self._backoff(retry_state)
 
 
 async def call_with_retries(
@@ -198,14 +267,9 @@ async def call_with_retries(
     tries = _Tries(attempt, policy, pacer)
     # Most UIDs need one attempt. It is made before any tenacity loop is built: setting one up
     # costs more than a whole request on loopback.
-    if not await tries.once() or tries.answer is None or not _is_retryable(tries.answer):
+    await tries.once()
+    if tries.answer is None or not _is_retryable(tries.answer):
         return tries.result()
-    first_wait = tries.backoff(1)
-    if tries.exhausted(first_wait):
-        return tries.result()
-    if on_retry is not None:
-        on_retry(tries.answer, 1, first_wait)
-    await tries.sleep(first_wait)
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and tries.answer is not None and state.next_action is not None:
@@ -213,19 +277,20 @@ async def call_with_retries(
 
     retrying = AsyncRetrying(
         retry=retry_if_result(_is_retryable),
-        stop=lambda state: tries.exhausted(state.upcoming_sleep or 0.0),
-        # tenacity numbers its attempts from 1; this loop starts at the UID's second.
-        wait=lambda state: tries.backoff(state.attempt_number + 1),
+        stop=_OwnAccount(tries, policy.stop()),
+        wait=_NoneAfter429(policy.wait()),
         sleep=tries.sleep,
         before_sleep=before_sleep,
         # Giving up ends the loop quietly; the last answer is already in ``tries``.
         retry_error_callback=lambda _state: None,
         reraise=True,
     )
+    made = True  # tenacity's first attempt is the one made above: it only hands its answer over
     async for try_ in retrying:
         with try_:
-            if not await tries.once():
+            if not made and not await tries.once():
                 break
+            made = False
         outcome = try_.retry_state.outcome
         if outcome is not None and not outcome.failed:
             try_.retry_state.set_result(tries.answer)

@@ -2,69 +2,54 @@
 
 One producer reads rows and audits invalid and duplicate ones at once (they never reach the
 server); valid rows go through a bounded queue to ``settings.concurrency`` workers, so the
-number of requests in flight can never exceed it. Each worker paces, sends and retries one UID
-at a time and hands the final result to the audit writer.
+number of requests in flight can never exceed it. Each worker hands one UID at a time to the
+``send.Sender`` (pacer, intent, call, retries) and audits the result; the ``tally.Tally``
+counts it all and becomes the ``Summary``.
 
-Before a UID's first request leaves, a ``sending`` line is in the kernel's hands, so after a
-crash the audit names every UID whose fate is unknown. A fatal answer (bad key, no access,
-plan) or a stop request halts the run: nothing new is sent, requests in flight finish (within
-``stop_grace`` seconds) and are audited.
+A fatal answer (bad key, no access, plan) or a stop request halts the run: nothing new is sent,
+requests in flight finish (within ``stop_grace`` seconds) and are audited. The pacer, the
+retry policy, the API client and the clock are passed in, or built from the settings.
+The stop's grace and the progress tick are waited on the loop's own time: they race requests
+in flight, which an injected clock cannot hurry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
-from collections import Counter, deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-import aiohttp
 import structlog
 
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms
-from bulkdelete.errors import AuditError, InputError
-from bulkdelete.outcome import (
-    Answer,
-    Outcome,
-    Result,
-    Verdict,
-    classify,
-    fatal_cause,
-    final_result,
-)
+from bulkdelete.clock import SYSTEM_CLOCK, Clock
+from bulkdelete.errors import AuditError
+from bulkdelete.intake import Intake, Rows, as_async
+from bulkdelete.outcome import Answer, Outcome
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
 from bulkdelete.records import (
-    InputStopped,
     Location,
     Manifest,
-    RowOutcome,
     RunFinished,
     RunStarted,
-    Sending,
     input_read,
     run_settings,
 )
 from bulkdelete.resume import Resume
-from bulkdelete.retry import RetryPolicy, call_with_retries
+from bulkdelete.retry import RetryPolicy, pacer_and_policy
 from bulkdelete.rows import Row, make_row
+from bulkdelete.send import API_UNAVAILABLE, Api, Sender
 from bulkdelete.settings import DEFAULTS, Settings
 from bulkdelete.summary import RunStatus, Summary
+from bulkdelete.tally import SAMPLES_PER_SECOND, Tally
 from bulkdelete.uidset import UidSet
 
 _QUEUE_PER_WORKER: Final = 4
-_PROGRESS_TICK: Final = 0.25
-_PRODUCER_YIELD_EVERY: Final = 256
-_T = TypeVar("_T")
-Rows = Iterable[Row] | AsyncIterable[Row]
-API_UNAVAILABLE: Final = "API_UNAVAILABLE"  # the fatal code of an outage longer than allowed
-INPUT_ERROR: Final = "INPUT_ERROR"  # the fatal code of a stream found unreadable mid-run
-MAX_DELETES: Final = "MAX_DELETES"  # the fatal code of an input past --max-deletes valid UIDs
 RATE_LIMITED: Final = "RATE_LIMITED"  # the fatal code of 429s and nothing else for that long
 
 log = structlog.get_logger("bulkdelete")
@@ -81,11 +66,9 @@ class _Run:
     def __init__(
         self,
         settings: Settings,
+        sender: Sender,
         *,
-        run_id: str,
-        audit: AuditWriter,
-        client: Client,
-        policy: RetryPolicy,
+        clock: Clock,
         stop: asyncio.Event,
         stop_grace: float,
         resume: Resume | None,
@@ -95,214 +78,39 @@ class _Run:
         on_halt: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
-        self.on_halt = on_halt
-        self.max_deletes = max_deletes
-        self.valid_read = 0  # valid, first-seen UIDs read, skipped ones included
-        self.progress = progress
-        self.total = total
-        self.started = time.monotonic()
-        self.retrying = 0
-        self.failures: Counter[str] = Counter()
-        self.peak_rate = 0.0
-        self.run_id = run_id
-        self.audit = audit
-        self.client = client
-        self.policy = policy
-        self.pacer = Pacer(
-            settings.rate_ceiling,
-            max_concurrency=settings.concurrency,
-            max_share=settings.max_share,
-            max_outage=settings.max_outage,
-            max_pause=settings.max_pause,
-        )
+        self.sender = sender
+        self.tally = sender.tally
+        self.pacer = sender.pacer
+        self.run_id = sender.run_id
+        self.clock = clock
+        self.started = clock.monotonic()
         self.stop = stop
         self.stop_grace = stop_grace
-        self.resume = resume
-        self.counts: Counter[Outcome] = Counter()
-        self.requests = 0
-        self.retried = 0
-        self.skipped = 0
-        self.read = 0  # rows taken from the input; each ends audited, skipped, unsent or unanswered
-        self.read_all = False  # the input ran out: no row was left unread
-        self.unanswered = 0  # UIDs announced (``sending``) and not yet recorded
+        self.progress = progress
+        self.total = total
+        self.on_halt = on_halt
         self.fatal: Answer | None = None
-        self.pseudonyms = Pseudonyms.of_run(settings)
-
-    def record(self, row: Row, result: Result, where: Location) -> None:
-        """Audit a row's outcome; ``where`` is its source (parsed once for both its lines)."""
-        named = self.pseudonyms
-        if named.active:  # the server's message may quote the UID
-            result = dataclasses.replace(
-                result, message=named.scrub(result.message, row.raw, row.uid)
-            )
-        try:
-            self.audit.write(
-                RowOutcome(
-                    run_id=self.run_id,
-                    uid=named.of(row.raw),
-                    normalised_uid=None if row.uid is None else named.of(row.uid),
-                    permanent=self.settings.permanent,
-                    outcome=result.outcome,
-                    http_status=result.http_status,
-                    error_code=result.error_code,
-                    message=result.message,
-                    attempts=result.attempts,
-                    source=where,
-                    reason=row.reason,
-                    note=result.note,
-                    # A reference may quote the UID (a ticket "erase alice"): named as it is.
-                    ref=named.scrub(row.ref, row.raw, row.uid),
-                )
-            )
-        except AuditError:
-            if result.attempts:  # sent, and its outcome never reached the audit: fate unknown
-                self.unanswered += 1
-            raise
-        self.counts[result.outcome] += 1
-        if result.outcome is Outcome.FAILED:
-            code = result.error_code or f"HTTP {result.http_status}"
-            self.failures[code] += 1
-
-    async def produce(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
-        try:
-            await self._read(rows, queue)
-        except InputError as exc:  # a stream turned out unreadable: what was sent stays sent
-            message = f"{exc}; the run stopped there: nothing more was sent"
-            self.stop_reading(INPUT_ERROR, Location(exc.source, exc.line), message, halt=True)
-        for _ in range(self.settings.concurrency):
-            await queue.put(None)
-
-    async def _read(self, rows: Rows, queue: asyncio.Queue[Row | None]) -> None:
-        async for row in _as_async(rows):
-            self.read += 1
-            if self.pacer.halted:
-                break  # this row was read and is not sent: it counts as unsent
-            if self.past_max_deletes(row):
-                # The UIDs within the cap, already queued, are still sent: exactly the first N.
-                # This row was read and is not sent: it counts as unsent.
-                self.stop_reading(
-                    MAX_DELETES,
-                    Location.parse(row.source),
-                    f"the input holds more than --max-deletes {self.max_deletes} valid UIDs: "
-                    f"the first {self.max_deletes} were sent, {row.source} and the rest of the "
-                    "input were not",
-                    halt=False,
-                )
-                break
-            if self.resume is not None and self.resume.settles(row):
-                self.skipped += 1
-            elif row.uid is None:
-                self.record(row, Result(Outcome.INVALID), Location.parse(row.source))
-            elif row.duplicate:
-                self.record(row, Result(Outcome.DUPLICATE), Location.parse(row.source))
-            else:
-                await queue.put(row)
-            if self.read % _PRODUCER_YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let workers run even through a long run of bad rows
-        else:
-            self.read_all = True
-
-    def past_max_deletes(self, row: Row) -> bool:
-        """Count a valid row; tell whether it is one more than ``max_deletes`` allows.
-
-        Rows an earlier run settled count too, so a resumed run stops where the first did.
-        """
-        if row.uid is None or row.duplicate:
-            return False
-        self.valid_read += 1
-        return self.max_deletes is not None and self.valid_read > self.max_deletes
-
-    def stop_reading(self, code: str, source: Location, message: str, *, halt: bool) -> None:
-        """Stop reading the input: audit why; the run ends aborted, with ``halt`` at once."""
-        self.audit.write(
-            InputStopped(run_id=self.run_id, code=code, source=source, message=message)
+        self.intake = Intake(
+            sender,
+            workers=settings.concurrency,
+            resume=resume,
+            max_deletes=max_deletes,
+            abort=lambda why, halt: self.abort(why, halt=halt),
         )
-        self.abort(Answer(None, code, message), halt=halt)
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
         while (row := await queue.get()) is not None:
             if self.pacer.halted:
                 continue  # drained, not sent (counted unsent): a resumed run picks it up
+            uid = row.uid
+            assert uid is not None  # noqa: S101  (the producer queues valid rows only)
             where = Location.parse(row.source)
-            result = await self.delete(row, where)
-            if result is not None:  # None: the run halted before its first request
-                self.record(row, result, where)
-
-    async def delete(self, row: Row, where: Location) -> Result | None:
-        uid = row.uid
-        assert uid is not None  # noqa: S101  (the producer queues valid rows only)
-        announced = waiting = False
-
-        async def attempt() -> Answer:
-            nonlocal announced, waiting
-            if waiting:
-                self.retrying -= 1
-                waiting = False
-            if not announced:
-                # Intent before action: after a crash the audit names this UID as unknown.
-                self.audit.write_through(
-                    Sending(
-                        run_id=self.run_id,
-                        normalised_uid=self.pseudonyms.of(uid),
-                        source=where,
-                        ref=self.pseudonyms.scrub(row.ref, row.raw, uid),
-                    )
-                )
-                announced = True
-                self.unanswered += 1
-            self.requests += 1
-            return await self.client.delete_user(uid, permanent=self.settings.permanent)
-
-        def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
-            nonlocal waiting
-            self.retrying += 1
-            waiting = True
-            log.debug(
-                "retry_scheduled",
-                uid=uid,
-                attempt=attempt_number,
-                http_status=answer.http_status,
-                error_code=answer.error_code,
-                sleep=round(sleep, 3),
-            )
-
-        try:
-            attempted = await call_with_retries(
-                attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry
-            )
-        finally:
-            if waiting:  # the run stopped during a backoff
-                self.retrying -= 1
-        # Not reached when the stop grace ran out mid-request: the UID stays unanswered.
-        self.unanswered -= announced
-        if attempted is None:
-            return None
-        self.requests += attempted.sends - attempted.attempts  # aiohttp's own resends
-        if attempted.attempts > 1:
-            self.retried += 1
-        if classify(attempted.answer) is Verdict.FATAL:
-            self.abort(attempted.answer)
-        earlier_run = (
-            self.resume.index.unknown.get(self.pseudonyms.of(uid)) if self.resume else None
-        )
-        result = final_result(
-            attempted.answer,
-            attempts=attempted.attempts,
-            ambiguous_earlier=attempted.ambiguous_earlier,
-        )
-        if result.outcome is Outcome.NOT_FOUND and earlier_run and result.note is None:
-            note = f"run {earlier_run} sent a request whose answer was lost; it probably deleted it"
-            return dataclasses.replace(result, note=note)
-        if attempted.abandoned:
-            return dataclasses.replace(result, note="the run stopped before its next retry")
-        if result.outcome is Outcome.FAILED and classify(attempted.answer) is Verdict.RETRY:
-            tries = "1 attempt" if attempted.attempts == 1 else f"{attempted.attempts} attempts"
-            note = (
-                f"gave up after {tries} and {attempted.waited:.0f} s of waits "
-                "(--max-attempts, --max-retry-time)"
-            )
-            return dataclasses.replace(result, note=note)
-        return result
+            sent = await self.sender.delete(uid, where, ref=self.sender.named_ref(row))
+            if sent is None:  # the run halted before its first request
+                continue
+            if sent.fatal is not None:
+                self.abort(sent.fatal)
+            self.sender.record(row, sent.result, where)
 
     def abort(self, answer: Answer, *, halt: bool = True) -> None:
         """Record why the run ends aborted; with ``halt``, nothing more is sent from now on."""
@@ -322,58 +130,15 @@ class _Run:
         self.pacer.halt()
         self.on_halt()
 
-    async def preflight(self) -> None:
-        """Check the key, the app and the base URL with one harmless read before any DELETE.
-
-        Anything but CometChat's list of users (a 404 page, a redirect, HTML) is fatal: the
-        DELETEs would go to the same wrong place.
-        """
-        attempted = await call_with_retries(
-            self.client.check_access, policy=self.policy, pacer=self.pacer
-        )
-        if attempted is None:
-            return
-        self.requests += attempted.attempts
-        answer = attempted.answer
-        verdict = classify(answer)
-        if verdict is Verdict.FATAL:
-            self.abort(fatal_cause(answer))
-        elif verdict is Verdict.RETRY and not attempted.abandoned:
-            # Retries ran out without one usable answer: deleting would only fail the same way.
-            reason = answer.error_code or f"HTTP {answer.http_status}"
-            self.abort(
-                Answer(
-                    answer.http_status,
-                    API_UNAVAILABLE,
-                    f"the credential check got no usable answer ({reason}); nothing was deleted",
-                )
-            )
-
     def snapshot(self) -> Snapshot:
-        return Snapshot(
-            done=sum(self.counts.values()),
-            total=self.total,
-            skipped=self.skipped,
-            counts={outcome.value: self.counts[outcome] for outcome in Outcome},
-            in_flight=self.pacer.in_flight,
-            retrying=self.retrying,
-            rate_in_use=self.pacer.rate,
-            limit_per_minute=self.pacer.limit_per_minute,
-            budget_left=self.pacer.budget_left,
-            expected_rate=self.pacer.expected_rate,
-            paused_for=self.pacer.paused_for,
-            elapsed=time.monotonic() - self.started,
-            requests=self.requests,
-        )
+        elapsed = self.clock.monotonic() - self.started
+        return self.tally.snapshot(self.pacer, total=self.total, elapsed=elapsed)
 
     async def report_progress(self) -> None:
-        ticks_per_second = round(1 / _PROGRESS_TICK)
-        recent: deque[int] = deque([self.requests], maxlen=ticks_per_second + 1)
+        # The display's tick is real time, as it is for the one who watches it.
         while True:
-            await asyncio.sleep(_PROGRESS_TICK)
-            recent.append(self.requests)
-            if len(recent) == recent.maxlen:
-                self.peak_rate = max(self.peak_rate, float(recent[-1] - recent[0]))
+            await asyncio.sleep(1 / SAMPLES_PER_SECOND)
+            self.tally.sample()
             self.progress.update(self.snapshot())
 
     async def watch_stop(self) -> None:
@@ -387,7 +152,9 @@ class _Run:
             asyncio.create_task(self.report_progress(), name="progress"),
         ]
         try:
-            await self.preflight()
+            cause = await self.sender.check_access()
+            if cause is not None:
+                self.abort(cause)
             if not self.pacer.halted:
                 await self._pipeline(rows)
         finally:
@@ -408,7 +175,8 @@ class _Run:
                 ]
                 # The producer is waited for with the workers, so a stop's grace runs from the
                 # stop even while the producer waits for room in a queue no idle worker drains.
-                tasks.append(group.create_task(self.produce(rows, queue), name="producer"))
+                producer = self.intake.produce(rows, queue)
+                tasks.append(group.create_task(producer, name="producer"))
                 await self._wait_workers(tasks)
         except* AuditError as failed:
             # Outcomes can no longer be recorded: nothing more may be sent.
@@ -459,15 +227,17 @@ class _Run:
             return RunStatus.INTERRUPTED
         return RunStatus.COMPLETED
 
-
-async def _as_async(items: Iterable[_T] | AsyncIterable[_T]) -> AsyncIterator[_T]:
-    """Iterate a plain or an async iterable the same way."""
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
+    def summary(self, started: float, *, audit_failure: str | None = None) -> Summary:
+        return self.tally.summary(
+            self.settings,
+            run_id=self.run_id,
+            status=self.status(),
+            fatal=self.fatal_answer(),
+            duration=self.clock.monotonic() - started,
+            total=self.total,
+            audit_failure=audit_failure,
+            rate_limited=self.pacer.throttled_answers,
+        )
 
 
 async def delete_users(
@@ -487,7 +257,7 @@ async def delete_users(
 
     async def rows() -> AsyncIterator[Row]:
         number = 0
-        async for value in _as_async(uids):
+        async for value in as_async(uids):
             number += 1
             yield make_row(f"uids:{number}", value, seen)
 
@@ -498,9 +268,11 @@ async def run_delete(
     settings: Settings,
     rows: Rows,
     *,
-    session: aiohttp.ClientSession | None = None,
-    stop: asyncio.Event | None = None,
+    client: Api | None = None,
+    pacer: Pacer | None = None,
     policy: RetryPolicy | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    stop: asyncio.Event | None = None,
     run_id: str | None = None,
     stop_grace: float = DEFAULTS.stop_grace,
     manifest: Manifest | None = None,
@@ -513,27 +285,30 @@ async def run_delete(
 ) -> Summary:
     """Delete the valid UIDs among ``rows``, audit every row once, and return the summary.
 
-    ``session`` defaults to ``open_session(settings)`` and is closed afterwards only when this
-    function made it. Setting ``stop`` asks for a graceful stop: no new UID is sent and requests in
-    flight get ``stop_grace`` seconds to finish. ``resume`` skips rows an earlier run settled.
-    ``progress`` is shown a ``Snapshot`` four times a second, ``total`` being the rows expected.
-    ``max_deletes`` caps the valid UIDs read: at the first one beyond it the run stops reading
-    (``MAX_DELETES``) and sends the ones before. An ``InputError`` from ``rows`` stops it at once
-    (``INPUT_ERROR``). ``inputs_read`` says what was read of each input the manifest could not
-    describe (a stream): an ``input_read`` line each, written before ``run_finished``.
-    ``on_halt`` is called when the run stops sending (a stop, a fatal answer), so that ``rows``
-    can stop waiting for input that may never come.
+    ``client`` defaults to an ``api.Client`` over ``open_session(settings)``, closed at the end;
+    one passed in stays the caller's. ``pacer`` and ``policy`` default to
+    ``retry.pacer_and_policy(settings, clock)``; ``clock`` also times the run. Setting ``stop``
+    asks for a graceful stop: no new UID is sent and requests in flight get ``stop_grace``
+    seconds to finish. ``resume`` skips rows an earlier run settled. ``progress`` is shown a
+    ``Snapshot`` four times a second, ``total`` being the rows expected. ``max_deletes`` caps
+    the valid UIDs read: at the first one beyond it the run stops reading (``MAX_DELETES``) and
+    sends the ones before. An ``InputError`` from ``rows`` stops it at once (``INPUT_ERROR``).
+    ``inputs_read`` says what was read of each input the manifest could not describe (a
+    stream): an ``input_read`` line each, written before ``run_finished``. ``on_halt`` is called
+    when the run stops sending (a stop, a fatal answer), so that ``rows`` can stop waiting for
+    input that may never come.
     """
     run_id = run_id or new_run_id()
     # Every log event of the run names it and its audit, whichever task or module logs it.
     logged = structlog.contextvars.bind_contextvars(run_id=run_id, audit=str(settings.audit_path))
-    policy = policy or RetryPolicy(
-        max_attempts=settings.max_attempts, max_time=settings.max_retry_time
-    )
+    default_pacer, default_policy = pacer_and_policy(settings, clock)
+    pacer, policy = pacer or default_pacer, policy or default_policy
     stop = stop or asyncio.Event()
-    started = time.monotonic()
-    own_session = session is None
-    http = session if session is not None else open_session(settings)
+    started = clock.monotonic()
+    session = open_session(settings) if client is None else None
+    if session is not None:
+        client = Client(session, base_url=settings.base_url, api_key=settings.api_key.reveal())
+    assert client is not None  # noqa: S101  (given, or made just above)
     run: _Run | None = None
     try:
         chain_key = settings.audit_key.reveal().encode() if settings.audit_key else None
@@ -550,13 +325,21 @@ async def run_delete(
                     inputs=manifest.inputs if manifest else None,
                 )
             )
-            client = Client(http, base_url=settings.base_url, api_key=settings.api_key.reveal())
+            sender = Sender(
+                api=client,
+                pacer=pacer,
+                policy=policy,
+                audit=audit,
+                tally=Tally(),
+                run_id=run_id,
+                permanent=settings.permanent,
+                pseudonyms=Pseudonyms.of_run(settings),
+                lost=resume.index.unknown if resume else None,
+            )
             run = _Run(
                 settings,
-                run_id=run_id,
-                audit=audit,
-                client=client,
-                policy=policy,
+                sender,
+                clock=clock,
                 stop=stop,
                 stop_grace=stop_grace,
                 resume=resume,
@@ -569,7 +352,7 @@ async def run_delete(
             def finish(summary: Summary) -> None:
                 for facts in inputs_read() if inputs_read else ():
                     audit.write(input_read(run_id, facts))
-                audit.write(_finish_record(summary, run.pacer.limit_per_minute))
+                audit.write(_finish_record(summary, pacer.limit_per_minute))
 
             try:
                 await run.execute(rows)
@@ -578,9 +361,9 @@ async def run_delete(
                 # a kill, so report names the UIDs it left unknown instead of "completed".
                 raise
             except BaseException:  # cancelled by a second signal: an interrupted run
-                finish(_summarise(run, started))
+                finish(run.summary(started))
                 raise
-            summary = _summarise(run, started)
+            summary = run.summary(started)
             finish(summary)
         # Closed: the run's last line is written, so the head anchors the whole audit.
         summary = dataclasses.replace(summary, head=audit.head, audit_lines=audit.lines)
@@ -589,46 +372,12 @@ async def run_delete(
             raise  # the audit could not even be opened: nothing was sent
         # The audit took no more lines (a full disk, a file size limit), so the run stopped
         # sending. Requests had left: what the run did is told as a value, not an exception.
-        summary = _summarise(run, started, audit_failure=str(failed))
+        summary = run.summary(started, audit_failure=str(failed))
     finally:
-        if own_session:
-            await http.close()
+        if session is not None:
+            await session.close()
         structlog.contextvars.reset_contextvars(**logged)
     return summary
-
-
-def _summarise(run: _Run, started: float, *, audit_failure: str | None = None) -> Summary:
-    fatal = run.fatal_answer()
-    audited = run.counts.total()
-    if run.read_all:
-        unread: int | None = 0
-    elif run.total is not None:
-        unread = max(run.total - run.read, 0)
-    else:
-        unread = None  # a library run stopped before the end of an iterable of unknown length
-    return Summary(
-        run_id=run.run_id,
-        audit_path=run.settings.audit_path,
-        target=run.settings.target,
-        permanent=run.settings.permanent,
-        status=RunStatus.AUDIT_FAILED if audit_failure else run.status(),
-        counts=dict(run.counts),
-        requests=run.requests,
-        duration=time.monotonic() - started,
-        fatal_code=fatal.error_code if fatal else None,
-        fatal_message=audit_failure or (fatal.message if fatal else None),
-        retried_uids=run.retried,
-        skipped=run.skipped,
-        # Whatever was read and is neither audited, skipped nor awaiting its answer was not
-        # sent: queued, waiting for the pacer, or in the producer's hand when the run stopped.
-        unsent=run.read - audited - run.skipped - run.unanswered,
-        unanswered=run.unanswered,
-        unread=unread,
-        failures_by_code=dict(run.failures.most_common()),
-        # A run shorter than a second sent all its requests within one second.
-        peak_rate=run.peak_rate or float(run.requests),
-        rate_limited=run.pacer.throttled_answers,
-    )
 
 
 def _finish_record(summary: Summary, limit_per_minute: int | None) -> RunFinished:

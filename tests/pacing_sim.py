@@ -3,7 +3,7 @@
 No HTTP: each request is admitted by ``fake.RateWindow`` (the same window the fake server
 answers from), its headers go through ``api.rate_info`` and ``retry.call_with_retries`` as a real
 answer's would, and live traffic takes from the same window at ``FakeConfig.live_rate_at``. On a
-``virtualtime`` loop a few minutes of windows take a second, and every run is the same.
+``fakeclock.VirtualTimeLoop`` a few minutes of windows take a second, and every run is the same.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from bulkdelete.budget import Budget, Sighting
+from bulkdelete.budget import Budget
+from bulkdelete.serverclock import Sighting
 
 # The server clock's Unix time at our clock's 0: 20 s into a minute.
 SERVER_AT_ZERO = 1_700_000_040.0 + 20.0

@@ -392,7 +392,7 @@ def test_demo_runs_clean(tmp_path: Path) -> None:
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
-    assert "deleted" in done.stdout
+    assert re.search(r"^ +deleted +100$", done.stdout, re.MULTILINE), done.stdout
     outcomes = Counter(r["outcome"] for r in row_records(tmp_path / "demo.jsonl"))
     assert outcomes == {"deleted": 100, "not_found": 20, "duplicate": 1}
 

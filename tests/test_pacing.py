@@ -8,59 +8,39 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import virtualtime
+from fakeclock import FakeClock, run_on_virtual_time
 from helpers import FakeFactory, cli_env, row_records, run_cli
 from pacing_sim import EPOCH, Server, new_pacer, send
 
 from bulkdelete.fake import FakeConfig
-from bulkdelete.pacing import HALT_CHECK, OUTAGE_THRESHOLD, Observation, Pacer
+from bulkdelete.pacing import HALT_CHECK, Observation, Pacer
+from bulkdelete.pushback import OUTAGE_THRESHOLD
 
 # A ceiling far above what the pause tests send, so only pauses ever make turn() wait.
 UNLIMITED = 1_000_000.0
 
 
-class FakeTime:
-    """A clock, and a sleep that advances it instantly and records each delay."""
-
-    def __init__(self, start: float = 100.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self.during_sleep: Callable[[], None] | None = None
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-        hook, self.during_sleep = self.during_sleep, None
-        if hook is not None:
-            hook()
-        await asyncio.sleep(0)
+@pytest.fixture
+def fake() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def pacer(fake: FakeTime) -> Pacer:
+def pacer(fake: FakeClock) -> Pacer:
     return Pacer(UNLIMITED, clock=fake.clock, sleep=fake.sleep)
 
 
-async def test_turn_does_not_wait_when_not_paused(fake: FakeTime, pacer: Pacer) -> None:
+async def test_turn_does_not_wait_when_not_paused(fake: FakeClock, pacer: Pacer) -> None:
     """Without a pause, turn() returns at once and allows the request."""
     expected: tuple[bool, list[float], float] = (True, [], 0.0)
     assert expected == (await pacer.turn(), fake.sleeps, pacer.paused_for)
 
 
-async def test_pause_makes_turn_wait_until_resume(fake: FakeTime, pacer: Pacer) -> None:
+async def test_pause_makes_turn_wait_until_resume(fake: FakeClock, pacer: Pacer) -> None:
     """After pause(5), turn() sleeps until exactly 5 s later and then allows the request."""
     pacer.pause(5.0)
     paused_for = pacer.paused_for
@@ -69,7 +49,7 @@ async def test_pause_makes_turn_wait_until_resume(fake: FakeTime, pacer: Pacer) 
     assert expected == (paused_for, allowed, fake.now, pacer.paused_for)
 
 
-async def test_shorter_later_pause_does_not_shorten(fake: FakeTime, pacer: Pacer) -> None:
+async def test_shorter_later_pause_does_not_shorten(fake: FakeClock, pacer: Pacer) -> None:
     """A shorter pause during a longer one leaves the resume time where it was."""
     pacer.pause(10.0)
     fake.now += 1.0
@@ -80,7 +60,7 @@ async def test_shorter_later_pause_does_not_shorten(fake: FakeTime, pacer: Pacer
     assert expected == (paused_for, fake.now)
 
 
-async def test_longer_later_pause_extends(fake: FakeTime, pacer: Pacer) -> None:
+async def test_longer_later_pause_extends(fake: FakeClock, pacer: Pacer) -> None:
     """A pause reaching past the current one moves the resume time out."""
     pacer.pause(2.0)
     pacer.pause(10.0)
@@ -90,7 +70,7 @@ async def test_longer_later_pause_extends(fake: FakeTime, pacer: Pacer) -> None:
     assert expected == (paused_for, fake.now)
 
 
-async def test_pause_extended_while_waiting_is_obeyed(fake: FakeTime, pacer: Pacer) -> None:
+async def test_pause_extended_while_waiting_is_obeyed(fake: FakeClock, pacer: Pacer) -> None:
     """A turn already waiting also waits out a pause another worker adds meanwhile."""
     pacer.pause(1.0)
     fake.during_sleep = lambda: pacer.pause(30.0)  # another worker's 429, mid-wait
@@ -100,7 +80,7 @@ async def test_pause_extended_while_waiting_is_obeyed(fake: FakeTime, pacer: Pac
     assert expected == (fake.now, pacer.paused_for)
 
 
-async def test_pauses_counts_pauses_that_took_effect(fake: FakeTime, pacer: Pacer) -> None:
+async def test_pauses_counts_pauses_that_took_effect(fake: FakeClock, pacer: Pacer) -> None:
     """``pauses`` counts each pause that moved the resume time, not ones it already covered."""
     pacer.pause(10.0)
     pacer.pause(3.0)  # inside the first: no new pause
@@ -111,7 +91,7 @@ async def test_pauses_counts_pauses_that_took_effect(fake: FakeTime, pacer: Pace
     assert expected == (after_two, pacer.pauses)
 
 
-async def test_every_waiting_turn_obeys_the_pause(fake: FakeTime, pacer: Pacer) -> None:
+async def test_every_waiting_turn_obeys_the_pause(fake: FakeClock, pacer: Pacer) -> None:
     """A pause holds every worker: none is let through before the resume time."""
     released: list[float] = []
 
@@ -134,7 +114,7 @@ async def test_halt_makes_turn_refuse(pacer: Pacer) -> None:
     assert expected == (before, after)
 
 
-async def test_halt_during_a_long_pause_is_noticed_quickly(fake: FakeTime, pacer: Pacer) -> None:
+async def test_halt_during_a_long_pause_is_noticed_quickly(fake: FakeClock, pacer: Pacer) -> None:
     """A turn waiting out a long pause returns False soon after a halt, not at the resume time."""
     pacer.pause(300.0)
     fake.during_sleep = pacer.halt
@@ -172,7 +152,7 @@ async def test_observed_429_without_retry_after_still_pauses(pacer: Pacer) -> No
 
 @pytest.mark.parametrize("retry_after", [86_400.0, 365 * 24 * 3600.0, 1e300])
 async def test_no_retry_after_pauses_the_run_beyond_max_pause(
-    fake: FakeTime, retry_after: float
+    fake: FakeClock, retry_after: float
 ) -> None:
     """A Retry-After of a day, a year or 1e300 pauses the run max_pause (a documented cap)."""
     pacer = Pacer(UNLIMITED, max_pause=12.0, clock=fake.clock, sleep=fake.sleep)
@@ -181,7 +161,7 @@ async def test_no_retry_after_pauses_the_run_beyond_max_pause(
     assert expected == pacer.paused_for
 
 
-async def test_only_429s_for_max_outage_halt_the_run(fake: FakeTime) -> None:
+async def test_only_429s_for_max_outage_halt_the_run(fake: FakeClock) -> None:
     """429s and nothing else for max_outage halt the run, and say so; one success resets that."""
     pacer = Pacer(UNLIMITED, max_outage=60.0, max_pause=1.0, clock=fake.clock, sleep=fake.sleep)
     refused = Observation(throttled=True, retry_after=86_400.0)
@@ -198,7 +178,7 @@ async def test_only_429s_for_max_outage_halt_the_run(fake: FakeTime) -> None:
     assert expected == (before, (pacer.refusal_exceeded, pacer.halted, await pacer.turn()))
 
 
-async def test_an_idle_spell_after_a_429_is_not_a_refusal(fake: FakeTime) -> None:
+async def test_an_idle_spell_after_a_429_is_not_a_refusal(fake: FakeClock) -> None:
     """Time with no answer at all (an idle run) does not count as being refused."""
     pacer = Pacer(UNLIMITED, max_outage=60.0, clock=fake.clock, sleep=fake.sleep)
     await answered(pacer, Observation(throttled=True, retry_after=1.0))
@@ -262,7 +242,7 @@ async def test_during_an_outage_one_probe_at_a_time(pacer: Pacer) -> None:
     assert expected == (probe > 0, still_waiting, await waiter > 0)
 
 
-async def test_an_outage_longer_than_max_outage_halts_the_run(fake: FakeTime) -> None:
+async def test_an_outage_longer_than_max_outage_halts_the_run(fake: FakeClock) -> None:
     """Past max_outage the next request finds the run halted, even with no answer to wait for."""
     pacer = Pacer(UNLIMITED, max_outage=60.0, clock=fake.clock, sleep=fake.sleep)
     for _ in range(OUTAGE_THRESHOLD):
@@ -276,7 +256,7 @@ async def test_an_outage_longer_than_max_outage_halts_the_run(fake: FakeTime) ->
     assert expected == (before, after)
 
 
-async def test_the_outage_backoff_never_outlasts_max_outage(fake: FakeTime) -> None:
+async def test_the_outage_backoff_never_outlasts_max_outage(fake: FakeClock) -> None:
     """Answers already in flight do not grow the backoff, and no pause runs past the bound."""
     pacer = Pacer(UNLIMITED, max_outage=5.0, clock=fake.clock, sleep=fake.sleep)
     for _ in range(OUTAGE_THRESHOLD + 20):  # a burst of failures sent before the outage was seen
@@ -290,7 +270,7 @@ async def test_the_outage_backoff_never_outlasts_max_outage(fake: FakeTime) -> N
     assert fake.now - waited_from <= 5.0 + HALT_CHECK
 
 
-async def test_a_second_of_429s_halves_the_rate_and_it_recovers(fake: FakeTime) -> None:
+async def test_a_second_of_429s_halves_the_rate_and_it_recovers(fake: FakeClock) -> None:
     """When every answer of a second is a 429 the rate about halves; a quiet spell restores it."""
     pacer = Pacer(1e6, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
     for _ in range(10):
@@ -307,7 +287,7 @@ async def test_a_second_of_429s_halves_the_rate_and_it_recovers(fake: FakeTime) 
     assert expected == pacer.rate
 
 
-async def test_random_429s_cost_only_their_share(fake: FakeTime) -> None:
+async def test_random_429s_cost_only_their_share(fake: FakeClock) -> None:
     """4% of answers refused at random, for five minutes, leave the rate at its ceiling."""
     pacer = Pacer(1e6, clock=fake.clock, wall_clock=lambda: WALL, sleep=fake.sleep)
     for _second in range(300):
@@ -318,7 +298,7 @@ async def test_random_429s_cost_only_their_share(fake: FakeTime) -> None:
     assert expected == pacer.rate
 
 
-async def test_requests_in_flight_are_capped(fake: FakeTime) -> None:
+async def test_requests_in_flight_are_capped(fake: FakeClock) -> None:
     """With max_concurrency 2, a third turn waits until one of the first two is released.
 
     Each request is numbered in the order it was let go.
@@ -334,7 +314,7 @@ async def test_requests_in_flight_are_capped(fake: FakeTime) -> None:
     assert expected == (first, second, held, await third)
 
 
-async def test_a_turn_given_a_time_limit_gives_up_on_a_longer_pause(fake: FakeTime) -> None:
+async def test_a_turn_given_a_time_limit_gives_up_on_a_longer_pause(fake: FakeClock) -> None:
     """turn(within=3) during a 10 s pause returns 0 after 3 s: the run is not halted."""
     pacer = Pacer(UNLIMITED, clock=fake.clock, sleep=fake.sleep)
     pacer.pause(10.0)
@@ -359,7 +339,7 @@ def test_a_turn_given_a_time_limit_gives_up_waiting_for_a_place() -> None:
         pacer.release()
         return gave_up, waited, await patient
 
-    gave_up, waited, patient = virtualtime.run(run())
+    gave_up, waited, patient = run_on_virtual_time(run())
     assert (gave_up, round(waited, 2), patient) == (0, 2.0, 2)
 
 
@@ -411,7 +391,7 @@ async def test_low_rate_has_no_burst() -> None:
 
 
 # --- the budget, on virtual time against the fake server's own rate window ---------------------
-# Each run below is minutes of traffic on a virtual-time loop (see virtualtime.py): the pacer,
+# Each run below is minutes of traffic on a virtual-time loop (see fakeclock.py): the pacer,
 # its budget and the retry path are the real ones, and so is the window answering them
 # (fake.RateWindow); only HTTP is left out. "Whole windows" are those the run covered from
 # start to end, as the benchmark counts them.
@@ -449,7 +429,7 @@ def test_whole_windows_are_spent_from_limit_and_remaining(style: str, mode: dict
 
     Documented answers carry no reset time; with one on every answer (today's fake) as well.
     """
-    fake, _ = virtualtime.run(paced_run(200.0, clock_skew=20.0, header_style=style, **mode))
+    fake, _ = run_on_virtual_time(paced_run(200.0, clock_skew=20.0, header_style=style, **mode))
     used = [fake.ours(window) for window in (1, 2)]
     assert min(used) >= 0.97 * 3000, used
     assert fake.tally.total("our_429") == 0
@@ -457,7 +437,7 @@ def test_whole_windows_are_spent_from_limit_and_remaining(style: str, mode: dict
 
 def test_steady_live_traffic_keeps_its_share() -> None:
     """Live traffic at 15/s: none of it refused, and the run takes >= 95% of what it leaves."""
-    fake, _ = virtualtime.run(paced_run(200.0, clock_skew=20.0, live_rate=15.0))
+    fake, _ = run_on_virtual_time(paced_run(200.0, clock_skew=20.0, live_rate=15.0))
     left = [fake.window_size() - (fake.used(w) - fake.ours(w)) for w in (1, 2)]
     assert [fake.ours(w) / free for w, free in zip((1, 2), left, strict=True)] >= [0.95, 0.95]
     assert fake.tally.total("live_refused") == 0
@@ -467,7 +447,7 @@ def test_steady_live_traffic_keeps_its_share() -> None:
 def test_bursts_of_live_traffic_are_kept_in_reserve(mode: dict[str, Any]) -> None:
     """10/s, x3 for 5 s every 20 s, a burst ending as each window ends: none refused, and the
     run still takes >= 90% of what the live traffic leaves."""
-    fake, _ = virtualtime.run(paced_run(200.0, clock_skew=20.0, **BURSTY, **mode))
+    fake, _ = run_on_virtual_time(paced_run(200.0, clock_skew=20.0, **BURSTY, **mode))
     shares = [fake.ours(w) / (3000 - (fake.used(w) - fake.ours(w))) for w in (1, 2)]
     assert min(shares) >= 0.9, shares
     assert fake.tally.total("live_refused") == 0
@@ -476,7 +456,7 @@ def test_bursts_of_live_traffic_are_kept_in_reserve(mode: dict[str, Any]) -> Non
 def test_a_wrong_guess_at_the_phase_costs_live_traffic_nothing() -> None:
     """Windows that start with the first request, not on the minute: the clock's minute is a
     wrong hypothesis here, and the live traffic still loses nothing to it."""
-    fake, pacer = virtualtime.run(
+    fake, pacer = run_on_virtual_time(
         paced_run(130.0, clock_skew=20.0, window_from_first_request=True, **BURSTY)
     )
     assert pacer._budget.aligned is False
@@ -500,7 +480,7 @@ async def _restarted(skew: float, **server: Any) -> tuple[Server, int]:
 def test_a_restart_mid_window_spends_the_rest_of_it_at_once(mode: dict[str, Any]) -> None:
     """Stopped 30 s in (15 s into a whole window) and restarted: every whole window >= 95%
     used, and no second without a request while the window still had budget."""
-    fake, restart = virtualtime.run(_restarted(45.0, **mode))
+    fake, restart = run_on_virtual_time(_restarted(45.0, **mode))
     windows = range(1, 3) if not mode else range(0, 2)
     assert [fake.ours(w) >= 0.95 * 3000 for w in windows] == [True, True]
     idle = [s for s in range(restart + 1, restart + 60) if fake.tally.seconds[s]["our_ok"] == 0]
@@ -510,14 +490,16 @@ def test_a_restart_mid_window_spends_the_rest_of_it_at_once(mode: dict[str, Any]
 
 def test_slow_answers_still_get_the_whole_limit() -> None:
     """200 ms answers at 10,000/min: >= 97% of the limit in every whole window."""
-    fake, pacer = virtualtime.run(paced_run(150.0, latency=0.2, limit=10_000, clock_skew=30.0))
+    fake, pacer = run_on_virtual_time(paced_run(150.0, latency=0.2, limit=10_000, clock_skew=30.0))
     assert min(fake.ours(1), fake.ours(2)) >= 9700
     assert pacer.concurrency > 0.2 * 10_000 / 60  # Little's law: the rate x the round trip
 
 
 def test_max_share_caps_what_the_run_takes() -> None:
     """--max-share 0.5: the run takes half of each window and leaves the rest."""
-    fake, _ = virtualtime.run(paced_run(130.0, clock_skew=20.0, pacer_options={"max_share": 0.5}))
+    fake, _ = run_on_virtual_time(
+        paced_run(130.0, clock_skew=20.0, pacer_options={"max_share": 0.5})
+    )
     # Give or take the few requests in flight as one window turns into the next.
     assert 0.45 * 3000 <= fake.ours(1) <= 0.5 * 3000 + 5
 
@@ -537,7 +519,7 @@ def test_a_window_that_claims_to_be_spent_for_a_day_holds_nothing_long(reset: st
         await send(fake, new_pacer(), range(1_000_000), seconds=60.0)
         return fake
 
-    fake = virtualtime.run(run())
+    fake = run_on_virtual_time(run())
     busy = sorted(s for s, row in fake.tally.seconds.items() if row["our_ok"])
     gaps = [later - earlier for earlier, later in itertools.pairwise(busy)]
     assert len(busy) >= 15
@@ -558,7 +540,7 @@ def test_the_expected_rate_is_right_after_the_first_minute() -> None:
         live.cancel()
         return expected, fake
 
-    expected, fake = virtualtime.run(run())
+    expected, fake = run_on_virtual_time(run())
     achieved = (fake.ours(1) + fake.ours(2) + fake.ours(3)) / 180
     assert expected is not None
     assert abs(expected - achieved) <= 0.1 * achieved

@@ -140,7 +140,9 @@ def test_html_shows_totals_failure_codes_and_every_unknown_uid(tmp_path: Path) -
     unknown = re.findall(r"<li>(.*?)</li>", section)
     assert unknown == ["&lt;script&gt;alert(1)&lt;/script&gt;", "in-flight-1"]
     assert "run-1" in html
-    assert "killed" in html
+    # The page's header says "(N killed)" whatever N is: the runs table must call run-1 killed.
+    runs = re.findall(r'<tr><td><code>([^<]+)</code></td><td><span class="\w+">(\w+)</span>', html)
+    assert runs == [("run-1", "killed")]
 
 
 def test_hostile_uid_renders_only_as_escaped_text(tmp_path: Path) -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
+import tenacity
+from fakeclock import FakeClock
 
+from bulkdelete import retry
 from bulkdelete.outcome import CONNECTION, TIMEOUT, TLS, Answer, Body, BodyKind, RateInfo
-from bulkdelete.pacing import OUTAGE_THRESHOLD, Observation, Pacer
+from bulkdelete.pacing import Observation, Pacer
+from bulkdelete.pushback import OUTAGE_THRESHOLD
 from bulkdelete.retry import Attempted, RetryPolicy, call_with_retries, observation
 
 OK = Answer(200, body=Body(BodyKind.OBJECT, success=True))
@@ -18,29 +23,21 @@ UNAVAILABLE = Answer(503, None, "unavailable")
 THROTTLED = Answer(429, "ERR_TOO_MANY_REQUESTS", "slow down", rate=RateInfo(retry_after=7.0))
 
 
-class FakeTime:
-    """A clock and sleeps that advance it instantly, recording each delay."""
+class FakeTime(FakeClock):
+    """The test's fake clock, with the pacer's sleeps told apart from the retry's."""
 
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.pacer_sleeps: list[float] = []
-        self.retry_sleeps: list[float] = []  # every step the retry sleep was called with
-        self.on_retry_sleep: Callable[[], None] | None = None
+    def __init__(self) -> None:
+        super().__init__(1000.0)
+        self.pacer_sleep = self.sleeper()
+        self.retry_sleep = self.sleeper()
 
-    def clock(self) -> float:
-        return self.now
+    @property
+    def pacer_sleeps(self) -> list[float]:
+        return self.pacer_sleep.sleeps
 
-    async def pacer_sleep(self, delay: float) -> None:
-        self.pacer_sleeps.append(delay)
-        self.now += delay
-        await asyncio.sleep(0)
-
-    async def retry_sleep(self, delay: float) -> None:
-        self.retry_sleeps.append(float(delay))
-        self.now += delay
-        if self.on_retry_sleep is not None:
-            self.on_retry_sleep()
-        await asyncio.sleep(0)
+    @property
+    def retry_sleeps(self) -> list[float]:
+        return self.retry_sleep.sleeps
 
 
 class Script:
@@ -278,6 +275,42 @@ async def test_on_retry_is_called_once_per_retry(fake: FakeTime, pacer: Pacer) -
     assert waited[1] == 2 * waited[0] > 0
 
 
+async def test_jitter_is_added_after_the_backoff_cap(fake: FakeTime, pacer: Pacer) -> None:
+    """At the cap every wait still carries its own jitter: UIDs at the cap do not retry in step."""
+    policy = RetryPolicy(
+        backoff_multiplier=1.0,
+        backoff_max=1.0,
+        jitter=1.0,
+        sleep=fake.retry_sleep,
+        clock=fake.clock,
+    )
+    script = Script([UNAVAILABLE] * 4 + [OK], fake)
+    await call_with_retries(script, policy=policy, pacer=pacer)
+    waited = [later - earlier for earlier, later in itertools.pairwise(script.started)]
+    assert [1.0 < wait < 2.0 for wait in waited] == [True] * 4
+    assert len(set(waited)) == len(waited)
+
+
+async def test_no_retry_loop_is_built_for_a_uid_answered_at_once(
+    fake: FakeTime, pacer: Pacer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A final first answer costs no tenacity loop (most UIDs: building one costs more than a
+    request on loopback); a retried UID gets one of its own."""
+    built: list[object] = []
+
+    class Counted(tenacity.AsyncRetrying):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(retry, "AsyncRetrying", Counted)
+    await run([OK], fake, pacer)
+    at_once = len(built)
+    await run([UNAVAILABLE, OK], fake, pacer)
+    expected = (0, 1)
+    assert expected == (at_once, len(built))
+
+
 async def test_every_attempt_waits_for_its_turn(fake: FakeTime) -> None:
     """Retries are paced too: the pacer is asked once per attempt."""
 
@@ -406,7 +439,7 @@ async def test_halt_before_a_retry_abandons_it(fake: FakeTime, pacer: Pacer) -> 
 
 async def test_halt_cuts_a_long_backoff_short(fake: FakeTime, pacer: Pacer) -> None:
     """A halt during a long backoff is noticed within a short step, not after the whole wait."""
-    fake.on_retry_sleep = pacer.halt  # halt during the first step of the backoff
+    fake.retry_sleep.during_sleep = pacer.halt  # halt during the first step of the backoff
     attempted, script = await run_script([UNAVAILABLE, OK], fake, pacer, backoff_multiplier=100.0)
     assert attempted is not None
     expected = (1, True, 1)

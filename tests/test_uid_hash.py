@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -83,4 +84,4 @@ def test_guards(fake_server: FakeFactory, tmp_path: Path) -> None:
     assert "pseudonyms" in check.stderr
     assert failed_out.returncode == 2
     assert report.returncode == 0
-    assert "deleted" in report.stdout
+    assert re.search(r"^ +deleted +300$", report.stdout, re.MULTILINE), report.stdout
