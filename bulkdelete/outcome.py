@@ -114,7 +114,9 @@ class RateInfo:
     server_date: float | None = None  # unix time of the Date header, read with the limit headers
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per answer, and a frozen one sets each field by ``object.__setattr__``
+# (as ``pacing.Observation``). Nothing changes one once made.
+@dataclass(slots=True)
 class Answer:
     """One attempt's answer, reduced to what decisions and the audit need."""
 
@@ -128,7 +130,9 @@ class Answer:
     body: Body = Body()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per answer, and a frozen one sets each field by ``object.__setattr__``
+# (as ``pacing.Observation``). Nothing changes one once made.
+@dataclass(slots=True)
 class Result:
     """The fate of one input row: a value, never an exception."""
 
