@@ -24,12 +24,32 @@ import orjson
 
 from bulkdelete import typedjson
 from bulkdelete.outcome import Outcome, ReadBack
+from bulkdelete.runrecords import (
+    DEFAULT_CHAIN,
+    Input,
+    InputFile,
+    InputStream,
+    Manifest,
+    Operator,
+    RunSettings,
+)
 from bulkdelete.summary import RunStatus
+
+# A run's own records are re-exported, so that every kind of line and value is named from here
+# (mypy --strict re-exports what ``__all__`` lists); this module's own names are public as ever.
+__all__ = [
+    "DEFAULT_CHAIN",
+    "Input",
+    "InputFile",
+    "InputStream",
+    "Manifest",
+    "Operator",
+    "RunSettings",
+]
 
 if TYPE_CHECKING:
     from bulkdelete.settings import Settings
 
-DEFAULT_CHAIN: Final = "sha256"  # ``audit_chain`` of a run whose lines are linked by SHA-256
 _NO_LINK: Final = object()  # the ``prev`` of a line that has none: equal to no link
 
 
@@ -83,70 +103,6 @@ class Location(str):
 # costs an ``object.__setattr__`` per field (0.9 us a row line), slotted makes orjson read field by
 # field, 4-5x slower than ``__dict__``: together 8 % more instructions a delete (bench/cost.py).
 # The writer encodes a record when it is written, so changing one later alters no line.
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunSettings:
-    """A run's effective settings, as ``Settings.public`` gives them: never the key."""
-
-    base_url: str
-    target: str
-    permanent: bool
-    rate: float | Literal["auto"]
-    max_share: float | None = None  # None: written before --max-share existed
-    concurrency: int
-    max_attempts: int
-    max_retry_time: float
-    timeout: float
-    max_outage: float | None = None  # None: written before --max-outage existed
-    max_pause: float | None = None  # None: written before --max-pause existed
-    column: str | None
-    no_header: bool = False
-    ref_column: str | None = None  # None: no --ref-column, or written before it existed
-    ca_bundle: str | None
-    audit_chain: str = DEFAULT_CHAIN
-    audit_key_id: str | None = None
-    uid_hash: bool = False
-    proxy: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Operator:
-    """Who ran a run: the login name and the host."""
-
-    user: str
-    host: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InputFile:
-    """An input file of a run, by its SHA-256, read whole before the run started."""
-
-    name: str  # as the run's rows name it
-    rows: int
-    sha256: str
-    bytes: int | None = None  # None: written by a demo run before it was recorded
-    column: str | None = None  # the column read; None: no header, or written before it was told
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InputStream:
-    """An input a run read as it came (stdin): its size and hash are in its ``InputRead``."""
-
-    name: str
-    streamed: Literal[True] = True
-    column: str | None = None
-
-
-Input: TypeAlias = InputFile | InputStream
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """What a CLI run records of who ran it and what it read; a library run has neither."""
-
-    operator: Operator | None = None
-    inputs: tuple[Input, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
