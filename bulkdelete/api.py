@@ -205,6 +205,10 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
     declared = response.content_length
     if declared is not None and declared > MAX_ANSWER_BYTES:
         return None
+    if declared is not None and "Content-Encoding" not in response.headers:
+        # Read as sent: aiohttp stops at the declared length, which is within the cap. (A
+        # compressed body may inflate past it, so it is read in chunks, counting as it goes.)
+        return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk

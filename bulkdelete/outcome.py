@@ -266,14 +266,22 @@ def read_back_result(answer: Answer) -> ReadBack:
     return ReadBack.UNKNOWN
 
 
-def final_result(answer: Answer, *, attempts: int, ambiguous_earlier: bool = False) -> Result:
+def final_result(
+    answer: Answer,
+    *,
+    attempts: int,
+    ambiguous_earlier: bool = False,
+    verdict: Verdict | None = None,
+) -> Result:
     """Turn the last answer for a UID into its audited result.
 
     ``ambiguous_earlier`` says an earlier send for this UID may have reached the server (no
     answer, a 5xx, an unproven 2xx, or aiohttp's own resend): a not-found after that is
     evidence it worked. A 2xx that never confirmed the delete is ``failed`` with the reason.
+    ``verdict`` is ``classify(answer)`` when the caller has it already.
     """
-    verdict = classify(answer)
+    if verdict is None:
+        verdict = classify(answer)
     code, message = answer.error_code, answer.message
     if verdict is Verdict.DELETED:
         outcome = Outcome.DELETED

@@ -27,9 +27,7 @@ numbers it, before it is sent, and reports its answer to ``observe()``. From the
 No header can hold the run longer than ``max_pause`` at a time, and a spent window is probed
 at least every few seconds, so every wait is bounded and shows in ``paused_for``.
 
-aiolimiter cannot change its rate, so a new limiter replaces the old one when the rate moves
-by more than 0.5%. Its bucket holds 50 ms of requests and is filled before first use, so neither
-a run nor a new rate starts with a burst.
+The rate itself is kept by ``cadence.Cadence`` on aiolimiter, without bursts.
 """
 
 from __future__ import annotations
@@ -42,17 +40,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiolimiter import AsyncLimiter
-
 from bulkdelete.budget import Budget, Plan
+from bulkdelete.cadence import Cadence
 from bulkdelete.pushback import Outage, Refusals, Throttle
 from bulkdelete.serverclock import Sighting
 from bulkdelete.settings import DEFAULTS
 
 HALT_CHECK = 0.25  # longest a waiting request takes to notice a halt, in seconds
 DEFAULT_THROTTLE_PAUSE = 1.0  # a 429 without Retry-After still pauses the run this long
-_BURST_SECONDS = 0.05
-_RERATE_TOLERANCE = 0.005  # a rate change smaller than this keeps the current limiter
 _MIN_RATE = 0.5  # requests per second: never stall completely while budget remains
 # Below this rate requests are spaced by the pacer's own waits, which see a new plan within
 # HALT_CHECK, not by aiolimiter, whose waiters would keep the old rate for up to 1/rate.
@@ -108,11 +103,8 @@ class Pacer:
         self._spent_since: float | None = None  # when the window was last found spent
         self._last_probe = -math.inf
         self._unlimited_next = False  # the next request is paced already (a probe, a slow rate)
-        self._granted_at = -math.inf  # when the latest request was let go
         self._throttle = Throttle(clock())
-        self.rate = ceiling
-        self._limiter = _limiter(ceiling)
-        self._primed: AsyncLimiter | None = None  # the limiter whose bucket was filled
+        self._cadence = Cadence(ceiling, clock)
         self._round_trip = _FIRST_ROUND_TRIP
         self._sent = 0
         self._unanswered = 0  # numbered requests not yet observed or released
@@ -137,7 +129,8 @@ class Pacer:
         seconds have passed without a turn. A non-zero result must be followed by ``observe``
         (or ``release``).
         """
-        if not await self._wait_for_place(None if within is None else self._clock() + within):
+        deadline = None if within is None else self._clock() + within
+        if not await self._wait_for_place(deadline):
             return 0
         self._in_flight += 1
         if self._outage.since is not None:
@@ -145,7 +138,17 @@ class Pacer:
         paced, self._unlimited_next = self._unlimited_next, False
         try:
             if not paced:
-                await self._take_rate()
+                await self._cadence.take()
+            # A 429 may have paused the run while this request waited for the rate: it waits
+            # the pause out too, and then for its turn at the rate once more, so the requests
+            # that waited through the pause do not leave in one burst at its end.
+            while self._resume_at > self._clock() and not self._halted:
+                if deadline is not None and self._resume_at >= deadline:
+                    self._free_place()
+                    return 0
+                await self._sleep(min(self._resume_at - self._clock(), HALT_CHECK))
+                if self._resume_at <= self._clock():
+                    await self._cadence.take()
         except BaseException:  # cancelled while waiting for the rate: give the place back
             self._free_place()
             raise
@@ -153,7 +156,7 @@ class Pacer:
             self._free_place()
             return 0
         self._sent += 1
-        self._granted_at = now = self._clock()
+        self._cadence.granted_at = now = self._clock()
         if self._budget.limit is not None:  # only answers with a limit are read against them
             self._grants.append((now, self._unanswered))
         self._unanswered += 1
@@ -187,21 +190,6 @@ class Pacer:
             await self._sleep(min(delay, HALT_CHECK))
         return False
 
-    async def _take_rate(self) -> None:
-        """Wait for the rate; once more if it changed meanwhile, so a cut applies to the queue."""
-        for _ in range(2):
-            limiter = self._limiter
-            if limiter is not self._primed:
-                # aiolimiter's bucket starts empty and would let a burst through. Filling it
-                # (granted at once, it is empty) makes every request wait its turn at the new
-                # rate, counted from the latest one let go: a new rate costs no time itself.
-                self._primed = limiter
-                since = (self._clock() - self._granted_at) * self.rate
-                await limiter.acquire(limiter.max_rate - min(1.0, since))
-            await limiter.acquire()
-            if limiter is self._limiter:
-                return
-
     def _budget_wait(self, now: float) -> float:
         """Return how long the budget holds the next request (0: send it now)."""
         if now - self._planned_at >= _REPLAN:
@@ -210,7 +198,7 @@ class Pacer:
         if plan is None or plan.spendable >= 1:
             if self.rate >= _SLOW_RATE:
                 return 0.0  # aiolimiter paces it
-            due = self._granted_at + 1 / self.rate
+            due = self._cadence.granted_at + 1 / self.rate
         else:
             due = self._probe_due(plan)
             if now >= due:
@@ -300,10 +288,7 @@ class Pacer:
         if plan is not None:
             # Spend what this window leaves the run by its end: no sooner, no later.
             rate = min(rate, max(plan.spendable / max(plan.horizon, _MIN_HORIZON), _MIN_RATE))
-        rate = max(_MIN_RATE, rate * factor)
-        if abs(rate - self.rate) > _RERATE_TOLERANCE * self.rate:
-            self.rate = rate
-            self._limiter = _limiter(rate)
+        self._cadence.set(max(_MIN_RATE, rate * factor))
 
     def _check_bounds(self) -> bool:
         """Halt the run once it has had no usable answer for ``max_outage``; tell whether it has.
@@ -328,6 +313,11 @@ class Pacer:
             if not waiter.done():
                 waiter.set_result(None)
         self._waiting.clear()
+
+    @property
+    def rate(self) -> float:
+        """Requests per second the run sends at now."""
+        return self._cadence.rate
 
     @property
     def concurrency(self) -> int:
@@ -393,8 +383,3 @@ class Pacer:
             return None
         capacity = self._max_concurrency / max(self._round_trip, 1e-3)
         return min(self._ceiling, capacity, per_window / self._budget.period)
-
-
-def _limiter(rate: float) -> AsyncLimiter:
-    burst = max(1.0, rate * _BURST_SECONDS)
-    return AsyncLimiter(burst, burst / rate)

@@ -113,17 +113,29 @@ class Attempted:
     ambiguous_earlier: bool  # an earlier attempt may have reached the server and deleted the user
     abandoned: bool = False  # the run halted before a retry the policy still allowed
     waited: float = 0.0  # seconds spent between attempts that counted against ``max_time``
+    verdict: Verdict = Verdict.FAIL  # what the last answer means (``outcome.classify``)
 
 
 OnRetry = Callable[[Answer, int, float], None]
 
 
-def observation(answer: Answer, *, round_trip: float | None = None, ticket: int = 0) -> Observation:
-    """Return what the pacer should learn from an answer to the request ``turn`` numbered."""
+def observation(
+    answer: Answer,
+    *,
+    round_trip: float | None = None,
+    ticket: int = 0,
+    verdict: Verdict | None = None,
+) -> Observation:
+    """Return what the pacer should learn from an answer to the request ``turn`` numbered.
+
+    ``verdict`` is ``classify(answer)`` when the caller has it already.
+    """
     status, rate = answer.http_status, answer.rate
+    if verdict is None:
+        verdict = classify(answer)
     return Observation(
         throttled=status == TOO_MANY_REQUESTS,
-        unavailable=(status is None and classify(answer) is Verdict.RETRY)
+        unavailable=(status is None and verdict is Verdict.RETRY)
         or (status is not None and status >= _SERVER_ERROR),
         retry_after=rate.retry_after,
         limit=rate.limit,
@@ -149,6 +161,7 @@ class _Tries:
         self._policy = policy
         self.pacer = pacer
         self.answer: Answer | None = None
+        self.verdict = Verdict.FAIL  # of the last answer
         self.attempts = self.sends = self.counted = 0
         self.ambiguous = self.halted = False
         self.own_time = 0.0  # seconds waited between attempts, outside run-wide outages
@@ -172,7 +185,9 @@ class _Tries:
         except BaseException:
             pacer.release()
             raise
-        seen = observation(answer, round_trip=clock() - sent_at, ticket=ticket)
+        # Classified once here, for the pacer, the retry decision and the row's result.
+        self.verdict = verdict = classify(answer)
+        seen = observation(answer, round_trip=clock() - sent_at, ticket=ticket, verdict=verdict)
         pacer.observe(seen)
         self.answer = answer
         self.attempts += 1
@@ -215,6 +230,7 @@ class _Tries:
             ambiguous_earlier=self.ambiguous or answer.sends > 1,
             abandoned=self.halted,
             waited=self.own_time,
+            verdict=self.verdict,
         )
 
 
@@ -268,7 +284,7 @@ async def call_with_retries(
     # Most UIDs need one attempt. It is made before any tenacity loop is built: setting one up
     # costs more than a whole request on loopback.
     await tries.once()
-    if tries.answer is None or not _is_retryable(tries.answer):
+    if tries.answer is None or tries.verdict is not Verdict.RETRY:
         return tries.result()
 
     def before_sleep(state: RetryCallState) -> None:

@@ -127,7 +127,7 @@ class Sender:
         tally.requests += attempted.sends - attempted.attempts  # aiohttp's own resends
         if attempted.attempts > 1:
             tally.retried += 1
-        verdict = classify(attempted.answer)
+        verdict = attempted.verdict
         fatal = attempted.answer if verdict is Verdict.FATAL else None
         return Sent(self._result(uid, attempted, verdict), fatal)
 
@@ -137,6 +137,7 @@ class Sender:
             attempted.answer,
             attempts=attempted.attempts,
             ambiguous_earlier=attempted.ambiguous_earlier,
+            verdict=verdict,
         )
         earlier_run = self.lost.get(self.pseudonyms.of(uid)) if self.lost else None
         if result.outcome is Outcome.NOT_FOUND and earlier_run and result.note is None:

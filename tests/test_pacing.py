@@ -390,6 +390,24 @@ async def test_low_rate_has_no_burst() -> None:
     assert 0.8 / rate <= released[-1] <= 1 / rate + 0.1
 
 
+@pytest.mark.parametrize("rate", [2.0, 20.0, 167.0])
+def test_a_pause_holds_a_request_already_waiting_for_the_rate(rate: float) -> None:
+    """A 429 that pauses the run while a request waits its turn at the rate holds that request
+    too: it leaves no sooner than the pause ends."""
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        pacer = new_pacer(ceiling=rate)
+        first = await pacer.turn()
+        waiting = asyncio.create_task(pacer.turn())  # in the limiter for up to 1 / rate
+        await asyncio.sleep(0.001)
+        pacer.observe(Observation(throttled=True, retry_after=2.0, ticket=first))
+        assert await waiting > 0
+        return loop.time()
+
+    assert run_on_virtual_time(scenario()) >= 0.001 + 2.0
+
+
 # --- the budget, on virtual time against the fake server's own rate window ---------------------
 # Each run below is minutes of traffic on a virtual-time loop (see fakeclock.py): the pacer,
 # its budget and the retry path are the real ones, and so is the window answering them
@@ -645,7 +663,7 @@ def test_a_server_that_refuses_everything_ends_the_run(
     done = run_cli(
         "delete", str(_uids(tmp_path / "in.txt", 400, "x")), "--base-url", server.base_url,
         "--audit", str(audit), "--no-progress", "--max-pause", "1", "--max-retry-time", "2",
-        "--max-outage", "4",
+        "--max-outage", "6",
     )  # fmt: skip
     took = time.monotonic() - began
     assert done.returncode == 3, done.stderr
