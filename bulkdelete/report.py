@@ -40,6 +40,7 @@ from bulkdelete.audit import read_records
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import (
+    BatchSending,
     CheckFinished,
     CheckStarted,
     Input,
@@ -194,6 +195,8 @@ class _Reader:
             tally.streams.append(record)
         elif isinstance(record, Sending):
             self.unknown.add(record.normalised_uid)
+        elif isinstance(record, BatchSending):
+            self.unknown.update(record.normalised_uids)
         elif isinstance(record, RowOutcome):
             self._row(tally, record, path, number)
 
