@@ -1,7 +1,9 @@
 """One CometChat call: the URL, the headers, the body, and the answer reduced to an ``Answer``.
 
-Only this module builds URLs. The UID always travels as exactly one percent-encoded path
-segment, so no input can reach another path. Transport failures come back as answers with no
+Only this module builds URLs and bodies. The UID always travels as exactly one percent-encoded
+path segment, so no input can reach another path; the bulk calls carry UIDs in a JSON list
+instead, in a body no larger than ``MAX_BULK_BODY`` (the 10 KB CometChat documents for request
+bodies: ``bulk_cost`` says what a UID adds to it). Transport failures come back as answers with no
 HTTP status (``outcome.TIMEOUT``, ``outcome.CONNECTION``, ``outcome.TLS``) rather than
 exceptions, so retries and the audit see one kind of value.
 
@@ -16,10 +18,12 @@ reads (ANSI colours, cursor moves, a changed window title) and a bidi override c
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import math
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +34,7 @@ import orjson
 
 from bulkdelete.logs import Redaction
 from bulkdelete.outcome import (
+    BULK_CALLS,
     CONNECTION,
     TIMEOUT,
     TLS,
@@ -45,6 +50,13 @@ from bulkdelete.settings import Settings
 MAX_ANSWER_BYTES: Final = 64 * 1024
 _JSON_HEADERS: Final = {"accept": "application/json", "content-type": "application/json"}
 _BODIES: Final = {flag: orjson.dumps({"permanent": flag}) for flag in (True, False)}
+MAX_BULK_BODY: Final = 10 * 1024  # CometChat documents request bodies up to 10 KB
+_BULK_KEYS: Final = {
+    Call.BULK_DEACTIVATE: "uidsToDeactivate",
+    Call.BULK_REACTIVATE: "uidsToActivate",
+}
+# A bulk body's bytes besides its UIDs: the longer key, its quotes, colon and brackets.
+BULK_FRAME: Final = len(orjson.dumps({"uidsToDeactivate": []}))
 _MAX_MESSAGE: Final = 500
 _MAX_CODE: Final = 100
 _NOT_A_SEGMENT: Final = frozenset({"", ".", ".."})
@@ -68,6 +80,15 @@ def user_url(base_url: str, uid: str) -> str:
     if uid in _NOT_A_SEGMENT:
         raise ValueError(f"{uid!r} cannot be sent as a user id")
     return f"{base_url.rstrip('/')}/users/{quote(uid, safe='')}"
+
+
+def bulk_cost(uid: str) -> int:
+    """Return the bytes ``uid`` adds to a bulk call's body: itself as JSON, and a comma."""
+    return len(orjson.dumps(uid)) + 1
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(u for u in value if isinstance(u, str)) if isinstance(value, list) else ()
 
 
 def _header_number(headers: Any, *names: str) -> float | None:
@@ -140,8 +161,9 @@ def _error_fields(error: object) -> tuple[str | None, str | None]:
     )
 
 
-def _parse(payload: bytes) -> tuple[Body, str | None, str | None]:
-    """Reduce a body to its facts, and ``error.code`` and ``error.message`` as written."""
+def _parse(payload: bytes, *, bulk: bool = False) -> tuple[Body, str | None, str | None]:
+    """Reduce a body to its facts, and ``error.code`` and ``error.message`` as written; the
+    lists of a bulk call's answer only with ``bulk``."""
     if not payload.strip():
         return Body(BodyKind.EMPTY), None, None
     try:
@@ -162,12 +184,19 @@ def _parse(payload: bytes) -> tuple[Body, str | None, str | None]:
         BodyKind.OBJECT,
         error=error is not None,
         success=success if isinstance(success, bool) else None,
-        deactivated=tuple(u for u in deactivated if isinstance(u, str))
-        if isinstance(deactivated, list)
-        else (),
+        deactivated=_strings(deactivated),
         user=user if isinstance(user, str) else None,
         listing=isinstance(data, list),
     )
+    if bulk:
+        body = dataclasses.replace(
+            body,
+            data_object=isinstance(data, dict),
+            already_deactivated=_strings(facts.get("alreadyDeactivatedUids")),
+            not_found=_strings(facts.get("notFound")),
+            reactivated=_strings(facts.get("reactivatedUids")),
+            not_deactivated=_strings(facts.get("nonDeactivatedUids")),
+        )
     return body, *_error_fields(error)
 
 
@@ -228,6 +257,20 @@ class Client:
             "DELETE", user_url(self._base_url, uid), _BODIES[permanent], call=call, uid=uid
         )
 
+    async def deactivate_users(self, uids: Sequence[str]) -> Answer:
+        """Deactivate normalised UIDs with one ``DELETE /users`` (``uidsToDeactivate``)."""
+        return await self._bulk("DELETE", Call.BULK_DEACTIVATE, uids)
+
+    async def reactivate_users(self, uids: Sequence[str]) -> Answer:
+        """Reactivate normalised UIDs with one ``PUT /users`` (``uidsToActivate``)."""
+        return await self._bulk("PUT", Call.BULK_REACTIVATE, uids)
+
+    async def _bulk(self, method: str, call: Call, uids: Sequence[str]) -> Answer:
+        url = f"{self._base_url.rstrip('/')}/users"
+        return await self._call(
+            method, url, orjson.dumps({_BULK_KEYS[call]: list(uids)}), call=call
+        )
+
     async def get_user(self, uid: str) -> Answer:
         """Send one ``GET /users/{uid}`` (a read-back after a delete); never raises for I/O."""
         return await self._call("GET", user_url(self._base_url, uid), None, call=Call.READ, uid=uid)
@@ -270,7 +313,7 @@ class Client:
             return Answer(
                 status, TOO_LARGE, unread, rate=rate, sends=sends.count, call=call, uid=uid
             )
-        facts, code, message = _parse(payload)
+        facts, code, message = _parse(payload, bulk=call in BULK_CALLS)
         return Answer(
             status,
             self._server_text(code, _MAX_CODE),

@@ -9,14 +9,30 @@ an empty body or an error object, so a 2xx counts only when its body says what w
 happened (``confirms``): for a DELETE the documented ``{"data": {"success": true}}`` or, for a
 soft delete, the UID in ``data.deactivatedUids``; for a read, the user; for the credential
 check, a list of users. Any other 2xx may still have changed something, so it is retried.
+
+The bulk calls (``DELETE /users`` with ``uidsToDeactivate``, ``PUT /users`` with
+``uidsToActivate``) answer 200 with a list per state, each left out when empty; a 2xx counts
+when its ``data`` is an object, and then each UID sent is read from the lists (``listed``):
+deactivated now, already deactivated, not found, reactivated, or not deactivated. A UID that no
+list names is not accounted for: a failure, retried as a request that may have applied (both
+calls are idempotent), never ``deleted``. An already deactivated user is a final state of its own
+(``already_deactivated``): the user is deactivated, but not by this call. In a permanent run the
+bulk call is a probe that tells a not-found UID's two meanings apart (``probed``): absent, or
+deactivated and so not erased, which is a failure (``DEACTIVATED_NOT_ERASED``) until it is erased.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from bulkdelete.answer import BULK_CALLS, Answer, Body, BodyKind, Call, RateInfo
+
+# What an answer is (``answer``) is re-exported: callers name it with what it means, from here.
+__all__ = ["BULK_CALLS", "Answer", "Body", "BodyKind", "Call", "RateInfo"]
 
 
 class Outcome(enum.StrEnum):
@@ -27,10 +43,12 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     INVALID = "invalid"
     DUPLICATE = "duplicate"
+    # A bulk deactivation found the user deactivated already: final, but not this call's doing.
+    ALREADY_DEACTIVATED = "already_deactivated"
 
 
 # A final outcome settles its UID for good: no later run needs to send it again.
-FINAL_OUTCOMES: Final = frozenset({Outcome.DELETED, Outcome.NOT_FOUND})
+FINAL_OUTCOMES: Final = frozenset({Outcome.DELETED, Outcome.NOT_FOUND, Outcome.ALREADY_DEACTIVATED})
 # The outcomes of rows that are never sent; they settle their row (file and line), not a UID.
 ROW_ONLY_OUTCOMES: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
 
@@ -70,64 +88,15 @@ TOO_LARGE = "ANSWER_TOO_LARGE"
 # and a credential check answered by something other than CometChat's API.
 UNCONFIRMED = "UNCONFIRMED_2XX"
 NOT_THE_API = "NOT_THE_API"
+# A permanent run's not-found UID that the bulk probe found deactivated: it exists, not erased.
+DEACTIVATED_NOT_ERASED = "DEACTIVATED_NOT_ERASED"
 
 
-class Call(enum.Enum):
-    """What a request asked for, which decides what its 2xx answer must say."""
+class Probe(enum.StrEnum):
+    """What the bulk probe found of a UID that a permanent DELETE answered not found."""
 
-    DEACTIVATE = "deactivate"  # DELETE /users/{uid} with {"permanent": false}
-    ERASE = "erase"  # DELETE /users/{uid} with {"permanent": true}
-    READ = "read"  # GET /users/{uid}
-    CHECK = "check"  # GET /users?perPage=1, the credential check
-
-
-class BodyKind(enum.Enum):
-    """What an answer's body turned out to be."""
-
-    NONE = "none"  # no body was read: no answer at all, or one too large to read
-    EMPTY = "empty"
-    OBJECT = "object"  # a JSON object
-    OTHER_JSON = "other_json"  # JSON, but not an object
-    NOT_JSON = "not_json"  # an HTML page, truncated or invalid JSON, anything else
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """The facts of an answer's body that decisions need; never any of the server's text."""
-
-    kind: BodyKind = BodyKind.NONE
-    error: bool = False  # the object has an "error" member
-    success: bool | None = None  # data.success, when it is a JSON boolean
-    deactivated: tuple[str, ...] = ()  # the strings in data.deactivatedUids
-    user: str | None = None  # data.uid: the body holds a user
-    listing: bool = False  # data is a list, as GET /users answers
-
-
-@dataclass(frozen=True, slots=True)
-class RateInfo:
-    """The rate-limit facts one answer carried; ``None`` where the header was absent."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_at: float | None = None  # unix time the current window ends
-    retry_after: float | None = None  # seconds, from a 429's Retry-After
-    server_date: float | None = None  # unix time of the Date header, read with the limit headers
-
-
-# Not frozen: one is made per answer, and a frozen one sets each field by ``object.__setattr__``
-# (as ``pacing.Observation``). Nothing changes one once made.
-@dataclass(slots=True)
-class Answer:
-    """One attempt's answer, reduced to what decisions and the audit need."""
-
-    http_status: int | None
-    error_code: str | None = None
-    message: str | None = None
-    rate: RateInfo = RateInfo()
-    sends: int = 1  # times aiohttp put the request on the wire; 2 means it resent it on its own
-    call: Call = Call.DEACTIVATE
-    uid: str | None = None  # the UID the request named, if it named one
-    body: Body = Body()
+    ABSENT = "absent"  # listed in notFound: no such user
+    DEACTIVATED = "deactivated"  # it exists, deactivated (or it was active, and the probe did it)
 
 
 # Not frozen: one is made per answer, and a frozen one sets each field by ``object.__setattr__``
@@ -142,6 +111,7 @@ class Result:
     message: str | None = None
     attempts: int = 0
     note: str | None = None
+    probe: Probe | None = None  # a permanent run's not-found UID, as the bulk probe found it
 
 
 def _is_2xx(status: int | None) -> bool:
@@ -166,6 +136,8 @@ def confirms(answer: Answer) -> bool:
         return body.listing
     if answer.call is Call.READ:
         return _same_uid(body.user, answer.uid)
+    if answer.call in BULK_CALLS:
+        return body.data_object  # each UID is then read from the lists: see ``listed``
     if body.success is True:
         return True
     return answer.call is Call.DEACTIVATE and any(
@@ -242,9 +214,14 @@ def _what_the_body_said(answer: Answer) -> str:
         return f"error {answer.error_code}" if answer.error_code else "an error without a code"
     if body.success is False:
         return '"success": false'
-    if any(_same_uid(u, answer.uid) for u in body.deactivated):
-        return 'the UID in "deactivatedUids", which proves no permanent erasure'
-    return 'neither "success": true nor the UID in "deactivatedUids"'
+    if answer.call in BULK_CALLS:
+        return '"data" that is not an object of lists'
+    named = any(_same_uid(u, answer.uid) for u in body.deactivated)
+    return (
+        'the UID in "deactivatedUids", which proves no permanent erasure'
+        if named
+        else 'neither "success": true nor the UID in "deactivatedUids"'
+    )
 
 
 def _unconfirmed(answer: Answer) -> tuple[str, str]:
@@ -326,4 +303,87 @@ def final_result(
         message=message,
         attempts=attempts,
         note=note,
+    )
+
+
+class Listed(enum.Enum):
+    """Where a bulk call's answer lists one UID it was sent."""
+
+    DEACTIVATED = "deactivated"  # deactivatedUids: this call deactivated it
+    ALREADY = "already"  # alreadyDeactivatedUids: it was deactivated before
+    ABSENT = "absent"  # notFound
+    REACTIVATED = "reactivated"  # reactivatedUids
+    ACTIVE = "active"  # nonDeactivatedUids: it was active, a reactivation had nothing to do
+    MISSING = "missing"  # in no list, or in two: not accounted for
+
+
+def listed(answer: Answer, uids: Sequence[str]) -> list[Listed]:
+    """Return where a confirmed bulk answer lists each of ``uids`` (compared lowercased)."""
+    body = answer.body
+    if answer.call is Call.BULK_REACTIVATE:
+        lists = (
+            (Listed.REACTIVATED, body.reactivated),
+            (Listed.ACTIVE, body.not_deactivated),
+            (Listed.ABSENT, body.not_found),
+        )
+    else:
+        lists = (
+            (Listed.DEACTIVATED, body.deactivated),
+            (Listed.ALREADY, body.already_deactivated),
+            (Listed.ABSENT, body.not_found),
+        )
+    where: dict[str, Listed] = {}
+    for state, names in lists:
+        for name in names:
+            key = name.lower()
+            where[key] = state if where.get(key, state) is state else Listed.MISSING
+    return [where.get(uid.lower(), Listed.MISSING) for uid in uids]
+
+
+def batch_result(
+    state: Listed, answer: Answer, *, attempts: int, ambiguous_earlier: bool = False
+) -> Result:
+    """Return the row's result for a UID a bulk deactivation listed as ``state``.
+
+    A UID no list named (``MISSING``, once retries ran out) is ``failed``: the answer did not
+    account for it. ``ambiguous_earlier`` says an earlier send of it may have applied, so that
+    "already deactivated" is most likely this run's own doing.
+    """
+    status = answer.http_status
+    if state is Listed.DEACTIVATED:
+        return Result(Outcome.DELETED, status, attempts=attempts)
+    if state is Listed.ALREADY:
+        note = (
+            "an earlier request of this run probably deactivated it" if ambiguous_earlier else None
+        )
+        return Result(Outcome.ALREADY_DEACTIVATED, status, attempts=attempts, note=note)
+    if state is Listed.ABSENT:
+        return Result(Outcome.NOT_FOUND, status, attempts=attempts)
+    message = f"HTTP {status} whose lists do not name the UID, not a confirmation"
+    return Result(Outcome.FAILED, status, UNCONFIRMED, message, attempts=attempts)
+
+
+def probed(not_found: Result, state: Listed) -> Result | None:
+    """Return a permanent run's not-found result once the bulk probe listed its UID as
+    ``state``; None when the probe did not account for it (the result stays as it was).
+
+    Absent is final. Deactivated (or active, and so deactivated by the probe) is a failure: the
+    user exists and is not erased, until it is reactivated and erased.
+    """
+    if state is Listed.ABSENT:
+        note = "the bulk probe lists it in notFound: no such user"
+        return dataclasses.replace(not_found, probe=Probe.ABSENT, note=note)
+    if state is Listed.ALREADY:
+        how = "lists it in alreadyDeactivatedUids"
+    elif state is Listed.DEACTIVATED:
+        how = "found it active and deactivated it (deactivatedUids)"
+    else:
+        return None
+    return dataclasses.replace(
+        not_found,
+        outcome=Outcome.FAILED,
+        error_code=DEACTIVATED_NOT_ERASED,
+        message=f"the user exists, deactivated, and is not erased: the bulk probe {how}",
+        note="--erase-deactivated reactivates and erases such users",
+        probe=Probe.DEACTIVATED,
     )

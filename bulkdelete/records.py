@@ -2,7 +2,8 @@
 
 An audit is JSONL, one JSON object per line: ``run_started`` (the run's manifest), ``sending``
 (a UID's first request is about to leave), one row outcome per input row (an ``outcome``, no
-``event``; its request reference in ``ref``), ``input_stopped``, ``input_read``, ``run_finished``;
+``event``; its request reference in ``ref``), ``batch_sending`` (a bulk call's UIDs are about to
+leave), ``input_stopped``, ``input_read``, ``run_finished``;
 a read-back writes ``check_started``, ``read_back`` and ``check_finished``. A record's fields, in
 order, are its line's keys; the writer adds ``prev``, the chain's link, which belongs to the file.
 
@@ -16,20 +17,40 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeAlias
 
 import orjson
 
 from bulkdelete import typedjson
-from bulkdelete.outcome import Outcome, ReadBack
+from bulkdelete.outcome import Call, Outcome, ReadBack
+from bulkdelete.runrecords import (
+    DEFAULT_CHAIN,
+    Input,
+    InputFile,
+    InputStream,
+    Manifest,
+    Operator,
+    RunSettings,
+)
 from bulkdelete.summary import RunStatus
+
+# A run's own records are re-exported, so that every kind of line and value is named from here
+# (mypy --strict re-exports what ``__all__`` lists); this module's own names are public as ever.
+__all__ = [
+    "DEFAULT_CHAIN",
+    "Input",
+    "InputFile",
+    "InputStream",
+    "Manifest",
+    "Operator",
+    "RunSettings",
+]
 
 if TYPE_CHECKING:
     from bulkdelete.settings import Settings
 
-DEFAULT_CHAIN: Final = "sha256"  # ``audit_chain`` of a run whose lines are linked by SHA-256
 _NO_LINK: Final = object()  # the ``prev`` of a line that has none: equal to no link
 
 
@@ -86,70 +107,6 @@ class Location(str):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunSettings:
-    """A run's effective settings, as ``Settings.public`` gives them: never the key."""
-
-    base_url: str
-    target: str
-    permanent: bool
-    rate: float | Literal["auto"]
-    max_share: float | None = None  # None: written before --max-share existed
-    concurrency: int
-    max_attempts: int
-    max_retry_time: float
-    timeout: float
-    max_outage: float | None = None  # None: written before --max-outage existed
-    max_pause: float | None = None  # None: written before --max-pause existed
-    column: str | None
-    no_header: bool = False
-    ref_column: str | None = None  # None: no --ref-column, or written before it existed
-    ca_bundle: str | None
-    audit_chain: str = DEFAULT_CHAIN
-    audit_key_id: str | None = None
-    uid_hash: bool = False
-    proxy: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Operator:
-    """Who ran a run: the login name and the host."""
-
-    user: str
-    host: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InputFile:
-    """An input file of a run, by its SHA-256, read whole before the run started."""
-
-    name: str  # as the run's rows name it
-    rows: int
-    sha256: str
-    bytes: int | None = None  # None: written by a demo run before it was recorded
-    column: str | None = None  # the column read; None: no header, or written before it was told
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InputStream:
-    """An input a run read as it came (stdin): its size and hash are in its ``InputRead``."""
-
-    name: str
-    streamed: Literal[True] = True
-    column: str | None = None
-
-
-Input: TypeAlias = InputFile | InputStream
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """What a CLI run records of who ran it and what it read; a library run has neither."""
-
-    operator: Operator | None = None
-    inputs: tuple[Input, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted:
     """The first line of a delete run."""
 
@@ -175,6 +132,31 @@ class Sending:
     normalised_uid: str
     source: Location
     ref: str | None = None  # as in the row's line
+
+
+@dataclass(kw_only=True)
+class BatchSending:
+    """A bulk call's UIDs are about to leave (written before its first request does).
+
+    One line names every UID of the batch (as the audit names UIDs), the row each came from and
+    its reference, in the same order: to a reader it is one ``Sending`` per UID (``each``).
+    """
+
+    ts: str = field(default_factory=timestamp)
+    run_id: str
+    event: Literal["batch_sending"] = "batch_sending"
+    call: Call  # outcome.Call.BULK_DEACTIVATE or BULK_REACTIVATE
+    normalised_uids: tuple[str, ...]
+    sources: tuple[Location, ...]
+    refs: tuple[str | None, ...] | None = None  # None: the run has no reference column
+
+    def each(self) -> Iterator[Sending]:
+        """Return the line as one ``Sending`` per UID, in order."""
+        refs = self.refs or (None,) * len(self.normalised_uids)
+        for uid, source, ref in zip(self.normalised_uids, self.sources, refs, strict=True):
+            yield Sending(
+                ts=self.ts, run_id=self.run_id, normalised_uid=uid, source=source, ref=ref
+            )
 
 
 @dataclass(kw_only=True)
@@ -293,7 +275,7 @@ class OtherEvent:
 
 
 Record: TypeAlias = (
-    RunStarted | Sending | RowOutcome | InputStopped | InputRead | RunFinished
+    RunStarted | Sending | BatchSending | RowOutcome | InputStopped | InputRead | RunFinished
     | CheckStarted | ReadBackResult | CheckFinished | OtherEvent
 )  # fmt: skip
 Start: TypeAlias = RunStarted | CheckStarted  # what opens a run's lines
@@ -347,6 +329,10 @@ _SCHEMA: Final[typedjson.Schema] = typedjson.Schema(
         ),
         "Location": typedjson.text_as(Location.parse),
         "Outcome": typedjson.text_as(Outcome),
+        "Call": typedjson.text_as(Call),
+        "tuple[Location, ...]": lambda value, where: tuple(
+            map(Location.parse, typedjson.texts(value, where))
+        ),
         "RunStatus": typedjson.text_as(RunStatus),
         "ReadBack": typedjson.text_as(ReadBack),
         "RunSettings": lambda value, where: _SCHEMA.build(RunSettings, value, where),
@@ -359,7 +345,7 @@ _SCHEMA: Final[typedjson.Schema] = typedjson.Schema(
 _EVENTS: Final[Mapping[str, type[Record]]] = {
     str(kind.__dataclass_fields__["event"].default): kind
     for kind in (
-        *(RunStarted, Sending, InputStopped, InputRead, RunFinished),
+        *(RunStarted, Sending, BatchSending, InputStopped, InputRead, RunFinished),
         *(CheckStarted, ReadBackResult, CheckFinished),
     )
 }

@@ -3,8 +3,9 @@
 One producer reads rows and audits invalid and duplicate ones at once (they never reach the
 server); valid rows go through a bounded queue to ``settings.concurrency`` workers, so the
 number of requests in flight can never exceed it. Each worker hands one UID at a time to the
-``send.Sender`` (pacer, intent, call, retries) and audits the result; the ``tally.Tally``
-counts it all and becomes the ``Summary``.
+``send.Sender`` (pacer, intent, call, retries) and audits the result or, in a batched soft run
+(``Settings.batch`` above 1), one batch at a time to the ``batch.Batcher`` (one bulk call per
+batch, split when refused); the ``tally.Tally`` counts it all and becomes the ``Summary``.
 
 A fatal answer (bad key, no access, plan) or a stop request halts the run: nothing new is sent,
 requests in flight finish (within ``stop_grace`` seconds) and are audited. The pacer, the
@@ -27,16 +28,16 @@ import structlog
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms
+from bulkdelete.batch import Batcher, BatchSize
 from bulkdelete.clock import SYSTEM_CLOCK, Clock
 from bulkdelete.errors import AuditError
-from bulkdelete.intake import Intake, Rows, as_async
-from bulkdelete.outcome import Answer, Outcome
+from bulkdelete.intake import Batches, Intake, Rows, as_async
+from bulkdelete.outcome import Answer
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
 from bulkdelete.records import (
     Location,
     Manifest,
-    RunFinished,
     RunStarted,
     input_read,
     run_settings,
@@ -47,7 +48,7 @@ from bulkdelete.rows import Row, make_row
 from bulkdelete.send import API_UNAVAILABLE, Api, Sender
 from bulkdelete.settings import DEFAULTS, Settings
 from bulkdelete.summary import RunStatus, Summary
-from bulkdelete.tally import SAMPLES_PER_SECOND, Tally
+from bulkdelete.tally import SAMPLES_PER_SECOND, Tally, finish_record
 from bulkdelete.uidset import UidSet
 
 _QUEUE_PER_WORKER: Final = 4
@@ -80,6 +81,7 @@ class _Run:
     ) -> None:
         self.settings = settings
         self.sender = sender
+        self.batcher = Batcher(sender, sender.api, BatchSize(settings.batch))
         self.tally = sender.tally
         self.pacer = sender.pacer
         self.run_id = sender.run_id
@@ -100,6 +102,9 @@ class _Run:
         )
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
+        if self.settings.batch > 1:
+            await self.work_batches(Batches(queue, self.settings.batch))
+            return
         while (row := await queue.get()) is not None:
             if self.pacer.halted:
                 continue  # drained, not sent (counted unsent): a resumed run picks it up
@@ -112,6 +117,11 @@ class _Run:
             if sent.fatal is not None:
                 self.abort(sent.fatal)
             self.sender.record(row, sent.result, where)
+
+    async def work_batches(self, batches: Batches) -> None:
+        while (rows := await batches.next()) is not None:
+            if not self.pacer.halted and (fatal := await self.batcher.send_rows(rows)):
+                self.abort(fatal)
 
     def abort(self, answer: Answer, *, halt: bool = True) -> None:
         """Record why the run ends aborted; with ``halt``, nothing more is sent from now on."""
@@ -165,8 +175,9 @@ class _Run:
             self.progress.close(self.snapshot())
 
     async def _pipeline(self, rows: Rows) -> None:
+        # Batches are taken from what is queued: room for a few whole ones keeps them full.
         queue: asyncio.Queue[Row | None] = asyncio.Queue(
-            maxsize=self.settings.concurrency * _QUEUE_PER_WORKER
+            maxsize=max(self.settings.concurrency, 2 * self.settings.batch) * _QUEUE_PER_WORKER
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -353,7 +364,7 @@ async def run_delete(
             def finish(summary: Summary) -> None:
                 for facts in inputs_read() if inputs_read else ():
                     audit.write(input_read(run_id, facts))
-                audit.write(_finish_record(summary, pacer.limit_per_minute))
+                audit.write(finish_record(summary, pacer.limit_per_minute))
 
             try:
                 await run.execute(rows)
@@ -379,21 +390,3 @@ async def run_delete(
             await session.close()
         structlog.contextvars.reset_contextvars(**logged)
     return summary
-
-
-def _finish_record(summary: Summary, limit_per_minute: int | None) -> RunFinished:
-    return RunFinished(
-        run_id=summary.run_id,
-        status=summary.status,
-        totals={outcome.value: summary.counts.get(outcome, 0) for outcome in Outcome},
-        rows=summary.rows,
-        skipped=summary.skipped,
-        unsent=summary.unsent,
-        unanswered=summary.unanswered,
-        unread=summary.unread,
-        total=summary.total,
-        requests=summary.requests,
-        duration_seconds=round(summary.duration, 3),
-        fatal_code=summary.fatal_code,
-        limit_per_minute=limit_per_minute,
-    )

@@ -5,14 +5,14 @@ policy (``retry.call_with_retries`` paces every attempt and shows the pacer ever
 audit and the tally. ``delete`` takes one UID from its first turn to its ``Sent``, and
 ``record`` audits what a row came to (sent or not); ``check_access`` is the credential check
 before any DELETE. They hand back values and leave stopping the run to the caller. A batch
-path (issue 15) is one more method beside ``delete``: one turn, one ``sending`` line per UID,
-one call, one ``Sent`` per UID.
+path sits beside it (``batch.Batcher``): one turn, one intent line per batch, one call, a fate
+per UID, recorded here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -37,6 +37,10 @@ class Api(Protocol):
 
     async def delete_user(self, uid: str, *, permanent: bool) -> Answer: ...
 
+    async def deactivate_users(self, uids: Sequence[str]) -> Answer: ...
+
+    async def reactivate_users(self, uids: Sequence[str]) -> Answer: ...
+
     async def check_access(self) -> Answer: ...
 
 
@@ -46,6 +50,21 @@ class Sent:
 
     result: Result
     fatal: Answer | None = None
+
+
+def retry_note(attempted: Attempted, result: Result) -> str | None:
+    """Return why retries ended, where the result alone would not say: the run stopped before
+    the next one, or the policy's bounds ran out (a failure the last answer called transient).
+    """
+    if attempted.abandoned:
+        return "the run stopped before its next retry"
+    if result.outcome is Outcome.FAILED and attempted.verdict is Verdict.RETRY:
+        tries = "1 attempt" if attempted.attempts == 1 else f"{attempted.attempts} attempts"
+        return (
+            f"gave up after {tries} and {attempted.waited:.0f} s of waits "
+            "(--max-attempts, --max-retry-time)"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +98,10 @@ class Sender:
         crash the audit names every UID whose fate is unknown.
         """
         tally, audit = self.tally, self.audit
-        announced = waiting = False
+        announced = False
 
         async def attempt() -> Answer:
-            nonlocal announced, waiting
-            if waiting:
-                tally.retrying -= 1
-                waiting = False
+            nonlocal announced
             if not announced:
                 audit.write_through(
                     Sending(
@@ -100,26 +116,7 @@ class Sender:
             tally.requests += 1
             return await self.api.delete_user(uid, permanent=self.permanent)
 
-        def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
-            nonlocal waiting
-            tally.retrying += 1
-            waiting = True
-            log.debug(
-                "retry_scheduled",
-                uid=uid,
-                attempt=attempt_number,
-                http_status=answer.http_status,
-                error_code=answer.error_code,
-                sleep=round(sleep, 3),
-            )
-
-        try:
-            attempted = await call_with_retries(
-                attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry
-            )
-        finally:
-            if waiting:  # the run stopped during a backoff
-                tally.retrying -= 1
+        attempted = await self.retried(attempt, uids=1, event="retry_scheduled", uid=uid)
         # Not reached when the stop grace ran out mid-request: the UID stays unanswered.
         tally.unanswered -= announced
         if attempted is None:
@@ -131,6 +128,43 @@ class Sender:
         fatal = attempted.answer if verdict is Verdict.FATAL else None
         return Sent(self._result(uid, attempted, verdict), fatal)
 
+    async def retried(
+        self, attempt: Callable[[], Awaitable[Answer]], *, uids: int, event: str, **named: object
+    ) -> Attempted | None:
+        """Make ``attempt`` through the pacer until its answer is final (``call_with_retries``);
+        count its ``uids`` in ``tally.retrying`` while they wait for a retry, and log each
+        retry as ``event`` with ``named``."""
+        tally = self.tally
+        waiting = False
+
+        async def counted() -> Answer:
+            nonlocal waiting
+            if waiting:
+                tally.retrying -= uids
+                waiting = False
+            return await attempt()
+
+        def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
+            nonlocal waiting
+            tally.retrying += uids
+            waiting = True
+            log.debug(
+                event,
+                **named,
+                attempt=attempt_number,
+                http_status=answer.http_status,
+                error_code=answer.error_code,
+                sleep=round(sleep, 3),
+            )
+
+        try:
+            return await call_with_retries(
+                counted, policy=self.policy, pacer=self.pacer, on_retry=on_retry
+            )
+        finally:
+            if waiting:  # the run stopped during a backoff
+                tally.retrying -= uids
+
     def _result(self, uid: str, attempted: Attempted, verdict: Verdict) -> Result:
         """Return the row's result, with a note where the answer alone would mislead."""
         result = final_result(
@@ -141,18 +175,10 @@ class Sender:
         )
         earlier_run = self.lost.get(self.pseudonyms.of(uid)) if self.lost else None
         if result.outcome is Outcome.NOT_FOUND and earlier_run and result.note is None:
-            note = f"run {earlier_run} sent a request whose answer was lost; it probably deleted it"
-            return dataclasses.replace(result, note=note)
-        if attempted.abandoned:
-            return dataclasses.replace(result, note="the run stopped before its next retry")
-        if result.outcome is Outcome.FAILED and verdict is Verdict.RETRY:
-            tries = "1 attempt" if attempted.attempts == 1 else f"{attempted.attempts} attempts"
-            note = (
-                f"gave up after {tries} and {attempted.waited:.0f} s of waits "
-                "(--max-attempts, --max-retry-time)"
-            )
-            return dataclasses.replace(result, note=note)
-        return result
+            lost = f"run {earlier_run} sent a request whose answer was lost; it probably deleted it"
+            return dataclasses.replace(result, note=lost)
+        note = retry_note(attempted, result)
+        return result if note is None else dataclasses.replace(result, note=note)
 
     def record(self, row: Row, result: Result, where: Location) -> None:
         """Audit a row's outcome and count it; ``where`` is its source, parsed once."""

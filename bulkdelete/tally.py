@@ -14,6 +14,7 @@ from typing import Final, Protocol
 
 from bulkdelete.outcome import Answer, Outcome, Result
 from bulkdelete.progress import Snapshot
+from bulkdelete.records import RunFinished
 from bulkdelete.settings import Settings
 from bulkdelete.summary import RunStatus, Summary
 
@@ -133,3 +134,22 @@ class Tally:
             peak_rate=self.peak_rate or float(self.requests),
             rate_limited=rate_limited,
         )
+
+
+def finish_record(summary: Summary, limit_per_minute: int | None) -> RunFinished:
+    """Return a run's last audit line: its summary's totals, and the limit the server named."""
+    return RunFinished(
+        run_id=summary.run_id,
+        status=summary.status,
+        totals={outcome.value: summary.counts.get(outcome, 0) for outcome in Outcome},
+        rows=summary.rows,
+        skipped=summary.skipped,
+        unsent=summary.unsent,
+        unanswered=summary.unanswered,
+        unread=summary.unread,
+        total=summary.total,
+        requests=summary.requests,
+        duration_seconds=round(summary.duration, 3),
+        fatal_code=summary.fatal_code,
+        limit_per_minute=limit_per_minute,
+    )

@@ -106,13 +106,32 @@ async def test_delete_deactivates_an_active_user(
 
 
 async def test_second_delete_is_uid_not_found(session: aiohttp.ClientSession, start: Start) -> None:
-    """Deleting a deactivated user again, even permanently, answers 404 ERR_UID_NOT_FOUND."""
+    """Deactivating a deactivated user again answers 404 ERR_UID_NOT_FOUND."""
     server, base = await start(users=frozenset({"bob"}))
     await call(session, "DELETE", f"{base}/users/bob")
-    again = await call(session, "DELETE", f"{base}/users/bob", body='{"permanent": true}')
+    again = await call(session, "DELETE", f"{base}/users/bob")
     assert (again.status, again.code) == (404, "ERR_UID_NOT_FOUND")
     assert server.stats.deletes_by_uid == {"bob": 2}
     assert server.stats.applied == {"bob": "deactivated"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "status", "state"),
+    [({}, 200, "removed"), ({"deactivated_not_found": True}, 404, "deactivated")],
+)
+async def test_permanent_delete_of_a_deactivated_user(
+    session: aiohttp.ClientSession,
+    start: Start,
+    settings: dict[str, Any],
+    status: int,
+    state: str,
+) -> None:
+    """A permanent DELETE erases a deactivated user, as CometChat's own tests show; in the
+    deactivated_not_found mode it answers 404 and leaves the user deactivated."""
+    server, base = await start(users=frozenset({"bob"}), **settings)
+    await call(session, "DELETE", f"{base}/users/bob")
+    again = await call(session, "DELETE", f"{base}/users/bob", body='{"permanent": true}')
+    assert (again.status, server.stats.applied) == (status, {"bob": state})
 
 
 async def test_permanent_flags_are_recorded(session: aiohttp.ClientSession, start: Start) -> None:
@@ -525,6 +544,9 @@ async def test_stats_endpoint_reports_counters(
         "rejected_over_limit": 0,
         "unmatched_paths": 0,
         "bad_requests": 0,
+        "bulk_calls": 0,
+        "bulk_refused": 0,
+        "reactivated": 0,
         "live_sent": 0,
         "live_refused": 0,
         "timeline_start": stats.body["timeline_start"],

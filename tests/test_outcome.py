@@ -6,6 +6,8 @@ import pytest
 
 from bulkdelete.outcome import (
     CONNECTION,
+    DEACTIVATED_NOT_ERASED,
+    FINAL_OUTCOMES,
     NOT_THE_API,
     TIMEOUT,
     TLS,
@@ -15,14 +17,19 @@ from bulkdelete.outcome import (
     Body,
     BodyKind,
     Call,
+    Listed,
     Outcome,
+    Probe,
     ReadBack,
     Result,
     Verdict,
+    batch_result,
     classify,
     fatal_cause,
     final_result,
+    listed,
     may_have_applied,
+    probed,
     read_back_result,
 )
 
@@ -349,3 +356,126 @@ def test_a_fatal_code_is_its_own_cause() -> None:
     """A bad key on the check is named by its code, not NOT_THE_API."""
     answer = check(404, "AUTH_ERR_APIKEY_NOT_FOUND", Body(BodyKind.OBJECT, error=True))
     assert answer == fatal_cause(answer)
+
+
+# --- the bulk calls ------------------------------------------------------------------------------
+
+LISTS = Body(
+    BodyKind.OBJECT,
+    data_object=True,
+    deactivated=("ann",),
+    already_deactivated=("BO",),
+    not_found=("cy",),
+)
+BULK = Answer(200, call=Call.BULK_DEACTIVATE, body=LISTS)
+
+
+def test_listed_reads_each_uid_from_its_list() -> None:
+    """Each UID sent is found in its list, lowercased; one in no list is MISSING."""
+    expected = [Listed.DEACTIVATED, Listed.ALREADY, Listed.ABSENT, Listed.MISSING]
+    assert listed(BULK, ["ann", "bo", "cy", "dee"]) == expected
+
+
+def test_a_uid_in_two_lists_is_not_accounted_for() -> None:
+    """An answer that names a UID under two states says nothing sure of it."""
+    body = Body(BodyKind.OBJECT, data_object=True, deactivated=("a",), not_found=("a",))
+    assert listed(Answer(200, call=Call.BULK_DEACTIVATE, body=body), ["a"]) == [Listed.MISSING]
+
+
+def test_a_reactivation_is_read_from_its_own_lists() -> None:
+    """PUT /users answers reactivatedUids, nonDeactivatedUids, notFound; deactivatedUids in it
+    means nothing."""
+    body = Body(
+        BodyKind.OBJECT,
+        data_object=True,
+        reactivated=("a",),
+        not_deactivated=("b",),
+        not_found=("c",),
+        deactivated=("d",),
+    )
+    answer = Answer(200, call=Call.BULK_REACTIVATE, body=body)
+    expected = [Listed.REACTIVATED, Listed.ACTIVE, Listed.ABSENT, Listed.MISSING]
+    assert listed(answer, ["a", "b", "c", "d"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "verdict"),
+    [
+        (Body(BodyKind.OBJECT, data_object=True), Verdict.DELETED),
+        (Body(BodyKind.OBJECT), Verdict.RETRY),
+        (Body(BodyKind.NOT_JSON), Verdict.RETRY),
+        (Body(BodyKind.OBJECT, data_object=True, error=True), Verdict.RETRY),
+    ],
+    ids=["lists", "data-not-an-object", "html", "error"],
+)
+def test_a_bulk_2xx_counts_when_its_data_is_an_object(body: Body, verdict: Verdict) -> None:
+    """Each UID is then read from the lists; anything else may have applied and is retried."""
+    assert classify(Answer(200, call=Call.BULK_DEACTIVATE, body=body)) is verdict
+
+
+def test_an_unconfirmed_bulk_2xx_names_what_it_lacked() -> None:
+    """When its retries run out, such an answer is failed, saying what the body was."""
+    answer = Answer(200, call=Call.BULK_DEACTIVATE, body=Body(BodyKind.OBJECT))
+    result = final_result(answer, attempts=3)
+    assert (result.outcome, result.error_code, result.message) == (
+        Outcome.FAILED,
+        UNCONFIRMED,
+        'HTTP 200 with "data" that is not an object of lists, not a confirmation',
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "ambiguous", "expected"),
+    [
+        (Listed.DEACTIVATED, False, (Outcome.DELETED, None, None)),
+        (Listed.ALREADY, False, (Outcome.ALREADY_DEACTIVATED, None, None)),
+        (
+            Listed.ALREADY,
+            True,
+            (
+                Outcome.ALREADY_DEACTIVATED,
+                None,
+                "an earlier request of this run probably deactivated it",
+            ),
+        ),
+        (Listed.ABSENT, False, (Outcome.NOT_FOUND, None, None)),
+        (Listed.MISSING, False, (Outcome.FAILED, UNCONFIRMED, None)),
+    ],
+)
+def test_batch_result_of_each_list(
+    state: Listed, ambiguous: bool, expected: tuple[object, ...]
+) -> None:
+    """Deactivated now is deleted; deactivated before is its own final outcome; a UID no list
+    names is a failure, never deleted."""
+    result = batch_result(state, BULK, attempts=2, ambiguous_earlier=ambiguous)
+    assert (result.outcome, result.error_code, result.note) == expected
+    assert (result.http_status, result.attempts) == (200, 2)
+
+
+def test_already_deactivated_is_final() -> None:
+    """A user found deactivated needs nothing more: no later run sends it again."""
+    assert Outcome.ALREADY_DEACTIVATED in FINAL_OUTCOMES
+
+
+NOT_FOUND = Result(Outcome.NOT_FOUND, 404, "ERR_UID_NOT_FOUND", "The UID x does not exist.", 1)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (Listed.ABSENT, (Outcome.NOT_FOUND, "ERR_UID_NOT_FOUND", Probe.ABSENT)),
+        (Listed.ALREADY, (Outcome.FAILED, DEACTIVATED_NOT_ERASED, Probe.DEACTIVATED)),
+        (Listed.DEACTIVATED, (Outcome.FAILED, DEACTIVATED_NOT_ERASED, Probe.DEACTIVATED)),
+    ],
+)
+def test_probed_tells_absent_from_deactivated(state: Listed, expected: tuple[object, ...]) -> None:
+    """Absent is final; deactivated (or active, and so deactivated by the probe) is not erased."""
+    result = probed(NOT_FOUND, state)
+    assert result is not None
+    assert (result.outcome, result.error_code, result.probe) == expected
+    assert (result.http_status, result.attempts) == (404, 1)
+
+
+def test_a_probe_that_does_not_list_the_uid_changes_nothing() -> None:
+    """The not-found result stays as the DELETE left it."""
+    assert probed(NOT_FOUND, Listed.MISSING) is None

@@ -13,8 +13,9 @@ USERS = [f"member-{n}" for n in range(20)]
 
 
 def test_not_found_in_a_permanent_run_is_exported(fake_server: FakeFactory, tmp_path: Path) -> None:
-    """Users deactivated earlier answer not-found to an erasure; --not-found-out lists them."""
-    server = fake_server(users=USERS)
+    """Users deactivated earlier answer not-found to an erasure (where the server says so of
+    deactivated users); --not-found-out lists them."""
+    server = fake_server("--deactivated-not-found", users=USERS)
     earlier, everyone = tmp_path / "earlier.txt", tmp_path / "everyone.txt"
     earlier.write_text("\n".join(USERS[:5]) + "\n", encoding="utf-8")
     everyone.write_text("\n".join(USERS) + "\n", encoding="utf-8")

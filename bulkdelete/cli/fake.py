@@ -28,6 +28,34 @@ from bulkdelete.errors import UsageError
     help="UIDs that exist: one per line, or a CSV with a uid column.",
 )
 @click.option("--all-exist", is_flag=True, help="Every UID exists until it is deleted.")
+@click.option(
+    "--deactivated-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="UIDs that exist, deactivated: one per line, or a CSV with a uid column.",
+)
+@click.option(
+    "--deactivated-not-found",
+    is_flag=True,
+    help="A permanent DELETE of a deactivated user answers ERR_UID_NOT_FOUND (by default it "
+    "erases the user, as CometChat's own tests show).",
+)
+@click.option(
+    "--max-batch", type=int, help="Most UIDs one bulk call (DELETE or PUT /v3/users) takes."
+)
+@click.option(
+    "--bulk-unlisted-rate",
+    type=float,
+    default=0.0,
+    help="Fraction of the UIDs of a bulk call that its 200 names in no list (the call still "
+    "applies to them): an answer that does not account for every UID.",
+)
+@click.option(
+    "--max-body",
+    type=int,
+    default=10 * 1024,
+    show_default=True,
+    help="Most bytes of a bulk call's body (CometChat documents 10 KB).",
+)
 @click.option("--limit", type=int, help="Fixed-window rate limit: requests per window.")
 @click.option(
     "--window",
@@ -58,7 +86,12 @@ from bulkdelete.errors import UsageError
 )
 @click.option("--bad-key-status", type=int, default=404, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--fail-rate", type=float, default=0.0, help="Fraction of DELETEs answered 5xx.")
+@click.option(
+    "--fail-rate",
+    type=float,
+    default=0.0,
+    help="Fraction of DELETEs (and bulk calls) answered 5xx.",
+)
 @click.option("--throttle-rate", type=float, default=0.0, help="Fraction answered 429.")
 @click.option("--reset-rate", type=float, default=0.0, help="Fraction whose connection is reset.")
 @click.option(
@@ -126,17 +159,25 @@ from bulkdelete.errors import UsageError
     help="Quote the apikey sent in AUTH_ERR_APIKEY_NOT_FOUND messages, as mock servers do.",
 )
 def fake_server(
-    host: str, port: int, users_file: Path | None, all_exist: bool, **options: Any
+    host: str,
+    port: int,
+    users_file: Path | None,
+    all_exist: bool,
+    deactivated_file: Path | None,
+    **options: Any,
 ) -> ExitCode:
     """Run the CometChat stand-in; prints its base URL first. The key is env COMETCHAT_API_KEY."""
     from bulkdelete import fake  # noqa: PLC0415  (the test server stays out of delete runs)
 
     users = fake.load_users(users_file) if users_file else None
+    deactivated = fake.load_users(deactivated_file) if deactivated_file else None
     key = os.environ.get("COMETCHAT_API_KEY", "").strip()
     if key:
         options["api_key"] = key
     try:
-        config = fake.FakeConfig(users=users, all_exist=all_exist, **options)
+        config = fake.FakeConfig(
+            users=users, deactivated=deactivated, all_exist=all_exist, **options
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -12,8 +12,9 @@ Its modules, each with its part of the behaviour in its docstring:
 - ``users``: each user's state, and the users file;
 - ``gate``: what every ``/v3`` request passes (count, key, window), the fault dice, and how
   answers are sent;
-- ``user_endpoints``: ``DELETE`` and ``GET /v3/users/{uid}``, ``GET /v3/users``; another
-  endpoint module hands ``serving.build_app`` its routes the same way;
+- ``user_endpoints``: ``DELETE`` and ``GET /v3/users/{uid}``, ``GET /v3/users``;
+- ``bulk_endpoints``: ``DELETE /v3/users`` (deactivate many) and ``PUT /v3/users`` (reactivate
+  many); each endpoint module hands ``serving.build_app`` its routes the same way;
 - ``window``: the server clock and the rate window;
 - ``faults`` and ``answers``: injected faults, error bodies and the 200s that prove nothing;
 - ``live``: the app's other clients, taking from the same window;

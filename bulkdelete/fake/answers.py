@@ -7,7 +7,8 @@ Answers that prove nothing (the documents leave open what stands in front of the
     ``success-false``, ``invalid-json``, ``error-200`` (a 200 carrying ``ERR_UID_NOT_FOUND``) and
     ``huge`` (the success body padded to ``HUGE_ANSWER_BYTES``, streamed by
     ``stream_huge_answer`` in chunks, never built in memory). ``PORTAL_PAGE`` is what a captive
-    portal answers to every request.
+    portal answers to every request. ``bulk_answer`` is the 200 of an applied bulk call: its
+    lists, or by the same kinds what proves nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "PORTAL_PAGE",
     "SUCCESS_BODIES",
     "Body",
+    "bulk_answer",
     "error_body",
     "stream_huge_answer",
     "success_answer",
@@ -79,6 +81,18 @@ def success_answer(kind: str, uid: str, *, permanent: bool) -> Body:
         "error-200": error_body("ERR_UID_NOT_FOUND", f"The UID {uid} does not exist."),
     }
     return bodies[kind]
+
+
+def bulk_answer(kind: str, lists: dict[str, list[str]]) -> Body:
+    """Return the 200 body of an applied bulk call: ``{"data": {...}}`` with each of ``lists``
+    left out when empty, as CometChat documents it; the kinds that prove nothing as for a DELETE.
+
+    ``huge`` is not built here: see ``stream_huge_answer``.
+    """
+    if kind in ("documented", "deactivated-uids"):
+        return {"data": {name: uids for name, uids in lists.items() if uids}}
+    first = next((uid for uids in lists.values() for uid in uids), "")
+    return success_answer(kind, first, permanent=False)
 
 
 async def stream_huge_answer(

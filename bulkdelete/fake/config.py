@@ -17,14 +17,21 @@ __all__ = ["FakeConfig"]
 class FakeConfig:
     """What the fake knows and how it misbehaves; field names match ``bulkdelete fake-server``.
 
-    Fault rates are fractions of DELETEs in ``[0, 1]``; ``live_rate`` is requests per second;
-    times are seconds. ``users`` is lowercased here.
+    Fault rates are fractions of DELETEs and bulk calls in ``[0, 1]``; ``live_rate`` is requests
+    per second; times are seconds. ``users`` and ``deactivated`` are lowercased here.
+    ``max_batch`` is the most UIDs one bulk call takes (None: as many as ``max_body`` bytes of
+    request body hold, the 10 KB CometChat documents).
     Raise ``ValueError`` on a value the server cannot honour.
     """
 
     api_key: str = "fake-api-key"
     users: frozenset[str] | None = None
+    deactivated: frozenset[str] | None = None  # users that exist, deactivated, at the start
     all_exist: bool = False
+    max_batch: int | None = None
+    max_body: int = 10 * 1024
+    deactivated_not_found: bool = False  # a permanent DELETE of a deactivated user: 404
+    bulk_unlisted_rate: float = 0.0  # fraction of UIDs a bulk call's 200 names in no list
     limit: int | None = None
     window: float = 60.0
     window_from_first_request: bool = False
@@ -52,9 +59,10 @@ class FakeConfig:
     live_burst_every: float = 0.0
 
     def __post_init__(self) -> None:
+        rates = [(fault.value, rate) for fault, rate in self.fault_rates.items()]
         problems = [
-            f"{fault.value}_rate must be within [0, 1], got {rate}"
-            for fault, rate in self.fault_rates.items()
+            f"{name}_rate must be within [0, 1], got {rate}"
+            for name, rate in (*rates, ("bulk_unlisted", self.bulk_unlisted_rate))
             if not 0.0 <= rate <= 1.0
         ]
         problems += [
@@ -82,8 +90,15 @@ class FakeConfig:
             problems.append("api_key must not be empty")
         if self.window <= 0:
             problems.append(f"window must be positive, got {self.window}")
-        if self.limit is not None and self.limit < 1:
-            problems.append(f"limit must be at least 1, got {self.limit}")
+        problems += [
+            f"{name} must be at least 1, got {value}"
+            for name, value in (
+                ("limit", self.limit),
+                ("max_batch", self.max_batch),
+                ("max_body", self.max_body),
+            )
+            if value is not None and value < 1
+        ]
         if self.header_style not in HEADER_NAMES:
             problems.append(f"header_style must be old, new or both, got {self.header_style!r}")
         if not 400 <= self.bad_key_status <= 599:  # noqa: PLR2004 - the HTTP error range
@@ -103,8 +118,9 @@ class FakeConfig:
             problems.append("portal and redirect_to cannot both answer every request")
         if problems:
             raise ValueError("; ".join(problems))
-        if self.users is not None:
-            object.__setattr__(self, "users", frozenset(uid.lower() for uid in self.users))
+        for name in ("users", "deactivated"):
+            if (uids := getattr(self, name)) is not None:
+                object.__setattr__(self, name, frozenset(uid.lower() for uid in uids))
 
     def live_rate_at(self, now: float) -> float:
         """Return the live traffic's rate at server time ``now``, bursts included."""

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from bulkdelete.fake.answers import PORTAL_PAGE, error_body
+from bulkdelete.fake.bulk_endpoints import BulkEndpoints
 from bulkdelete.fake.config import FakeConfig
 from bulkdelete.fake.gate import Gate
 from bulkdelete.fake.live import LiveTraffic
@@ -78,7 +79,7 @@ def build_app(config: FakeConfig) -> web.Application:
 
     router = app.router
     router.add_get(STATS_PATH, stats_page, allow_head=False)
-    for endpoints in (UserEndpoints(gate, users),):
+    for endpoints in (UserEndpoints(gate, users), BulkEndpoints(gate, users)):
         router.add_routes(endpoints.routes())
     # Last, so that it gets only what no endpoint took: other paths and wrong methods alike.
     router.add_route("*", "/{path:.*}", _unmatched(gate))

@@ -32,13 +32,16 @@ class FakeStats:
     """Live counters of what the fake saw; ``as_json()`` is what ``GET /_fake/stats`` returns.
 
     ``requests`` counts every request but the stats' own. ``deletes_by_uid`` counts DELETEs that
-    reached the handler, whatever their answer; ``permanent_flags`` lists the valid ``permanent``
-    values received; ``applied`` is each deleted user's state. ``status_counts`` counts answers
-    actually sent (a reset or drop sends none); ``faults`` counts injected faults by kind and
-    ``rejected_over_limit`` the 429s of the real window. ``live_sent`` counts the simulated live
-    requests, ``live_refused`` those the window refused; ``timeline`` is described in the module
-    docstring (its seconds become string keys in JSON), and ``timeline_start`` is the server
-    clock's Unix time of its second 0.
+    reached the handler, whatever their answer, a bulk DELETE once for each UID it names;
+    ``permanent_flags`` lists the valid ``permanent`` values received (false for a bulk one);
+    ``applied`` is the state each changed user was left in (``deactivated``, ``removed``,
+    ``reactivated``). ``bulk_calls`` counts the bulk calls past the gate, ``bulk_refused`` those
+    refused for their size or body, ``reactivated`` the users reactivated. ``status_counts``
+    counts answers actually sent (a reset or drop sends none); ``faults`` counts injected faults
+    by kind and ``rejected_over_limit`` the 429s of the real window. ``live_sent`` counts the
+    simulated live requests, ``live_refused`` those the window refused; ``timeline`` is described
+    in the module docstring (its seconds become string keys in JSON), and ``timeline_start`` is
+    the server clock's Unix time of its second 0.
     """
 
     requests: int = 0
@@ -54,6 +57,9 @@ class FakeStats:
     rejected_over_limit: int = 0
     unmatched_paths: int = 0
     bad_requests: int = 0
+    bulk_calls: int = 0
+    bulk_refused: int = 0
+    reactivated: int = 0
     live_sent: int = 0
     live_refused: int = 0
     timeline_start: float | None = None

@@ -1,8 +1,10 @@
 """The per-user endpoints: ``DELETE`` and ``GET /v3/users/{uid}``, ``GET /v3/users?perPage=N``.
 
 ``DELETE /v3/users/{uid}`` with ``{"permanent": false}``, no body or no such key makes an active
-user *deactivated*; ``{"permanent": true}`` makes it *removed*. A ``permanent`` that is not a JSON
-boolean is ``400 ERR_BAD_REQUEST``. A DELETE or GET of a user that is not active is
+user *deactivated*; ``{"permanent": true}`` makes it *removed*, and a deactivated one too, as
+CometChat's own API tests show (with ``deactivated_not_found``, the mode the documents leave open,
+it answers ``404 ERR_UID_NOT_FOUND`` instead). A ``permanent`` that is not a JSON boolean is
+``400 ERR_BAD_REQUEST``. Any other DELETE or GET of a user that is not active is
 ``404 ERR_UID_NOT_FOUND``: CometChat answers so for deactivated users too. ``success_body`` picks
 the 200 an applied DELETE gets (``answers.success_answer``). ``GET /v3/users?perPage=N`` lists up
 to N active users of ``users``, smallest UIDs first.
@@ -21,7 +23,7 @@ from aiohttp import web
 
 from bulkdelete.fake.answers import error_body, stream_huge_answer, success_answer
 from bulkdelete.fake.gate import Applied, Gate
-from bulkdelete.fake.users import Users
+from bulkdelete.fake.users import DEACTIVATED, Users
 
 __all__ = ["UserEndpoints"]
 
@@ -61,6 +63,7 @@ class UserEndpoints:
         self._users = users
         self._stats = gate.stats
         self._success_body = gate.config.success_body
+        self._erases_deactivated = not gate.config.deactivated_not_found
 
     def routes(self) -> list[web.RouteDef]:
         """Return this module's routes."""
@@ -106,7 +109,10 @@ class UserEndpoints:
             message = 'The body must be a JSON object whose "permanent" is a boolean.'
             return 400, error_body("ERR_BAD_REQUEST", message)
         self._stats.permanent_flags.setdefault(uid, []).append(permanent)
-        if not self._users.is_active(uid):
+        erasable = permanent and self._erases_deactivated
+        if not self._users.is_active(uid) and not (
+            erasable and self._users.state(uid) == DEACTIVATED
+        ):
             return 404, _uid_not_found(uid)
         self._users.delete(uid, permanent=permanent)
         kind = self._success_body

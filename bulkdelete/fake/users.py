@@ -1,9 +1,10 @@
 """The fake's users: who exists, in which state, and the users file that says so.
 
-A UID is *active* when ``users`` lists it (or ``all_exist`` is set) and it has not been deleted;
-UIDs are matched lowercased. A deleted user is *deactivated* or *removed*, as ``FakeStats.applied``
-records it: the stats are the one place that state is kept, so what a test reads is what the
-endpoints see.
+A user is *active*, *deactivated* or *removed*; a UID that was never a user is *absent*. At the
+start, the UIDs ``users`` lists are active (every UID, with ``all_exist``) and those
+``deactivated`` lists are deactivated; UIDs are matched lowercased. Every change the API applies
+since (deactivated, removed, reactivated) is recorded in ``FakeStats.applied``: the stats are the
+one place that state is kept, so what a test reads is what the endpoints see.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from typing import Any
 from bulkdelete.fake.config import FakeConfig
 from bulkdelete.fake.stats import FakeStats
 
-__all__ = ["Users", "load_users"]
+__all__ = ["ABSENT", "ACTIVE", "DEACTIVATED", "REMOVED", "Users", "load_users"]
+
+
+ACTIVE = "active"
+DEACTIVATED = "deactivated"
+REMOVED = "removed"
+ABSENT = "absent"
+_REACTIVATED = "reactivated"  # as ``applied`` records a reactivation: active again
 
 
 class Users:
@@ -27,24 +35,39 @@ class Users:
 
     def __init__(self, config: FakeConfig, stats: FakeStats, *, created_at: int) -> None:
         self._listed = config.users or frozenset()
+        self._deactivated = config.deactivated or frozenset()
         self._all_exist = config.all_exist
         self._applied = stats.applied
         self._created_at = created_at
 
+    def state(self, uid: str) -> str:
+        """Return the state of ``uid`` (lowercased): ``ACTIVE``, ``DEACTIVATED``, ``REMOVED``
+        or ``ABSENT``."""
+        applied = self._applied.get(uid)
+        if applied is not None:
+            return ACTIVE if applied == _REACTIVATED else applied
+        if uid in self._deactivated:
+            return DEACTIVATED
+        return ACTIVE if self._all_exist or uid in self._listed else ABSENT
+
     def is_active(self, uid: str) -> bool:
-        """Return whether ``uid`` (lowercased) exists and has not been deleted."""
-        return uid not in self._applied and (self._all_exist or uid in self._listed)
+        """Return whether ``uid`` (lowercased) is an active user."""
+        return self.state(uid) == ACTIVE
 
     def delete(self, uid: str, *, permanent: bool) -> None:
-        """Make an active user removed (``permanent``) or deactivated."""
-        self._applied[uid] = "removed" if permanent else "deactivated"
+        """Make a user removed (``permanent``) or deactivated."""
+        self._applied[uid] = REMOVED if permanent else DEACTIVATED
+
+    def reactivate(self, uid: str) -> None:
+        """Make a deactivated user active again."""
+        self._applied[uid] = _REACTIVATED
 
     def first_active(self, count: int) -> tuple[list[str], int]:
         """Return the ``count`` smallest active listed UIDs and how many listed users are active.
 
         A full scan, but only for the rare credential check: DELETEs stay O(1).
         """
-        active = [uid for uid in self._listed if uid not in self._applied]
+        active = [uid for uid in self._listed | self._deactivated if self.is_active(uid)]
         return heapq.nsmallest(count, active), len(active)
 
     def record(self, uid: str) -> dict[str, Any]:
