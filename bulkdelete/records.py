@@ -2,7 +2,8 @@
 
 An audit is JSONL, one JSON object per line: ``run_started`` (the run's manifest), ``sending``
 (a UID's first request is about to leave), one row outcome per input row (an ``outcome``, no
-``event``; its request reference in ``ref``), ``input_stopped``, ``input_read``, ``run_finished``;
+``event``; its request reference in ``ref``), ``batch_sending`` (a bulk call's UIDs are about to
+leave), ``input_stopped``, ``input_read``, ``run_finished``;
 a read-back writes ``check_started``, ``read_back`` and ``check_finished``. A record's fields, in
 order, are its line's keys; the writer adds ``prev``, the chain's link, which belongs to the file.
 
@@ -16,14 +17,14 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeAlias
 
 import orjson
 
 from bulkdelete import typedjson
-from bulkdelete.outcome import Outcome, ReadBack
+from bulkdelete.outcome import Call, Outcome, ReadBack
 from bulkdelete.runrecords import (
     DEFAULT_CHAIN,
     Input,
@@ -131,6 +132,31 @@ class Sending:
     normalised_uid: str
     source: Location
     ref: str | None = None  # as in the row's line
+
+
+@dataclass(kw_only=True)
+class BatchSending:
+    """A bulk call's UIDs are about to leave (written before its first request does).
+
+    One line names every UID of the batch (as the audit names UIDs), the row each came from and
+    its reference, in the same order: to a reader it is one ``Sending`` per UID (``each``).
+    """
+
+    ts: str = field(default_factory=timestamp)
+    run_id: str
+    event: Literal["batch_sending"] = "batch_sending"
+    call: Call  # outcome.Call.BULK_DEACTIVATE or BULK_REACTIVATE
+    normalised_uids: tuple[str, ...]
+    sources: tuple[Location, ...]
+    refs: tuple[str | None, ...] | None = None  # None: the run has no reference column
+
+    def each(self) -> Iterator[Sending]:
+        """Return the line as one ``Sending`` per UID, in order."""
+        refs = self.refs or (None,) * len(self.normalised_uids)
+        for uid, source, ref in zip(self.normalised_uids, self.sources, refs, strict=True):
+            yield Sending(
+                ts=self.ts, run_id=self.run_id, normalised_uid=uid, source=source, ref=ref
+            )
 
 
 @dataclass(kw_only=True)
@@ -249,7 +275,7 @@ class OtherEvent:
 
 
 Record: TypeAlias = (
-    RunStarted | Sending | RowOutcome | InputStopped | InputRead | RunFinished
+    RunStarted | Sending | BatchSending | RowOutcome | InputStopped | InputRead | RunFinished
     | CheckStarted | ReadBackResult | CheckFinished | OtherEvent
 )  # fmt: skip
 Start: TypeAlias = RunStarted | CheckStarted  # what opens a run's lines
@@ -303,6 +329,10 @@ _SCHEMA: Final[typedjson.Schema] = typedjson.Schema(
         ),
         "Location": typedjson.text_as(Location.parse),
         "Outcome": typedjson.text_as(Outcome),
+        "Call": typedjson.text_as(Call),
+        "tuple[Location, ...]": lambda value, where: tuple(
+            map(Location.parse, typedjson.texts(value, where))
+        ),
         "RunStatus": typedjson.text_as(RunStatus),
         "ReadBack": typedjson.text_as(ReadBack),
         "RunSettings": lambda value, where: _SCHEMA.build(RunSettings, value, where),
@@ -315,7 +345,7 @@ _SCHEMA: Final[typedjson.Schema] = typedjson.Schema(
 _EVENTS: Final[Mapping[str, type[Record]]] = {
     str(kind.__dataclass_fields__["event"].default): kind
     for kind in (
-        *(RunStarted, Sending, InputStopped, InputRead, RunFinished),
+        *(RunStarted, Sending, BatchSending, InputStopped, InputRead, RunFinished),
         *(CheckStarted, ReadBackResult, CheckFinished),
     )
 }

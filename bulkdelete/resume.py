@@ -22,6 +22,7 @@ from bulkdelete.audit import Pseudonyms, read_records, refuse_a_foreign_file
 from bulkdelete.errors import SettingError
 from bulkdelete.outcome import FINAL_OUTCOMES, ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import (
+    BatchSending,
     InputFile,
     InputStream,
     Location,
@@ -122,6 +123,9 @@ def _index_record(index: ResumeIndex, inputs_by_run: dict[str, _RunInputs], reco
         index.streamed |= streams
     elif isinstance(record, Sending):
         index.unknown[record.normalised_uid] = record.run_id
+    elif isinstance(record, BatchSending):  # a bulk call's intent: each UID as a Sending
+        for uid in record.normalised_uids:
+            index.unknown[uid] = record.run_id
     elif isinstance(record, RunFinished) and record.run_id == index.last_run:
         index.last_status = record.status
     elif isinstance(record, RowOutcome):

@@ -48,6 +48,21 @@ class Sent:
     fatal: Answer | None = None
 
 
+def retry_note(attempted: Attempted, result: Result) -> str | None:
+    """Return why retries ended, where the result alone would not say: the run stopped before
+    the next one, or the policy's bounds ran out (a failure the last answer called transient).
+    """
+    if attempted.abandoned:
+        return "the run stopped before its next retry"
+    if result.outcome is Outcome.FAILED and attempted.verdict is Verdict.RETRY:
+        tries = "1 attempt" if attempted.attempts == 1 else f"{attempted.attempts} attempts"
+        return (
+            f"gave up after {tries} and {attempted.waited:.0f} s of waits "
+            "(--max-attempts, --max-retry-time)"
+        )
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Sender:
     """What every call of one run goes through; see the module docstring."""
@@ -141,18 +156,10 @@ class Sender:
         )
         earlier_run = self.lost.get(self.pseudonyms.of(uid)) if self.lost else None
         if result.outcome is Outcome.NOT_FOUND and earlier_run and result.note is None:
-            note = f"run {earlier_run} sent a request whose answer was lost; it probably deleted it"
-            return dataclasses.replace(result, note=note)
-        if attempted.abandoned:
-            return dataclasses.replace(result, note="the run stopped before its next retry")
-        if result.outcome is Outcome.FAILED and verdict is Verdict.RETRY:
-            tries = "1 attempt" if attempted.attempts == 1 else f"{attempted.attempts} attempts"
-            note = (
-                f"gave up after {tries} and {attempted.waited:.0f} s of waits "
-                "(--max-attempts, --max-retry-time)"
-            )
-            return dataclasses.replace(result, note=note)
-        return result
+            lost = f"run {earlier_run} sent a request whose answer was lost; it probably deleted it"
+            return dataclasses.replace(result, note=lost)
+        note = retry_note(attempted, result)
+        return result if note is None else dataclasses.replace(result, note=note)
 
     def record(self, row: Row, result: Result, where: Location) -> None:
         """Audit a row's outcome and count it; ``where`` is its source, parsed once."""

@@ -63,6 +63,23 @@ def _counts(value: object, where: str) -> dict[str, int]:
 
 TEXT: Final = plain(str, "a string")
 _INTEGER: Final = plain(int, "an integer")
+
+
+def texts(value: object, where: str) -> tuple[str, ...]:
+    """Read a list of strings."""
+    if not isinstance(value, list):
+        raise wrong(value, where, "a list")
+    return tuple(TEXT(item, f"{where}[{n}]") for n, item in enumerate(value))
+
+
+def _texts_or_nulls(value: object, where: str) -> tuple[str | None, ...]:
+    if not isinstance(value, list):
+        raise wrong(value, where, "a list")
+    return tuple(
+        None if item is None else TEXT(item, f"{where}[{n}]") for n, item in enumerate(value)
+    )
+
+
 BASIC: Final[Mapping[str, Reader]] = {
     "str": TEXT,
     "str | None": nullable(TEXT),
@@ -72,6 +89,8 @@ BASIC: Final[Mapping[str, Reader]] = {
     "float": number,
     "float | None": nullable(number),
     "dict[str, int]": _counts,
+    "tuple[str, ...]": texts,
+    "tuple[str | None, ...] | None": nullable(_texts_or_nulls),
 }
 
 
