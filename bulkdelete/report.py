@@ -16,7 +16,9 @@ Records are read file by file in the order given, each top to bottom, and these 
   come from its own row lines, its requests are the attempts of those rows (a lower bound), and
   its duration runs from its first line to its last.
 - CometChat answers ``ERR_UID_NOT_FOUND`` for deactivated users too, so a UID not found by a
-  permanent run may have been deactivated rather than erased; such UIDs are listed apart.
+  permanent run may have been deactivated rather than erased; such UIDs are listed apart, but
+  for those its bulk probe confirmed absent, and those a soft run of the report deactivated are
+  named with that run (``deactivations``).
 
 Unknown events and fields are ignored. A file with no ``run_started`` line, a line of a run
 whose ``run_started`` was not read before it, or a row line lacking a field raises
@@ -37,6 +39,7 @@ from typing import Final
 import orjson
 
 from bulkdelete.audit import read_records
+from bulkdelete.deactivations import Deactivations, deactivated_lines
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import (
@@ -131,6 +134,8 @@ class Report:
     not_found_in_permanent: tuple[str, ...]  # sorted UIDs last not found by a permanent run
     read_back: Mapping[str, int] = field(default_factory=dict)  # latest read-back per UID
     read_back_of: Mapping[str, str] = field(default_factory=dict)  # UID -> its latest read-back
+    absent_confirmed: int = 0  # UIDs last not found by a permanent run that its probe confirmed
+    deactivated_by: Mapping[str, str] = field(default_factory=dict)  # UID -> the soft run
 
 
 @dataclass(slots=True)
@@ -238,14 +243,17 @@ def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Repo
     (per reference, say) needs no second reading. Raises ``AuditError`` for an unreadable file,
     a line that is not JSON (its number given), or a file that is not a bulkdelete audit.
     """
-    reader = _Reader(also)
+    deactivations = Deactivations()
+    reader = _Reader((*also, deactivations))
     for path in paths:
         reader.read(path)
     states = reader.uids.values()
+    absent, deactivated_by = deactivations.settle(reader.uids)
     rows = Counter(reader.row_kinds.values())
     latest = Counter(state.outcome for state in states)
     failures = Counter(_failure_code(s) for s in states if s.outcome is Outcome.FAILED)
-    not_found = (s.uid for s in states if s.outcome is Outcome.NOT_FOUND and s.permanent)
+    unsure = (s for s in states if s.outcome is Outcome.NOT_FOUND and s.permanent)
+    not_found = (s.uid for s in unsure if s.uid not in absent)
     return Report(
         runs=tuple(_run_info(run_id, tally) for run_id, tally in reader.runs.items()),
         uids=reader.uids,
@@ -257,6 +265,8 @@ def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Repo
         not_found_in_permanent=tuple(sorted(not_found)),
         read_back=dict(Counter(reader.read_back.values())),
         read_back_of=reader.read_back,
+        absent_confirmed=len(absent),
+        deactivated_by=deactivated_by,
     )
 
 
@@ -357,6 +367,7 @@ def report_text(report: Report) -> str:
             " deactivated, not erased:",
             *_listing(report.not_found_in_permanent),
         ]
+    lines += deactivated_lines(report.absent_confirmed, report.deactivated_by)
     return "\n".join(lines) + "\n"
 
 
@@ -378,6 +389,8 @@ def report_json(report: Report) -> str:
         "failures_by_code": report.failures_by_code,
         "unknown": report.unknown,
         "not_found_in_permanent": report.not_found_in_permanent,
+        "absent_confirmed": report.absent_confirmed,
+        "deactivated_by": report.deactivated_by,
         "read_back": report.read_back,
     }
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()

@@ -27,16 +27,17 @@ import structlog
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms
+from bulkdelete.batch import BulkApi
 from bulkdelete.clock import SYSTEM_CLOCK, Clock
+from bulkdelete.erasure import Erasure
 from bulkdelete.errors import AuditError
 from bulkdelete.intake import Intake, Rows, as_async
-from bulkdelete.outcome import Answer, Outcome
+from bulkdelete.outcome import Answer
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
 from bulkdelete.records import (
     Location,
     Manifest,
-    RunFinished,
     RunStarted,
     input_read,
     run_settings,
@@ -44,10 +45,10 @@ from bulkdelete.records import (
 from bulkdelete.resume import Resume
 from bulkdelete.retry import RetryPolicy, pacer_and_policy
 from bulkdelete.rows import Row, make_row
-from bulkdelete.send import API_UNAVAILABLE, Api, Sender
+from bulkdelete.send import API_UNAVAILABLE, Sender
 from bulkdelete.settings import DEFAULTS, Settings
 from bulkdelete.summary import RunStatus, Summary
-from bulkdelete.tally import SAMPLES_PER_SECOND, Tally
+from bulkdelete.tally import SAMPLES_PER_SECOND, Tally, run_finished
 from bulkdelete.uidset import UidSet
 
 _QUEUE_PER_WORKER: Final = 4
@@ -69,6 +70,7 @@ class _Run:
         settings: Settings,
         sender: Sender,
         *,
+        api: BulkApi,
         clock: Clock,
         stop: asyncio.Event,
         stop_grace: float,
@@ -91,6 +93,7 @@ class _Run:
         self.total = total
         self.on_halt = on_halt
         self.fatal: Answer | None = None
+        self.erasure = Erasure(sender, api, abort=self.abort, erase=settings.erase_deactivated)
         self.intake = Intake(
             sender,
             workers=settings.concurrency,
@@ -111,7 +114,7 @@ class _Run:
                 continue
             if sent.fatal is not None:
                 self.abort(sent.fatal)
-            self.sender.record(row, sent.result, where)
+            await self.erasure.settle(row, sent.result, where)
 
     def abort(self, answer: Answer, *, halt: bool = True) -> None:
         """Record why the run ends aborted; with ``halt``, nothing more is sent from now on."""
@@ -158,6 +161,7 @@ class _Run:
                 self.abort(cause)
             if not self.pacer.halted:
                 await self._pipeline(rows)
+                await self.erasure.finish()
         finally:
             for task in watchers:
                 task.cancel()
@@ -269,7 +273,7 @@ async def run_delete(
     settings: Settings,
     rows: Rows,
     *,
-    client: Api | None = None,
+    client: BulkApi | None = None,
     pacer: Pacer | None = None,
     policy: RetryPolicy | None = None,
     clock: Clock = SYSTEM_CLOCK,
@@ -340,6 +344,7 @@ async def run_delete(
             run = _Run(
                 settings,
                 sender,
+                api=client,
                 clock=clock,
                 stop=stop,
                 stop_grace=stop_grace,
@@ -353,7 +358,7 @@ async def run_delete(
             def finish(summary: Summary) -> None:
                 for facts in inputs_read() if inputs_read else ():
                     audit.write(input_read(run_id, facts))
-                audit.write(_finish_record(summary, pacer.limit_per_minute))
+                audit.write(run_finished(summary, pacer.limit_per_minute))
 
             try:
                 await run.execute(rows)
@@ -379,21 +384,3 @@ async def run_delete(
             await session.close()
         structlog.contextvars.reset_contextvars(**logged)
     return summary
-
-
-def _finish_record(summary: Summary, limit_per_minute: int | None) -> RunFinished:
-    return RunFinished(
-        run_id=summary.run_id,
-        status=summary.status,
-        totals={outcome.value: summary.counts.get(outcome, 0) for outcome in Outcome},
-        rows=summary.rows,
-        skipped=summary.skipped,
-        unsent=summary.unsent,
-        unanswered=summary.unanswered,
-        unread=summary.unread,
-        total=summary.total,
-        requests=summary.requests,
-        duration_seconds=round(summary.duration, 3),
-        fatal_code=summary.fatal_code,
-        limit_per_minute=limit_per_minute,
-    )

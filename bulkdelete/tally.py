@@ -14,6 +14,7 @@ from typing import Final, Protocol
 
 from bulkdelete.outcome import Answer, Outcome, Result
 from bulkdelete.progress import Snapshot
+from bulkdelete.records import RunFinished
 from bulkdelete.settings import Settings
 from bulkdelete.summary import RunStatus, Summary
 
@@ -55,6 +56,7 @@ class Tally:
         self.read = 0  # rows taken from the input; each ends audited, skipped, unsent or unanswered
         self.read_all = False  # the input ran out: no row was left unread
         self.unanswered = 0  # UIDs announced (``sending``) and not yet recorded
+        self.absent = 0  # not-found UIDs of a permanent run that its bulk probe found absent
         self.peak_rate = 0.0  # most requests sent in any one second, as sampled
         self._recent: deque[int] = deque([0], maxlen=SAMPLES_PER_SECOND + 1)
 
@@ -132,4 +134,24 @@ class Tally:
             # A run shorter than a second sent all its requests within one second.
             peak_rate=self.peak_rate or float(self.requests),
             rate_limited=rate_limited,
+            absent_confirmed=self.absent,
         )
+
+
+def run_finished(summary: Summary, limit_per_minute: int | None) -> RunFinished:
+    """Return the audit's last line of a run: its summary, and the limit the headers gave."""
+    return RunFinished(
+        run_id=summary.run_id,
+        status=summary.status,
+        totals={outcome.value: summary.counts.get(outcome, 0) for outcome in Outcome},
+        rows=summary.rows,
+        skipped=summary.skipped,
+        unsent=summary.unsent,
+        unanswered=summary.unanswered,
+        unread=summary.unread,
+        total=summary.total,
+        requests=summary.requests,
+        duration_seconds=round(summary.duration, 3),
+        fatal_code=summary.fatal_code,
+        limit_per_minute=limit_per_minute,
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,12 @@ class Watched:
 
     async def check_access(self) -> Answer:
         return await self.client.check_access()
+
+    async def deactivate_users(self, uids: Sequence[str]) -> Answer:
+        return await self.client.deactivate_users(uids)
+
+    async def reactivate_users(self, uids: Sequence[str]) -> Answer:
+        return await self.client.reactivate_users(uids)
 
 
 @dataclass
