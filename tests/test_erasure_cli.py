@@ -55,9 +55,9 @@ def test_without_erasing_deactivated_users_fail_and_absent_ones_are_confirmed(
     rows = _rows(audit)
     assert code == 1
     assert {uid: (rows[uid]["outcome"], rows[uid]["error_code"]) for uid in rows} == {
-        **{uid: ("deleted", None) for uid in ACTIVE},
-        **{uid: ("failed", "DEACTIVATED_NOT_ERASED") for uid in DEACTIVATED},
-        **{uid: ("not_found", "ERR_UID_NOT_FOUND") for uid in ABSENT},
+        **dict.fromkeys(ACTIVE, ("deleted", None)),
+        **dict.fromkeys(DEACTIVATED, ("failed", "DEACTIVATED_NOT_ERASED")),
+        **dict.fromkeys(ABSENT, ("not_found", "ERR_UID_NOT_FOUND")),
     }
     assert all("notFound" in (rows[uid]["note"] or "") for uid in ABSENT)
     (probed,) = [r for r in audit_lines(audit) if r.get("event") == "probed"]
