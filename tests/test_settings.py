@@ -232,7 +232,7 @@ def test_invalid_settings_raise_usage_error(overrides: dict[str, Any], mentions:
         "uid-hash-without-key",
         "no-key",
         "erase-without-permanent",
-    ],  # fmt: skip
+    ],
 )
 def test_errors_name_the_setting_not_a_flag(
     overrides: dict[str, Any], setting: str, said: str
