@@ -181,11 +181,11 @@ class Erasure:
 
 def _verdict(not_found: Result, fate: Fate) -> Result:
     """Return a held row's result once the probe placed (or failed to place) its UID."""
-    if fate.failure is None:
+    failure = fate.failure
+    if failure is None:  # then the probe's answer placed it in one of its lists
         told = probed(not_found, fate.listed)
-        if told is not None:
-            return told
-    failure = fate.failure or Result(Outcome.FAILED, fate.answer.http_status)
+        assert told is not None  # noqa: S101  (a bulk deactivation's lists all tell)
+        return told
     return dataclasses.replace(
         not_found,
         outcome=Outcome.FAILED,

@@ -41,19 +41,27 @@ class Meddling:
     client: Client
     probe: Answer | None = None
     reactivation: Answer | None = None
+    erasing_delete: Answer | None = None  # the answer to DELETEs after a reactivation
+    after_probe: Callable[[], None] = lambda: None
     after_reactivation: Callable[[], None] = lambda: None
+    reactivated: bool = False
 
     async def delete_user(self, uid: str, *, permanent: bool) -> Answer:
+        if self.reactivated and self.erasing_delete is not None:
+            return self.erasing_delete
         return await self.client.delete_user(uid, permanent=permanent)
 
     async def check_access(self) -> Answer:
         return await self.client.check_access()
 
     async def deactivate_users(self, uids: Sequence[str]) -> Answer:
-        return self.probe or await self.client.deactivate_users(uids)
+        answer = self.probe or await self.client.deactivate_users(uids)
+        self.after_probe()
+        return answer
 
     async def reactivate_users(self, uids: Sequence[str]) -> Answer:
         answer = self.reactivation or await self.client.reactivate_users(uids)
+        self.reactivated = True
         self.after_reactivation()
         return answer
 
@@ -86,9 +94,10 @@ async def erase(
     **options: Any,
 ) -> Ran:
     """Run a permanent delete of ``values`` against ``server``; ``meddle`` sets the client up."""
+    chosen = {"rate": 1_000_000.0, "concurrency": 4, "max_attempts": 2} | options
     settings = Settings(
         base_url=server.base_url, api_key=Secret(API_KEY), audit_path=audit, permanent=True,
-        rate=1_000_000.0, concurrency=4, max_attempts=2, **options,
+        **chosen,
     )  # fmt: skip
     clock = FakeClock(follow=asyncio.get_running_loop().time)
     pacer, policy = pacer_and_policy(settings, clock.as_clock())
@@ -211,9 +220,10 @@ async def test_a_user_gone_since_the_probe_is_not_found(tmp_path: Path) -> None:
     assert deletes == {"off-1": 2}  # the run's DELETE, and the probe's; no second DELETE
 
 
-async def test_probes_are_cut_to_the_documented_body_size(tmp_path: Path) -> None:
-    """Many long not-found UIDs: each probe's body fits in 10 KB, and every UID is probed."""
-    values = [f"{n:03d}".ljust(100, "x") for n in range(150)]
+async def test_probes_hold_at_most_100_uids_and_10_kb(tmp_path: Path) -> None:
+    """Many not-found UIDs, short then long: each probe holds at most 100 UIDs in a body of at
+    most 10 KB, and every UID is probed once."""
+    values = [f"s-{n:03d}" for n in range(250)] + [f"{n:03d}".ljust(100, "x") for n in range(150)]
     async with FakeServer(not_found_mode()) as server:
         ran = await erase(server, tmp_path / "a.jsonl", values)
         refused = server.stats.bulk_refused
@@ -221,6 +231,127 @@ async def test_probes_are_cut_to_the_documented_body_size(tmp_path: Path) -> Non
     probes = [r for r in ran.records if isinstance(r, BatchSending)]
     sizes = [sum(len(uid) + 3 for uid in p.normalised_uids) + 22 for p in probes]
     assert refused == 0
+    assert max(len(p.normalised_uids) for p in probes) == 100
     assert max(sizes) <= MAX_BULK_BODY
-    assert sorted(uid for p in probes for uid in p.normalised_uids) == values
+    assert sorted(uid for p in probes for uid in p.normalised_uids) == sorted(values)
     assert {row.outcome for row in ran.rows().values()} == {Outcome.NOT_FOUND}
+
+
+async def test_a_halt_before_a_probe_leaves_its_rows_unanswered(tmp_path: Path) -> None:
+    """The run halts before a full batch's probe leaves: its rows get no line (fate unknown to
+    the audit, sent again by --resume), and the run's end probes nothing more."""
+    values = [f"s-{n:03d}" for n in range(100)]
+    sent = 0
+
+    def halt_at_the_last_delete(client: Meddling, pacer: Pacer) -> None:
+        real = client.client.delete_user
+
+        async def delete_user(uid: str, *, permanent: bool) -> Answer:
+            nonlocal sent
+            sent += 1
+            answer = await real(uid, permanent=permanent)
+            if sent == len(values):
+                pacer.halt()
+            return answer
+
+        client.client.delete_user = delete_user  # type: ignore[method-assign]
+
+    async with FakeServer(not_found_mode()) as server:
+        ran = await erase(
+            server, tmp_path / "a.jsonl", values, meddle=halt_at_the_last_delete, concurrency=1
+        )
+        bulk_calls = server.stats.bulk_calls
+
+    assert (ran.rows(), ran.summary.unanswered, bulk_calls) == ({}, len(values), 0)
+
+
+async def test_a_halt_before_the_reactivation_leaves_users_deactivated_and_said(
+    tmp_path: Path,
+) -> None:
+    """The run halts after the probe and before the reactivation: nobody is reactivated, and
+    the rows say deactivated and not erased, and why."""
+
+    def halt_after_probe(client: Meddling, pacer: Pacer) -> None:
+        client.after_probe = pacer.halt
+
+    async with FakeServer(not_found_mode()) as server:
+        ran = await erase(
+            server, tmp_path / "a.jsonl", ["off-1"], meddle=halt_after_probe,
+            erase_deactivated=True,
+        )  # fmt: skip
+        reactivated = server.stats.reactivated
+
+    row = ran.rows()["off-1"]
+    assert (row.outcome, row.error_code, reactivated) == (
+        Outcome.FAILED,
+        "DEACTIVATED_NOT_ERASED",
+        0,
+    )
+    assert row.note == "the run stopped before reactivating it to erase it"
+
+
+async def test_a_failed_erasing_delete_is_failed_and_resume_erases_the_user(
+    tmp_path: Path,
+) -> None:
+    """The DELETE after a reactivation gets no usable answer: the row is failed with a note,
+    the user is active, and --resume's DELETE erases it."""
+    audit = tmp_path / "a.jsonl"
+
+    def delete_down(client: Meddling, _pacer: Pacer) -> None:
+        client.erasing_delete = Answer(503, None, "unavailable", call=Call.ERASE, uid="off-1")
+
+    async with FakeServer(not_found_mode()) as server:
+        first = await erase(server, audit, ["off-1"], meddle=delete_down, erase_deactivated=True)
+        between = dict(server.stats.applied)
+        plan = Resume(index=load_resume_index(audit), file_hashes={}, pseudonyms=Pseudonyms(None))
+        second = await erase(server, audit, ["off-1"], resume=plan, erase_deactivated=True)
+        after = dict(server.stats.applied)
+
+    row = first.rows()["off-1"]
+    assert (row.outcome, row.http_status) == (Outcome.FAILED, 503)
+    assert row.note == "reactivated to be erased, and its DELETE failed: a resumed run erases it"
+    assert (between, after) == ({"off-1": "reactivated"}, {"off-1": "removed"})
+    assert second.rows()["off-1"].outcome is Outcome.DELETED
+
+
+async def test_a_fatal_answer_to_the_erasing_delete_stops_the_run(tmp_path: Path) -> None:
+    """A fatal code on the DELETE after a reactivation aborts the run, as on any DELETE."""
+
+    def revoked(client: Meddling, _pacer: Pacer) -> None:
+        client.erasing_delete = Answer(
+            401, "AUTH_ERR_APIKEY_NOT_FOUND", "no such key", call=Call.ERASE, uid="off-1"
+        )
+
+    async with FakeServer(not_found_mode()) as server:
+        ran = await erase(
+            server, tmp_path / "a.jsonl", ["off-1"], meddle=revoked, erase_deactivated=True
+        )
+
+    assert (ran.summary.status, ran.summary.fatal_code) == (
+        RunStatus.ABORTED,
+        "AUTH_ERR_APIKEY_NOT_FOUND",
+    )
+
+
+async def test_a_fatal_answer_to_the_reactivation_stops_before_any_erasing_delete(
+    tmp_path: Path,
+) -> None:
+    """A fatal code on the reactivation aborts the run: no DELETE follows, and the row stays
+    without a line (the reactivation may have applied: --resume's DELETE settles it)."""
+    revoked = Answer(401, "AUTH_ERR_APIKEY_NOT_FOUND", "no such key", call=Call.BULK_REACTIVATE)
+
+    def refuse(client: Meddling, _pacer: Pacer) -> None:
+        client.reactivation = revoked
+
+    async with FakeServer(not_found_mode()) as server:
+        ran = await erase(
+            server, tmp_path / "a.jsonl", ["off-1"], meddle=refuse, erase_deactivated=True
+        )
+        deletes = dict(server.stats.deletes_by_uid)
+
+    assert (ran.summary.status, ran.summary.fatal_code) == (
+        RunStatus.ABORTED,
+        "AUTH_ERR_APIKEY_NOT_FOUND",
+    )
+    assert (ran.rows(), ran.summary.unanswered) == ({}, 1)
+    assert deletes == {"off-1": 2}  # its first DELETE and the probe: no erasing DELETE
