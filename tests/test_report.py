@@ -480,6 +480,8 @@ def test_json_report_parses_and_holds_the_same_facts(tmp_path: Path) -> None:
         "failures_by_code": {"ERR_X": 1},
         "unknown": [f"u{n:02d}" for n in range(25)],
         "not_found_in_permanent": [],
+        "absent_confirmed": 0,
+        "deactivated_by": {},
         "read_back": {},
     }
     assert report_json(report) == report_json(build_report([path]))
