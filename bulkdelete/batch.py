@@ -17,7 +17,8 @@ reference as the audit names it) and returns a ``BatchSent``: per member, in ord
   isolated: a lone UID refused fails with the answer's code. A refusal of a piece larger than
   any accepted so far may be the size's doing: it lowers the ceiling to half the piece (never
   below the largest accepted) for the rest of the run. One no larger than a piece already
-  accepted is its UIDs' doing and lowers nothing.
+  accepted is its UIDs' doing and lowers nothing. Pieces larger than any accepted are sent
+  one at a time (``BatchSize.learning``), so that only the first batches learn by refusal.
 - **Lists.** A confirmed 2xx (``data`` an object) places each UID it was sent in a list
   (``outcome.listed``). UIDs it does not account for are sent again, in a piece of their own
   flagged as possibly applied (both calls are idempotent), while ``policy.max_attempts`` allows;
@@ -30,7 +31,8 @@ reference as the audit names it) and returns a ``BatchSent``: per member, in ord
   (a half or re-send that never left) fails with its last answer and a note.
 - **Tally.** ``requests`` counts calls on the wire, aiohttp's own resends included; UIDs count in
   ``unanswered`` from their intent to their fate, in ``retrying`` while their piece waits to be
-  retried, and in ``retried`` when they took more than one request.
+  retried, and in ``retried`` when a request naming them was retried or re-sent (a split after
+  a refusal is not a retry, though the row's ``attempts`` counts every request naming it).
 
 What a ``Fate`` means is the caller's: ``Batcher.row_result`` is a soft run's row (deleted,
 already deactivated, not found, failed); a probe or a reactivation reads ``Fate.listed``.
@@ -38,10 +40,10 @@ already deactivated, not found, failed); a probe or a reactivation reads ``Fate.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -58,18 +60,11 @@ from bulkdelete.outcome import (
 )
 from bulkdelete.records import BatchSending, Location
 from bulkdelete.retry import Attempted, call_with_retries
+from bulkdelete.rows import Row
 from bulkdelete.send import Api, Sender, retry_note
 
 log = structlog.get_logger("bulkdelete")
 _STOPPED = "the run stopped before its next request for this UID"
-
-
-class BulkApi(Api, Protocol):
-    """A run's calls with the two bulk calls (``api.Client`` makes them over HTTP)."""
-
-    async def deactivate_users(self, uids: Sequence[str]) -> Answer: ...
-
-    async def reactivate_users(self, uids: Sequence[str]) -> Answer: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +107,9 @@ class BatchSize:
     ceiling: int
     accepted: int = 0  # the largest piece a confirmed answer accepted
     refused: int = 0  # calls refused with a 4xx that is not fatal
+    # Held while a piece larger than any accepted is sent: calls of unproven sizes go one at a
+    # time, so a run's first refusal teaches every batch before it too is sent and refused.
+    learning: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def refuse(self, size: int) -> None:
         """Learn from a piece of ``size`` UIDs refused with a 4xx that is not fatal."""
@@ -133,6 +131,7 @@ class _Track:
 
     member: Member
     attempts: int = 0
+    retried: bool = False  # a request naming it was retried, or it was re-sent
     ambiguous: bool = False
     announced: bool = False
     answer: Answer | None = None
@@ -147,7 +146,7 @@ class Batcher:
     """Sends batches of one bulk ``call`` through a run's ``Sender``: see the module docstring."""
 
     sender: Sender
-    api: BulkApi
+    api: Api
     size: BatchSize
     call: Call = Call.BULK_DEACTIVATE
 
@@ -162,7 +161,14 @@ class Batcher:
             if len(piece) > ceiling:
                 pieces[:0] = [piece[i : i + ceiling] for i in range(0, len(piece), ceiling)]
                 continue
-            attempted = await self._request(piece)
+            if len(piece) > self.size.accepted:  # a size not proven yet: one such piece at a time
+                async with self.size.learning:
+                    if len(piece) > self.size.ceiling:  # lowered while this piece waited
+                        pieces.insert(0, piece)
+                        continue
+                    attempted = await self._request(piece)
+            else:
+                attempted = await self._request(piece)
             if attempted is None:
                 break  # halted before it left: the loop's ending settles what is left
             fatal = self._settle(piece, attempted, pieces)
@@ -173,7 +179,7 @@ class Batcher:
                 failed = dataclasses.replace(stopped, outcome=Outcome.FAILED, note=_STOPPED)
                 track.settle(Listed.MISSING, track.answer, failed)
             tally.unanswered -= track.announced
-            tally.retried += track.attempts > 1
+            tally.retried += track.retried
         return BatchSent([track.fate for track in tracks], fatal)
 
     def _settle(
@@ -183,6 +189,7 @@ class Batcher:
         answer, verdict = attempted.answer, attempted.verdict
         for track in piece:
             track.attempts += attempted.attempts
+            track.retried |= attempted.attempts > 1
             track.ambiguous |= attempted.ambiguous_earlier
             track.answer = answer
         if verdict is Verdict.DELETED:  # confirmed: the lists say what became of each UID
@@ -227,6 +234,7 @@ class Batcher:
         for track in missing:
             track.ambiguous = True
             if track.attempts < self.sender.policy.max_attempts:
+                track.retried = True
                 again.append(track)
             else:
                 failed = batch_result(Listed.MISSING, answer, attempts=track.attempts)
@@ -300,6 +308,20 @@ class Batcher:
         for track in fresh:
             track.announced = True
         sender.tally.unanswered += len(fresh)
+
+    async def send_rows(self, rows: Sequence[Row]) -> Answer | None:
+        """Send a soft run's batch of valid rows and audit each row sent; return the answer
+        that must stop the run, if any. Rows never sent get no line: the run counts them unsent.
+        """
+        sender = self.sender
+        members = [
+            Member(row.uid or "", Location.parse(row.source), sender.named_ref(row)) for row in rows
+        ]
+        sent = await self.send(members)
+        for row, member, fate in zip(rows, members, sent.fates, strict=True):
+            if fate is not None:
+                sender.record(row, self.row_result(fate, member.uid), member.where)
+        return sent.fatal
 
     def row_result(self, fate: Fate, uid: str) -> Result:
         """Return a soft run's row result for a UID's fate (``uid`` normalised).

@@ -40,7 +40,7 @@ from typing import Final
 import structlog
 
 from bulkdelete.api import BULK_FRAME, MAX_BULK_BODY, bulk_cost
-from bulkdelete.batch import Batcher, BatchSize, BulkApi, Fate, Member
+from bulkdelete.batch import Batcher, BatchSize, Fate, Member
 from bulkdelete.outcome import (
     Answer,
     Call,
@@ -84,7 +84,6 @@ class Erasure:
     """
 
     sender: Sender
-    api: BulkApi
     abort: Callable[[Answer], None]
     erase: bool = False
     # Both bulk calls learn one largest size: the same body limit bounds them.
@@ -123,7 +122,7 @@ class Erasure:
         self.sender.record(held.row, result, held.where)
 
     async def _probe(self, batch: list[_Held]) -> None:
-        probe = Batcher(self.sender, self.api, self.size, Call.BULK_DEACTIVATE)
+        probe = Batcher(self.sender, self.sender.api, self.size, Call.BULK_DEACTIVATE)
         sent = await probe.send([held.member for held in batch])
         if sent.fatal is not None:
             self.abort(sent.fatal)
@@ -150,7 +149,7 @@ class Erasure:
 
     async def _erase(self, deactivated: list[tuple[_Held, Result]]) -> None:
         """Reactivate deactivated users, then send each a permanent DELETE."""
-        reactivation = Batcher(self.sender, self.api, self.size, Call.BULK_REACTIVATE)
+        reactivation = Batcher(self.sender, self.sender.api, self.size, Call.BULK_REACTIVATE)
         sent = await reactivation.send([held.member for held, _ in deactivated])
         if sent.fatal is not None:
             self.abort(sent.fatal)

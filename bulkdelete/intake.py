@@ -2,9 +2,12 @@
 
 Every row read is counted in the tally and goes one of four ways here: skipped (an earlier run
 settled it), audited at once as invalid or duplicate (never sent), queued for a worker, or left
-unsent because the run stopped sending. Reading ends early at the first valid UID beyond
-``max_deletes`` (``MAX_DELETES``: the ones before it are still sent) and at a stream found
-unreadable (``INPUT_ERROR``: the run halts at once); an ``input_stopped`` line says why.
+unsent because the run stopped sending. In a batched run each worker takes its batch from the
+queue (``Batches``): what is queued, up to a batch, at once, so that a slow stream's rows are
+sent as they come and a file's, read faster than calls go, fill every batch. Reading ends early
+at the first valid UID beyond ``max_deletes`` (``MAX_DELETES``: the ones before it are still
+sent) and at a stream found unreadable (``INPUT_ERROR``: the run halts at once); an
+``input_stopped`` line says why.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Final, TypeVar
 
+from bulkdelete.api import BULK_FRAME, MAX_BULK_BODY, bulk_cost
 from bulkdelete.errors import InputError
 from bulkdelete.outcome import Answer, Outcome, Result
 from bulkdelete.records import InputStopped, Location
@@ -105,6 +109,39 @@ class Intake:
             InputStopped(run_id=sender.run_id, code=code, source=source, message=message)
         )
         self._abort(Answer(None, code, message), halt)
+
+
+class Batches:
+    """One worker's batches from the queue: each up to ``size`` rows and a bulk body of at most
+    ``api.MAX_BULK_BODY`` bytes; a row that would overflow it starts the next batch."""
+
+    def __init__(self, queue: asyncio.Queue[Row | None], size: int) -> None:
+        self._queue = queue
+        self._size = size
+        self._carried: Row | None = None
+        self._ended = False  # this worker's end (a None) was taken while filling a batch
+
+    async def next(self) -> list[Row] | None:
+        """Wait for a row, then take what else is queued, up to a batch; None at the end."""
+        first = self._carried
+        self._carried = None
+        if first is None and (self._ended or (first := await self._queue.get()) is None):
+            return None
+        batch, used = [first], BULK_FRAME + bulk_cost(first.uid or "")
+        while len(batch) < self._size and not self._ended:
+            try:
+                row = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if row is None:
+                self._ended = True
+            elif used + (cost := bulk_cost(row.uid or "")) > MAX_BULK_BODY:
+                self._carried = row
+                break
+            else:
+                batch.append(row)
+                used += cost
+        return batch
 
 
 async def as_async(items: Iterable[_T] | AsyncIterable[_T]) -> AsyncIterator[_T]:

@@ -31,7 +31,7 @@ from typing import Final
 import orjson
 
 from bulkdelete.outcome import Outcome
-from bulkdelete.records import Location, Record, RowOutcome, RunStarted, Sending
+from bulkdelete.records import BatchSending, Location, Record, RowOutcome, RunStarted, Sending
 from bulkdelete.report import Report, RunInfo
 from bulkdelete.summary import RunStatus
 
@@ -132,8 +132,11 @@ class RefCollector:
             if record.settings.ref_column is not None:
                 self.with_refs.add(record.run_id)
         elif isinstance(record, Sending) and record.ref is not None:
-            self._file(record.ref, record.run_id, record.ts, record.normalised_uid, record.source)
-            self.filed[record.ref].sent[record.normalised_uid] = (record.run_id, record.ts)
+            self._sending(record, record.ref)
+        elif isinstance(record, BatchSending) and record.refs is not None:
+            for sending in record.each():
+                if sending.ref is not None:
+                    self._sending(sending, sending.ref)
         elif isinstance(record, RowOutcome):
             if record.ref is None:
                 self.unattributed += record.run_id in self.with_refs
@@ -147,6 +150,11 @@ class RefCollector:
                 self._file(
                     record.ref, record.run_id, record.ts, record.normalised_uid, record.source
                 )
+
+    def _sending(self, record: Sending, ref: str) -> None:
+        """File a UID's request under its reference: sent, its fate unknown until its row."""
+        self._file(ref, record.run_id, record.ts, record.normalised_uid, record.source)
+        self.filed[ref].sent[record.normalised_uid] = (record.run_id, record.ts)
 
     def _file(self, ref: str, run_id: str, ts: str, uid: str, source: str) -> None:
         filed = self.filed.setdefault(ref, _Filed())

@@ -43,6 +43,7 @@ from bulkdelete.deactivations import Deactivations, deactivated_lines
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import (
+    BatchSending,
     CheckFinished,
     CheckStarted,
     Input,
@@ -199,6 +200,8 @@ class _Reader:
             tally.streams.append(record)
         elif isinstance(record, Sending):
             self.unknown.add(record.normalised_uid)
+        elif isinstance(record, BatchSending):
+            self.unknown.update(record.normalised_uids)
         elif isinstance(record, RowOutcome):
             self._row(tally, record, path, number)
 

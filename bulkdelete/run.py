@@ -3,8 +3,9 @@
 One producer reads rows and audits invalid and duplicate ones at once (they never reach the
 server); valid rows go through a bounded queue to ``settings.concurrency`` workers, so the
 number of requests in flight can never exceed it. Each worker hands one UID at a time to the
-``send.Sender`` (pacer, intent, call, retries) and audits the result; the ``tally.Tally``
-counts it all and becomes the ``Summary``.
+``send.Sender`` (pacer, intent, call, retries) and audits the result or, in a batched soft run
+(``Settings.batch`` above 1), one batch at a time to the ``batch.Batcher`` (one bulk call per
+batch, split when refused); the ``tally.Tally`` counts it all and becomes the ``Summary``.
 
 A fatal answer (bad key, no access, plan) or a stop request halts the run: nothing new is sent,
 requests in flight finish (within ``stop_grace`` seconds) and are audited. The pacer, the
@@ -27,11 +28,11 @@ import structlog
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms
-from bulkdelete.batch import BulkApi
+from bulkdelete.batch import Batcher, BatchSize
 from bulkdelete.clock import SYSTEM_CLOCK, Clock
 from bulkdelete.erasure import Erasure
 from bulkdelete.errors import AuditError
-from bulkdelete.intake import Intake, Rows, as_async
+from bulkdelete.intake import Batches, Intake, Rows, as_async
 from bulkdelete.outcome import Answer
 from bulkdelete.pacing import Pacer
 from bulkdelete.progress import NullReporter, Reporter, Snapshot
@@ -45,10 +46,10 @@ from bulkdelete.records import (
 from bulkdelete.resume import Resume
 from bulkdelete.retry import RetryPolicy, pacer_and_policy
 from bulkdelete.rows import Row, make_row
-from bulkdelete.send import API_UNAVAILABLE, Sender
+from bulkdelete.send import API_UNAVAILABLE, Api, Sender
 from bulkdelete.settings import DEFAULTS, Settings
 from bulkdelete.summary import RunStatus, Summary
-from bulkdelete.tally import SAMPLES_PER_SECOND, Tally, run_finished
+from bulkdelete.tally import SAMPLES_PER_SECOND, Tally, finish_record
 from bulkdelete.uidset import UidSet
 
 _QUEUE_PER_WORKER: Final = 4
@@ -70,7 +71,6 @@ class _Run:
         settings: Settings,
         sender: Sender,
         *,
-        api: BulkApi,
         clock: Clock,
         stop: asyncio.Event,
         stop_grace: float,
@@ -82,6 +82,7 @@ class _Run:
     ) -> None:
         self.settings = settings
         self.sender = sender
+        self.batcher = Batcher(sender, sender.api, BatchSize(settings.batch))
         self.tally = sender.tally
         self.pacer = sender.pacer
         self.run_id = sender.run_id
@@ -93,7 +94,7 @@ class _Run:
         self.total = total
         self.on_halt = on_halt
         self.fatal: Answer | None = None
-        self.erasure = Erasure(sender, api, abort=self.abort, erase=settings.erase_deactivated)
+        self.erasure = Erasure(sender, abort=self.abort, erase=settings.erase_deactivated)
         self.intake = Intake(
             sender,
             workers=settings.concurrency,
@@ -103,6 +104,9 @@ class _Run:
         )
 
     async def work(self, queue: asyncio.Queue[Row | None]) -> None:
+        if self.settings.batch > 1:
+            await self.work_batches(Batches(queue, self.settings.batch))
+            return
         while (row := await queue.get()) is not None:
             if self.pacer.halted:
                 continue  # drained, not sent (counted unsent): a resumed run picks it up
@@ -115,6 +119,11 @@ class _Run:
             if sent.fatal is not None:
                 self.abort(sent.fatal)
             await self.erasure.settle(row, sent.result, where)
+
+    async def work_batches(self, batches: Batches) -> None:
+        while (rows := await batches.next()) is not None:
+            if not self.pacer.halted and (fatal := await self.batcher.send_rows(rows)):
+                self.abort(fatal)
 
     def abort(self, answer: Answer, *, halt: bool = True) -> None:
         """Record why the run ends aborted; with ``halt``, nothing more is sent from now on."""
@@ -169,8 +178,9 @@ class _Run:
             self.progress.close(self.snapshot())
 
     async def _pipeline(self, rows: Rows) -> None:
+        # Batches are taken from what is queued: room for a few whole ones keeps them full.
         queue: asyncio.Queue[Row | None] = asyncio.Queue(
-            maxsize=self.settings.concurrency * _QUEUE_PER_WORKER
+            maxsize=max(self.settings.concurrency, 2 * self.settings.batch) * _QUEUE_PER_WORKER
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -273,7 +283,7 @@ async def run_delete(
     settings: Settings,
     rows: Rows,
     *,
-    client: BulkApi | None = None,
+    client: Api | None = None,
     pacer: Pacer | None = None,
     policy: RetryPolicy | None = None,
     clock: Clock = SYSTEM_CLOCK,
@@ -344,7 +354,6 @@ async def run_delete(
             run = _Run(
                 settings,
                 sender,
-                api=client,
                 clock=clock,
                 stop=stop,
                 stop_grace=stop_grace,
@@ -358,7 +367,7 @@ async def run_delete(
             def finish(summary: Summary) -> None:
                 for facts in inputs_read() if inputs_read else ():
                     audit.write(input_read(run_id, facts))
-                audit.write(run_finished(summary, pacer.limit_per_minute))
+                audit.write(finish_record(summary, pacer.limit_per_minute))
 
             try:
                 await run.execute(rows)

@@ -25,6 +25,7 @@ class RunSettings:
     rate: float | Literal["auto"]
     max_share: float | None = None  # None: written before --max-share existed
     concurrency: int
+    batch_size: int = 1  # UIDs per call; 1: written before bulk calls, one DELETE per user
     max_attempts: int
     max_retry_time: float
     timeout: float

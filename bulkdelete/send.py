@@ -5,14 +5,14 @@ policy (``retry.call_with_retries`` paces every attempt and shows the pacer ever
 audit and the tally. ``delete`` takes one UID from its first turn to its ``Sent``, and
 ``record`` audits what a row came to (sent or not); ``check_access`` is the credential check
 before any DELETE. They hand back values and leave stopping the run to the caller. A batch
-path (issue 15) is one more method beside ``delete``: one turn, one ``sending`` line per UID,
-one call, one ``Sent`` per UID.
+path sits beside it (``batch.Batcher``): one turn, one intent line per batch, one call, a fate
+per UID, recorded here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -36,6 +36,10 @@ class Api(Protocol):
     """The calls a run makes (``api.Client`` makes them over HTTP); none raises for I/O."""
 
     async def delete_user(self, uid: str, *, permanent: bool) -> Answer: ...
+
+    async def deactivate_users(self, uids: Sequence[str]) -> Answer: ...
+
+    async def reactivate_users(self, uids: Sequence[str]) -> Answer: ...
 
     async def check_access(self) -> Answer: ...
 

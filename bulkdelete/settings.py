@@ -21,6 +21,7 @@ DOCUMENTED_LIMIT_PER_MINUTE: Final = 10_000
 DEFAULT_RATE: Final = DOCUMENTED_LIMIT_PER_MINUTE / 60
 MAX_CONCURRENCY: Final = 1000
 MAX_ATTEMPTS: Final = 1000  # far beyond any useful retry count; keeps counters in 64 bits
+MAX_BATCH_SIZE: Final = 1000  # a bulk body holds at most 10 KB: ~3,400 one-letter UIDs at most
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 KEYED_CHAIN: Final = "hmac-sha256"  # ``audit_chain`` of a run whose lines are linked by HMAC
 # An app id becomes the first label of the API's host name: one DNS label, nothing more.
@@ -42,6 +43,9 @@ class Defaults:
     max_outage: float = 300.0
     max_pause: float = 60.0  # one documented window: no Retry-After is believed beyond it
     stop_grace: float = 10.0  # after a first signal, the seconds requests in flight get to end
+    # UIDs per bulk deactivation (soft runs): CometChat does not document its largest batch;
+    # 100 maximal UIDs fit its documented 10 KB body, and a refusal makes a run learn less.
+    batch_size: int = 100
 
 
 DEFAULTS: Final = Defaults()
@@ -188,6 +192,10 @@ class Settings:
     limit, then what the rate-limit headers teach); ``max_share`` is the most of the advertised
     limit a run may take; ``concurrency`` caps requests in flight.
     ``max_retry_time`` bounds the time one UID may spend being retried, in seconds.
+    ``batch_size`` is the most UIDs per call of a soft run (``DELETE /users`` with
+    ``uidsToDeactivate``; 1: one ``DELETE /users/{uid}`` each). A permanent run erases one
+    user per call whatever it says (CometChat has no bulk erasure): ``batch`` is the size a run
+    uses. The CLI refuses an explicit ``--batch-size`` above 1 with ``--permanent``.
     ``proxy`` is the HTTP proxy every request goes through (``https://`` targets only, through a
     CONNECT tunnel, so the proxy never sees the key); ``None`` connects directly.
     """
@@ -206,6 +214,7 @@ class Settings:
     timeout: float = DEFAULTS.timeout
     max_outage: float = DEFAULTS.max_outage
     max_pause: float = DEFAULTS.max_pause  # the longest one rate-limit header may hold the run
+    batch_size: int = DEFAULTS.batch_size  # UIDs per call of a soft run
     column: str | None = None
     no_header: bool = False  # one-column inputs hold UIDs from their first line on
     ref_column: str | None = None  # the column of each row's request reference (a ticket id)
@@ -224,10 +233,13 @@ class Settings:
             raise _refused("rate", self.rate, "be a finite number above 0")
         if not 0 < self.max_share <= 1:
             raise _refused("max_share", self.max_share, "be above 0 and at most 1")
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise _refused("concurrency", self.concurrency, f"be between 1 and {MAX_CONCURRENCY}")
-        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
-            raise _refused("max_attempts", self.max_attempts, f"be between 1 and {MAX_ATTEMPTS}")
+        for name, count, most in (
+            ("concurrency", self.concurrency, MAX_CONCURRENCY),
+            ("max_attempts", self.max_attempts, MAX_ATTEMPTS),
+            ("batch_size", self.batch_size, MAX_BATCH_SIZE),
+        ):
+            if not 1 <= count <= most:
+                raise _refused(name, count, f"be between 1 and {most}")
         if not self.max_retry_time >= 0:  # also refuses NaN
             raise _refused("max_retry_time", self.max_retry_time, "be 0 seconds or more")
         if not self.max_outage > 0:
@@ -255,6 +267,11 @@ class Settings:
                 "needs {permanent}",
                 setting="erase_deactivated",
             )
+
+    @property
+    def batch(self) -> int:
+        """The most UIDs one call of this run names: 1 for a permanent run."""
+        return 1 if self.permanent else self.batch_size
 
     def _check_ref_column(self) -> None:
         if self.ref_column is None:
@@ -288,6 +305,7 @@ class Settings:
             "rate": "auto" if self.rate is None else self.rate,
             "max_share": self.max_share,
             "concurrency": self.concurrency,
+            "batch_size": self.batch,
             "max_attempts": self.max_attempts,
             "max_retry_time": self.max_retry_time,
             "timeout": self.timeout,

@@ -138,8 +138,8 @@ class Tally:
         )
 
 
-def run_finished(summary: Summary, limit_per_minute: int | None) -> RunFinished:
-    """Return the audit's last line of a run: its summary, and the limit the headers gave."""
+def finish_record(summary: Summary, limit_per_minute: int | None) -> RunFinished:
+    """Return a run's last audit line: its summary's totals, and the limit the server named."""
     return RunFinished(
         run_id=summary.run_id,
         status=summary.status,

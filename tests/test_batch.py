@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,15 +10,19 @@ from pathlib import Path
 from fakeclock import FakeClock
 from helpers import API_KEY
 
+from bulkdelete.api import BULK_FRAME, MAX_BULK_BODY, bulk_cost
 from bulkdelete.audit import AuditWriter, Pseudonyms, read_records
 from bulkdelete.batch import Batcher, BatchSize, Fate, Member
+from bulkdelete.intake import Batches
 from bulkdelete.outcome import UNCONFIRMED, Answer, Body, BodyKind, Call, Listed, Outcome
 from bulkdelete.records import BatchSending, Location, Sending
 from bulkdelete.resume import load_resume_index
 from bulkdelete.retry import pacer_and_policy
+from bulkdelete.rows import Row, make_row
 from bulkdelete.send import Sender
 from bulkdelete.settings import Secret, Settings
 from bulkdelete.tally import Tally
+from bulkdelete.uidset import UidSet
 
 Respond = Callable[[list[str]], Answer]
 DOWN = Answer(503, None, "unavailable", call=Call.BULK_DEACTIVATE)
@@ -268,3 +273,20 @@ async def test_a_lost_answer_of_an_earlier_run_is_named(tmp_path: Path) -> None:
     note = batcher.row_result(fate, "ann").note
     assert note == "run run-1 sent it and lost the answer; it probably deactivated it"
     assert fate.listed is Listed.ALREADY
+
+
+async def test_a_batch_never_holds_a_body_over_10_kb() -> None:
+    """Maximal UIDs (100 characters): a batch of up to 1000 stops at the 10 KB body, the row
+    that would overflow it starts the next one, and the end of the queue ends the batches."""
+    queue: asyncio.Queue[Row | None] = asyncio.Queue()
+    seen = UidSet()
+    for n in range(150):
+        queue.put_nowait(make_row(f"in:{n}", f"{n:03d}" + "u" * 97, seen))
+    queue.put_nowait(None)
+    batches = Batches(queue, 1000)
+    sizes = []
+    while (batch := await batches.next()) is not None:
+        uids = [row.uid or "" for row in batch]
+        assert BULK_FRAME + sum(bulk_cost(uid) for uid in uids) <= MAX_BULK_BODY
+        sizes.append(len(batch))
+    assert sizes == [99, 51]

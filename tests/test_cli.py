@@ -51,7 +51,16 @@ def test_partly_existing_csv_audits_every_row_once(
     source = _csv(tmp_path / "in.csv", rows, extra=bad + dup)
     audit = tmp_path / "audit.jsonl"
 
-    done = run_cli("delete", str(source), "--base-url", server.base_url, "--audit", str(audit))
+    done = run_cli(
+        "delete",
+        "--batch-size",
+        "1",
+        str(source),
+        "--base-url",
+        server.base_url,
+        "--audit",
+        str(audit),
+    )
 
     records = row_records(audit)
     outcomes = Counter(r["outcome"] for r in records)
@@ -115,7 +124,8 @@ def test_concurrency_is_never_exceeded(fake_server: FakeFactory, tmp_path: Path)
     source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(60)])
 
     done = run_cli(
-        "delete", str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a.jsonl"),
+        "delete", "--batch-size", "1",
+        str(source), "--base-url", server.base_url, "--audit", str(tmp_path / "a.jsonl"),
         "--concurrency", "4", "--rate", "1000",
     )  # fmt: skip
 
@@ -193,7 +203,8 @@ def test_key_revoked_mid_run_stops_within_the_in_flight_window(
     audit = tmp_path / "a.jsonl"
 
     done = run_cli(
-        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "delete", "--batch-size", "1",
+        str(source), "--base-url", server.base_url, "--audit", str(audit),
         "--concurrency", "5", "--rate", "1000",
     )  # fmt: skip
 
@@ -212,7 +223,8 @@ def test_the_key_never_appears_in_any_output(fake_server: FakeFactory, tmp_path:
     audit = tmp_path / "a.jsonl"
 
     done = run_cli(
-        "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+        "delete", "--batch-size", "1",
+        str(source), "--base-url", server.base_url, "--audit", str(audit),
         "--log-level", "debug", "--max-attempts", "8", "--rate", "1000",
     )  # fmt: skip
 
@@ -495,14 +507,14 @@ def test_summary_json_holds_the_summary_facts(fake_server: FakeFactory, tmp_path
     source = _csv(tmp_path / "in.csv", EXISTING[:6] + MISSING[:2], extra=["bad/one,,"])
     out = tmp_path / "summary.json"
 
-    done = run_cli("delete", str(source), "--base-url", server.base_url,
+    done = run_cli("delete", "--batch-size", "1", str(source), "--base-url", server.base_url,
                    "--audit", str(tmp_path / "a.jsonl"), "--summary-json", str(out))  # fmt: skip
 
     assert done.returncode == 1
     summary = json.loads(out.read_text(encoding="utf-8"))
     assert summary["status"] == "completed"
     assert summary["outcomes"] == {"deleted": 6, "not_found": 2, "failed": 0, "invalid": 1,
-                                   "duplicate": 0}  # fmt: skip
+                                   "duplicate": 0, "already_deactivated": 0}  # fmt: skip
     assert summary["requests"] == 8 + 1  # and the credential check
     assert summary["all_final"] is False
     assert summary["audit"] == str(tmp_path / "a.jsonl")
@@ -658,7 +670,8 @@ def test_an_interrupted_summary_accounts_for_every_input_row(
     source = _csv(tmp_path / "in.csv", [f"u{n}" for n in range(2990)], extra=["bad/x,,"] * 10)
     audit, out = tmp_path / "a.jsonl", tmp_path / "summary.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", server.base_url,
+        [sys.executable, "-m", "bulkdelete", "delete", "--batch-size", "1",
+                                             str(source), "--base-url", server.base_url,
          "--audit", str(audit), "--rate", "200", "--summary-json", str(out), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
     )  # fmt: skip
@@ -730,7 +743,8 @@ def test_an_audit_that_fills_up_mid_run_exits_4_with_a_summary_on_stderr(
     finals = Counter(
         r["normalised_uid"]
         for r in audit_lines(audit)
-        if r.get("outcome") in {"deleted", "not_found"} and r["normalised_uid"] in uids
+        if r.get("outcome") in {"deleted", "not_found", "already_deactivated"}
+        and r["normalised_uid"] in uids
     )
     assert finals == Counter(uids)  # every UID once: none lost, none settled twice
     assert set(server.stats()["applied"]) == set(uids)

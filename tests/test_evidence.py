@@ -64,7 +64,13 @@ async def _run(
     **settings_overrides: int,
 ) -> None:
     """Run a real delete of ``source`` into ``audit``; stop after ``stop_after`` rows."""
-    options: dict[str, Any] = {"rate": 5000, "concurrency": 4, **settings_overrides}
+    # One DELETE per user: the recordings stop, revoke keys and restart between single requests.
+    options: dict[str, Any] = {
+        "rate": 5000,
+        "concurrency": 4,
+        "batch_size": 1,
+        **settings_overrides,
+    }
     settings = Settings(
         base_url=server.base_url,
         api_key=Secret(API_KEY),

@@ -38,7 +38,7 @@ def _delete(
 ) -> subprocess.CompletedProcess[str]:
     return run_cli(
         "delete", str(source), "--base-url", base_url, "--audit", str(audit), "--no-progress",
-        *extra,
+        "--batch-size", "1", *extra,  # the answers under test are a single DELETE's
     )  # fmt: skip
 
 
@@ -215,7 +215,7 @@ def test_a_huge_answer_is_not_read_and_memory_stays_bounded(
     done = subprocess.run(
         [sys.executable, "-c", _MEASURE, str(peak), sys.executable, "-m", "bulkdelete",
          "delete", str(_input(tmp_path, USERS[:1])), "--base-url", server.base_url,
-         "--audit", str(audit), "--no-progress", "--max-attempts", "2"],
+         "--audit", str(audit), "--no-progress", "--max-attempts", "2", "--batch-size", "1"],
         capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
     )  # fmt: skip
 

@@ -32,7 +32,7 @@ def test_second_sigint_exits_130_without_a_traceback(
     with stderr.open("w", encoding="utf-8") as errors:
         process = subprocess.Popen(
             [sys.executable, "-m", "bulkdelete", "delete", str(source),
-             "--base-url", server.base_url, "--audit", str(audit), "--yes"],
+             "--base-url", server.base_url, "--audit", str(audit), "--yes", "--batch-size", "1"],
             stdout=subprocess.DEVNULL, stderr=errors, env=cli_env(),
         )  # fmt: skip
     wait_for_outcomes(audit, 10)

@@ -87,7 +87,11 @@ async def test_requests_cut_off_by_the_stop_grace_are_counted_unanswered(tmp_pat
     stop = asyncio.Event()
     async with FakeServer(config) as server:
         settings = Settings(
-            base_url=server.base_url, api_key=Secret(API_KEY), audit_path=audit, concurrency=4
+            base_url=server.base_url,
+            api_key=Secret(API_KEY),
+            audit_path=audit,
+            concurrency=4,
+            batch_size=1,
         )
         rows = [make_row(f"uids:{n}", uid, UidSet()) for n, uid in enumerate(uids, start=1)]
         # The credential check takes 1 s, then four DELETEs wait 1 s for their answers.

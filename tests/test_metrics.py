@@ -39,7 +39,7 @@ def _run(
     done = run_cli(
         "delete", str(source), "--base-url", base_url, "--audit", str(audit),
         "--summary-json", str(summary), "--metrics-file", str(metrics), "--no-progress",
-        "--concurrency", "4", env=cli_env(COMETCHAT_API_KEY=key),
+        "--concurrency", "4", "--batch-size", "1", env=cli_env(COMETCHAT_API_KEY=key),
     )  # fmt: skip
     return done.returncode, json.loads(summary.read_text(encoding="utf-8")), metrics, done.stderr
 
@@ -149,7 +149,7 @@ def test_every_log_event_names_the_run_and_its_audit(
     audit = tmp_path / "audit.jsonl"
     done = run_cli(
         "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
-        "--log-level", "debug", "--concurrency", "4",
+        "--log-level", "debug", "--concurrency", "4", "--batch-size", "1",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]

@@ -588,7 +588,8 @@ def _uids(path: Path, count: int, prefix: str) -> Path:
 def _delete(base_url: str, source: Path, audit: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", base_url,
-         "--audit", str(audit), "--no-progress", "--log-level", "warning", *extra],
+         "--audit", str(audit), "--no-progress", "--log-level", "warning",
+         "--batch-size", "1", *extra],  # one request per user: the windows count requests
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=cli_env(),
     )  # fmt: skip
@@ -663,7 +664,7 @@ def test_a_server_that_refuses_everything_ends_the_run(
     done = run_cli(
         "delete", str(_uids(tmp_path / "in.txt", 400, "x")), "--base-url", server.base_url,
         "--audit", str(audit), "--no-progress", "--max-pause", "1", "--max-retry-time", "2",
-        "--max-outage", "6",
+        "--max-outage", "6", "--batch-size", "1",
     )  # fmt: skip
     took = time.monotonic() - began
     assert done.returncode == 3, done.stderr

@@ -168,7 +168,7 @@ async def _delete(
     ca = ["--ca-bundle", str(ca_file)] if ca_file else []
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bulkdelete", "delete", str(source), "--base-url", base_url,
-        "--audit", str(audit), "--no-progress", "--log-level", "debug", *ca,
+        "--audit", str(audit), "--no-progress", "--log-level", "debug", "--batch-size", "1", *ca,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=cli_env(**env),
     )  # fmt: skip
     output, _ = await process.communicate()

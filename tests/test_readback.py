@@ -55,7 +55,8 @@ def test_verify_deleted_reads_back_after_the_run(fake_server: FakeFactory, tmp_p
     server = fake_server(users=USERS)
     audit = tmp_path / "audit.jsonl"
 
-    done = run_cli("delete", str(_input(tmp_path)), "--base-url", server.base_url,
+    done = run_cli("delete", "--batch-size", "1",
+                   str(_input(tmp_path)), "--base-url", server.base_url,
                    "--audit", str(audit), "--verify-deleted")  # fmt: skip
 
     assert done.returncode == 0, done.stdout + done.stderr

@@ -38,7 +38,7 @@ def test_every_row_line_carries_the_reference_of_its_row(
     server = fake_server(users=["alice-1", "bob-2", "carol-3", "dave-4"])
     audit = tmp_path / "audit.jsonl"
     done = run_cli(
-        "delete", str(_tickets(tmp_path)), "--ref-column", "ticket",
+        "delete", "--batch-size", "1", str(_tickets(tmp_path)), "--ref-column", "ticket",
         "--base-url", server.base_url, "--audit", str(audit),
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr  # one invalid row

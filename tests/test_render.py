@@ -23,6 +23,7 @@ COUNTS = {
     Outcome.FAILED: 7,
     Outcome.INVALID: 3,
     Outcome.DUPLICATE: 2,
+    Outcome.ALREADY_DEACTIVATED: 4,
 }
 
 

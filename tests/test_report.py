@@ -144,6 +144,7 @@ def test_latest_outcome_wins_across_runs(tmp_path: Path) -> None:
         "failed": 0,
         "invalid": 0,
         "duplicate": 0,
+        "already_deactivated": 0,
     }
 
 
@@ -242,7 +243,14 @@ def test_killed_run_has_status_killed_and_figures_from_its_own_lines(tmp_path: P
     assert run.duration_seconds == 60.0
     assert run.requests == 3
     assert run.rate == 3 / 60.0
-    assert run.totals == {"deleted": 1, "not_found": 0, "failed": 0, "invalid": 1, "duplicate": 0}
+    assert run.totals == {
+        "deleted": 1,
+        "not_found": 0,
+        "failed": 0,
+        "invalid": 1,
+        "duplicate": 0,
+        "already_deactivated": 0,
+    }
     assert (run.target, run.permanent, run.started) == ("app-1", False, T0)
 
 
@@ -459,7 +467,14 @@ def test_json_report_parses_and_holds_the_same_facts(tmp_path: Path) -> None:
                 "requests": 1,
                 "duration_seconds": 5.5,
                 "rate": 0.182,
-                "totals": {"deleted": 0, "not_found": 0, "failed": 1, "invalid": 0, "duplicate": 0},
+                "totals": {
+                    "deleted": 0,
+                    "not_found": 0,
+                    "failed": 1,
+                    "invalid": 0,
+                    "duplicate": 0,
+                    "already_deactivated": 0,
+                },
                 "fatal_code": None,
                 "audit": str(path),
                 "operator": None,
@@ -474,7 +489,14 @@ def test_json_report_parses_and_holds_the_same_facts(tmp_path: Path) -> None:
             }
         ],
         "uids_with_outcome": 1,
-        "totals": {"deleted": 0, "not_found": 0, "failed": 1, "invalid": 0, "duplicate": 0},
+        "totals": {
+            "deleted": 0,
+            "not_found": 0,
+            "failed": 1,
+            "invalid": 0,
+            "duplicate": 0,
+            "already_deactivated": 0,
+        },
         "invalid_rows": 0,
         "duplicate_rows": 0,
         "failures_by_code": {"ERR_X": 1},

@@ -40,6 +40,7 @@ def _delete_args(server: FakeProcess, source: Path, audit: Path) -> list[str]:
     return [
         "delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
         "--concurrency", str(CONCURRENCY), "--rate", "400",
+        "--batch-size", "1",  # kills land between single DELETEs; batches: test_batch_cli.py
     ]  # fmt: skip
 
 
@@ -395,7 +396,8 @@ def test_a_stdin_run_stopped_mid_stream_resumes_and_verifies(
     server = fake_server(users=uids)
     audit, listed = tmp_path / "audit.jsonl", tmp_path / "list.txt"
     listed.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    args = ["delete", "-", "--base-url", server.base_url, "--audit", str(audit), "--no-progress"]
+    args = ["delete", "-", "--base-url", server.base_url, "--audit", str(audit), "--no-progress",
+            "--batch-size", "1"]  # fmt: skip
     piped = pipe_into_cli(server.base_url, [*read_first, "<hang>"], *args)
     try:
         wait_until_applied(server, uids[:10])

@@ -72,14 +72,19 @@ class Watched:
         self.events.append(Event(self.clock.now, uid, answer))
         return answer
 
-    async def check_access(self) -> Answer:
-        return await self.client.check_access()
-
     async def deactivate_users(self, uids: Sequence[str]) -> Answer:
-        return await self.client.deactivate_users(uids)
+        for uid in uids:
+            self.events.append(Event(self.clock.now, uid))
+        self.on_send(sum(event.answer is None for event in self.events))
+        answer = await self.client.deactivate_users(uids)
+        self.events.extend(Event(self.clock.now, uid, answer) for uid in uids)
+        return answer
 
     async def reactivate_users(self, uids: Sequence[str]) -> Answer:
         return await self.client.reactivate_users(uids)
+
+    async def check_access(self) -> Answer:
+        return await self.client.check_access()
 
 
 @dataclass
@@ -118,7 +123,8 @@ async def delete(
     **settings: Any,
 ) -> Ran:
     """Run ``rows`` through ``run_delete`` against ``server`` on a fake clock."""
-    options: dict[str, Any] = {"rate": 1_000_000.0, "concurrency": 4} | settings
+    # One DELETE per user unless a test batches: these tests watch each UID's request.
+    options: dict[str, Any] = {"rate": 1_000_000.0, "concurrency": 4, "batch_size": 1} | settings
     config = Settings(
         base_url=server.base_url, api_key=Secret(API_KEY), audit_path=audit, **options
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,6 +33,12 @@ class Scripted:
     async def delete_user(self, uid: str, *, permanent: bool) -> Answer:
         self.lines_seen.append(len(self._audit.read_bytes().splitlines()))
         return self._answers.pop(0)
+
+    async def deactivate_users(self, uids: Sequence[str]) -> Answer:
+        raise AssertionError("a single UID's path never sends a bulk call")
+
+    async def reactivate_users(self, uids: Sequence[str]) -> Answer:
+        raise AssertionError("a single UID's path never sends a bulk call")
 
     async def check_access(self) -> Answer:
         return self._answers.pop(0)

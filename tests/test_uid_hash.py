@@ -47,7 +47,8 @@ def test_resume_and_verify_work_with_the_key(fake_server: FakeFactory, tmp_path:
     """A SIGTERM'd pseudonymous run resumes without resending, and verify --input passes."""
     server = fake_server("--latency", "0.02", users=UIDS)
     source, audit = _input(tmp_path), tmp_path / "audit.jsonl"
-    args = ["delete", str(source), "--base-url", server.base_url, "--audit", str(audit),
+    args = ["delete", "--batch-size", "1",
+            str(source), "--base-url", server.base_url, "--audit", str(audit),
             "--audit-uid-hash", "--concurrency", "8", "--rate", "300"]  # fmt: skip
     process = subprocess.Popen([sys.executable, "-m", "bulkdelete", *args], env=_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

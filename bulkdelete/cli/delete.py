@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from bulkdelete import logs
 from bulkdelete.cli import console, environment, guards, options
@@ -106,6 +107,15 @@ from bulkdelete.settings import DEFAULTS, Secret, Settings
     help="One-column inputs have no header row: their first line is a UID.",
 )
 @click.option(
+    "--batch-size",
+    type=int,
+    default=DEFAULTS.batch_size,
+    show_default=True,
+    help="UIDs per call of a soft run (DELETE /v3/users with uidsToDeactivate); 1 sends one "
+    "DELETE /v3/users/{uid} each. A permanent run erases one user per call: --batch-size "
+    "above 1 is refused with --permanent.",
+)
+@click.option(
     "--ref-column",
     help="Header of a column holding each row's request reference (a ticket id): kept in "
     "its audit line as ref, for `report --by-ref` and `--receipts`.",
@@ -192,6 +202,7 @@ def delete(
     max_pause: float,
     column: str | None,
     no_header: bool,
+    batch_size: int,
     ref_column: str | None,
     ca_bundle: Path | None,
     max_deletes: int | None,
@@ -231,6 +242,7 @@ def delete(
         continues="--resume" if resume else "--restart" if restart else None,
         audit_path=audit_path,
     )
+    _refuse_batched_erasure(permanent=permanent, batch_size=batch_size)
     if dry_run and not key.reveal():
         key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
     settings = Settings(
@@ -252,6 +264,7 @@ def delete(
         column=column,
         no_header=no_header,
         ref_column=ref_column,
+        batch_size=batch_size,
         target=target,
         ca_bundle=ca_bundle,
         proxy=environment.proxy(base_url),
@@ -327,6 +340,20 @@ def _refuse_conflicts(
         )
     if continues is not None and audit_path is None:
         raise UsageError(f"{continues} needs --audit naming the audit of the run to continue")
+
+
+def _refuse_batched_erasure(*, permanent: bool, batch_size: int) -> None:
+    """Refuse an explicit --batch-size above 1 with --permanent.
+
+    CometChat erases one user per call (there is no bulk erasure). Ignoring the flag would let
+    an operator plan on a speed and a share of the budget the run never has: say so instead.
+    """
+    given = click.get_current_context().get_parameter_source("batch_size")
+    if permanent and batch_size > 1 and given is not ParameterSource.DEFAULT:
+        raise UsageError(
+            f"--batch-size {batch_size} with --permanent: CometChat erases one user per call "
+            "(it has no bulk erasure), so a permanent run cannot batch; drop --batch-size"
+        )
 
 
 def _default_audit_path() -> Path:

@@ -43,6 +43,13 @@ from bulkdelete.errors import UsageError
     "--max-batch", type=int, help="Most UIDs one bulk call (DELETE or PUT /v3/users) takes."
 )
 @click.option(
+    "--bulk-unlisted-rate",
+    type=float,
+    default=0.0,
+    help="Fraction of the UIDs of a bulk call that its 200 names in no list (the call still "
+    "applies to them): an answer that does not account for every UID.",
+)
+@click.option(
     "--max-body",
     type=int,
     default=10 * 1024,

@@ -9,9 +9,11 @@ deactivated users active: ``reactivatedUids``, ``nonDeactivatedUids`` (they were
 ``notFound``. UIDs are matched, and answered, lowercased; a UID named twice is answered once.
 
 What the documents leave open is a flag: the largest list a call takes (``max_batch``; more is
-``400 ERR_BAD_REQUEST``) and the body size (``max_body``, the 10 KB CometChat documents for
-request bodies; more is ``413``). A body that is not an object with a non-empty list of strings
-under the call's key is ``400 ERR_BAD_REQUEST``. Both calls go through the gate (key, window,
+``400 ERR_BAD_REQUEST``), the body size (``max_body``, the 10 KB CometChat documents for
+request bodies; more is ``413``), and a 200 that names some UIDs in no list
+(``bulk_unlisted_rate``, drawn from ``seed``: the call applied to them all the same). A body
+that is not an object with a non-empty list of strings under the call's key is
+``400 ERR_BAD_REQUEST``. Both calls go through the gate (key, window,
 ``revoke_key_after`` counting a bulk DELETE as one) and roll for faults as a DELETE does; their
 UIDs count in ``deletes_by_uid`` (the bulk DELETE's, with ``permanent`` false) and the call in
 ``bulk_calls``; ``success_body`` applies as to a DELETE (``bulk_answer``).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 from typing import Any
 
 from aiohttp import web
@@ -47,6 +50,7 @@ class BulkEndpoints:
         self._users = users
         self._stats = gate.stats
         self._config = gate.config
+        self._rng = random.Random(gate.config.seed)  # noqa: S311 - reproducible test faults
 
     def routes(self) -> list[web.RouteDef]:
         """Return this module's routes."""
@@ -110,7 +114,14 @@ class BulkEndpoints:
                 lists["alreadyDeactivatedUids"].append(uid)
             else:
                 lists["notFound"].append(uid)
-        return 200, bulk_answer(self._config.success_body, lists)
+        return 200, bulk_answer(self._config.success_body, self._unlisted(lists))
+
+    def _unlisted(self, lists: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Leave out of the lists the UIDs ``bulk_unlisted_rate`` draws."""
+        rate, draw = self._config.bulk_unlisted_rate, self._rng.random
+        if not rate:
+            return lists
+        return {name: [uid for uid in uids if draw() >= rate] for name, uids in lists.items()}
 
     async def _reactivate(self, uids: list[str]) -> Applied:
         lists: dict[str, list[str]] = {
@@ -129,7 +140,7 @@ class BulkEndpoints:
                 lists["notFound"].append(uid)
             else:
                 lists["nonDeactivatedUids"].append(uid)
-        return 200, bulk_answer(self._config.success_body, lists)
+        return 200, bulk_answer(self._config.success_body, self._unlisted(lists))
 
     async def _answer(
         self, request: web.Request, headers: dict[str, str], applied: Applied

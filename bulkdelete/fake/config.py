@@ -31,6 +31,7 @@ class FakeConfig:
     max_batch: int | None = None
     max_body: int = 10 * 1024
     deactivated_not_found: bool = False  # a permanent DELETE of a deactivated user: 404
+    bulk_unlisted_rate: float = 0.0  # fraction of UIDs a bulk call's 200 names in no list
     limit: int | None = None
     window: float = 60.0
     window_from_first_request: bool = False
@@ -58,9 +59,10 @@ class FakeConfig:
     live_burst_every: float = 0.0
 
     def __post_init__(self) -> None:
+        rates = [(fault.value, rate) for fault, rate in self.fault_rates.items()]
         problems = [
-            f"{fault.value}_rate must be within [0, 1], got {rate}"
-            for fault, rate in self.fault_rates.items()
+            f"{name}_rate must be within [0, 1], got {rate}"
+            for name, rate in (*rates, ("bulk_unlisted", self.bulk_unlisted_rate))
             if not 0.0 <= rate <= 1.0
         ]
         problems += [
