@@ -135,7 +135,7 @@ class Report:
     not_found_in_permanent: tuple[str, ...]  # sorted UIDs last not found by a permanent run
     read_back: Mapping[str, int] = field(default_factory=dict)  # latest read-back per UID
     read_back_of: Mapping[str, str] = field(default_factory=dict)  # UID -> its latest read-back
-    absent_confirmed: int = 0  # UIDs last not found by a permanent run that its probe confirmed
+    absent: frozenset[str] = frozenset()  # UIDs last not found by a permanent run, probed absent
     deactivated_by: Mapping[str, str] = field(default_factory=dict)  # UID -> the soft run
 
 
@@ -268,7 +268,7 @@ def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Repo
         not_found_in_permanent=tuple(sorted(not_found)),
         read_back=dict(Counter(reader.read_back.values())),
         read_back_of=reader.read_back,
-        absent_confirmed=len(absent),
+        absent=absent,
         deactivated_by=deactivated_by,
     )
 
@@ -370,7 +370,7 @@ def report_text(report: Report) -> str:
             " deactivated, not erased:",
             *_listing(report.not_found_in_permanent),
         ]
-    lines += deactivated_lines(report.absent_confirmed, report.deactivated_by)
+    lines += deactivated_lines(len(report.absent), report.deactivated_by)
     return "\n".join(lines) + "\n"
 
 
@@ -392,7 +392,7 @@ def report_json(report: Report) -> str:
         "failures_by_code": report.failures_by_code,
         "unknown": report.unknown,
         "not_found_in_permanent": report.not_found_in_permanent,
-        "absent_confirmed": report.absent_confirmed,
+        "absent_confirmed": len(report.absent),
         "deactivated_by": report.deactivated_by,
         "read_back": report.read_back,
     }

@@ -573,7 +573,7 @@ def test_a_not_found_the_probe_confirmed_absent_is_not_unproven(tmp_path: Path) 
 
     report = build_report([path])
 
-    assert (report.absent_confirmed, report.not_found_in_permanent) == (1, ("bob", "cid"))
+    assert (report.absent, report.not_found_in_permanent) == (frozenset({"ann"}), ("bob", "cid"))
     assert "1 UIDs not found by a permanent run are absent" in report_text(report)
     assert json.loads(report_json(report))["absent_confirmed"] == 1
 
