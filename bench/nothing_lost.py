@@ -1,9 +1,10 @@
 """Nothing lost: measure bulkdelete's audit invariant through kill -9, SIGTERM and a fault storm.
 
 The invariant: however many times a run is killed and resumed over the same input, every UID
-ends with exactly one ``deleted``/``not_found`` line, and at most the requests that were in
-flight at a kill are sent twice. Three scenarios check it with real processes on 127.0.0.1,
-each against its own ``bulkdelete fake-server`` holding the same 4,000 UIDs:
+ends with exactly one final (``deleted``/``not_found``/``already_deactivated``) line, and at
+most the requests that were in flight at a kill are sent twice. Four scenarios check it with
+real processes on 127.0.0.1, each against its own ``bulkdelete fake-server`` holding the same
+4,000 UIDs (the first three one DELETE per user, ``--batch-size 1``):
 
 kill9   ``--latency 0.02`` on the server; SIGKILL at ~1/3 of the outcomes, ``--resume``,
         SIGKILL at ~2/3, ``--resume`` to the end. After each kill the server's applied users
@@ -12,6 +13,10 @@ sigterm the same, SIGTERM at ~1/2: seconds to exit, exit 143, a whole audit endi
         ``run_finished``/``interrupted``, then ``--resume`` sends no UID a second time.
 storm   20 % of DELETEs faulted (fail 8 %, throttle 4 %, reset 4 %, drop 4 %, seed 11),
         ``--max-attempts 12``: exit 0, every UID final, attempts, notes on not-founds.
+batches batches of 100 at 5 calls a second, ``--latency 0.15``; SIGKILL at a random point
+        in each half of the outcomes (the seed is printed), ``--resume`` each time and to the
+        end: every UID final once, the UIDs sent twice all named by a ``batch_sending`` line
+        without an outcome at a kill, verify passes.
 
 After each scenario ``bulkdelete report AUDIT --json`` is checked against the truth computed
 from the audit and the server's ``/_fake/stats``. A table of scenario | check | measured |
@@ -19,7 +24,7 @@ target | result is printed; the exit status is 1 when any check fails.
 
 Run from the repository root (a few minutes at most, standard library only):
 
-    .venv/bin/python bench/nothing_lost.py [--keep-dir]
+    .venv/bin/python bench/nothing_lost.py [--keep-dir] [--only SCENARIO]
 
 ``--keep-dir`` keeps the temporary directory (audits, logs) and prints its path.
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -51,7 +57,7 @@ UIDS = tuple(f"user-{n:04d}" for n in range(4000))
 UID_SET = frozenset(UIDS)
 CONCURRENCY = 16
 RATE = "400"
-FINAL = frozenset({"deleted", "not_found"})
+FINAL = frozenset({"deleted", "not_found", "already_deactivated"})
 CLI = (sys.executable, "-m", "bulkdelete")
 RUN_TIMEOUT = 180.0  # seconds any one CLI run may take before the bench gives up on it
 STORM = (
@@ -259,6 +265,8 @@ def sent_without_outcome(records: list[dict[str, Any]]) -> set[str]:
     for record in records:
         if record.get("event") == "sending":
             open_uids.add(record["normalised_uid"])
+        elif record.get("event") == "batch_sending":
+            open_uids.update(record["normalised_uids"])
         elif "outcome" in record and record.get("normalised_uid"):
             open_uids.discard(record["normalised_uid"])
     return open_uids
@@ -289,9 +297,10 @@ def exactly_once(counts: Counter[str]) -> tuple[str, bool]:
 
 
 def delete_args(fake: Fake, source: Path, audit: Path, *extra: str) -> list[str]:
+    """One DELETE per user unless ``extra`` says otherwise (a later --batch-size wins)."""
     return [
         "delete", str(source), "--base-url", fake.base_url, "--audit", str(audit),
-        "--concurrency", str(CONCURRENCY), "--rate", RATE, *extra,
+        "--concurrency", str(CONCURRENCY), "--rate", RATE, "--batch-size", "1", *extra,
     ]  # fmt: skip
 
 
@@ -559,6 +568,52 @@ def scenario_storm(bench: Bench, source: Path) -> None:
 # --- output -----------------------------------------------------------------------------------
 
 
+def scenario_batches(bench: Bench, source: Path) -> None:
+    """Batches of 100 at 5 calls a second: kill -9 at two random points, then --resume."""
+    name = "batches"
+    seed = int(time.time())
+    draw = random.Random(seed).uniform  # noqa: S311 - where to kill, not a secret
+    points = [draw(0.1, 0.45), draw(0.55, 0.9)]
+    bench.check(name, "kill points (share of outcomes)", f"{points[0]:.2f}, {points[1]:.2f}",
+                f"random, seed {seed}", None)  # fmt: skip
+    # Answers take 0.15 s of the 0.2 s between calls: most kills find a batch in flight.
+    fake = bench.start_fake(name, "--latency", "0.15")
+    audit, log = bench.tmp / f"{name}.jsonl", bench.tmp / f"{name}.log"
+    args = delete_args(fake, source, audit, "--batch-size", "100", "--rate", "5")
+    in_flight: set[str] = set()
+    for number, point in enumerate(points, start=1):
+        process = bench.popen(name, [*args, "--resume"] if number > 1 else args, log)
+        wait_for_outcomes(audit, int(point * len(UIDS)), process)
+        time.sleep(draw(0, 0.2))  # an outcome was just written: land anywhere in the next call
+        process.send_signal(signal.SIGKILL)
+        code = process.wait(timeout=10)
+        records, _ = read_audit(audit)
+        bench.check(name, f"kill {number}: exit code", code, "-9", code == -signal.SIGKILL)
+        open_uids = sent_without_outcome(records)
+        bench.check(name, f"kill {number}: UIDs in flight", len(open_uids), "-", None)
+        in_flight |= open_uids
+    sent_before = dict(fake.settled_stats()["deletes_by_uid"])
+    code, _ = bench.run(name, [*args, "--resume"], log, audit)
+    stats = fake.settled_stats()
+    records, _ = read_audit(audit)
+    bench.check(name, "final --resume exit code", code, "0", code == 0)
+    text, ok = exactly_once(final_lines_per_uid(records))
+    bench.check(name, "final lines per UID", text, "each exactly 1", ok)
+    applied = len(stats["applied"])
+    bench.check(name, "server applied", applied, str(len(UIDS)), applied == len(UIDS))
+    resent = {uid for uid, n in stats["deletes_by_uid"].items() if n > 1 and uid in sent_before}
+    bench.check(name, "UIDs sent twice", f"{len(resent)}, all in flight at a kill: "
+                f"{resent <= in_flight}", "⊆ intent w/o outcome", resent <= in_flight)  # fmt: skip
+    verified = subprocess.run(
+        [*CLI, "verify", str(audit), "--input", str(source)],
+        capture_output=True, text=True, env=bench.env(), timeout=60, check=False,
+    )  # fmt: skip
+    bench.commands.append((name, ["verify", str(audit), "--input", str(source)]))
+    bench.check(name, "verify --input", verified.returncode, "0", verified.returncode == 0)
+    calls = stats["bulk_calls"]
+    bench.check(name, "bulk calls", calls, f"~{len(UIDS) // 100} + resent batches", None)
+
+
 def print_commands(bench: Bench) -> None:
     print(f"env COMETCHAT_API_KEY={API_KEY}; $TMP = {bench.tmp}")
     for scenario, args in bench.commands:
@@ -585,12 +640,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-dir", action="store_true", help="keep audits and logs")
+    parser.add_argument("--only", choices=("kill9", "sigterm", "storm", "batches"))
     options = parser.parse_args(argv)
     started = time.monotonic()
     with bench_dir(keep=options.keep_dir) as bench:
         source = write_input(bench.tmp)
-        for scenario in (scenario_kill9, scenario_sigterm, scenario_storm):
+        for scenario in (scenario_kill9, scenario_sigterm, scenario_storm, scenario_batches):
             name = scenario.__name__.removeprefix("scenario_")
+            if options.only not in (None, name):
+                continue
             try:
                 scenario(bench, source)
             except BenchError as exc:

@@ -59,7 +59,7 @@ from bulkdelete.outcome import (
     listed,
 )
 from bulkdelete.records import BatchSending, Location
-from bulkdelete.retry import Attempted, call_with_retries
+from bulkdelete.retry import Attempted
 from bulkdelete.rows import Row
 from bulkdelete.send import Api, Sender, retry_note
 
@@ -247,44 +247,21 @@ class Batcher:
         sender = self.sender
         tally = sender.tally
         uids = [track.member.uid for track in piece]
-        send = (
-            self.api.deactivate_users
-            if self.call is Call.BULK_DEACTIVATE
-            else (self.api.reactivate_users)
-        )
-        first, waiting = True, False
+        api = self.api
+        send = api.deactivate_users if self.call is Call.BULK_DEACTIVATE else api.reactivate_users
+        first = True
 
         async def attempt() -> Answer:
-            nonlocal first, waiting
-            if waiting:
-                tally.retrying -= len(piece)
-                waiting = False
+            nonlocal first
             if first:
                 self._announce([track for track in piece if not track.announced])
                 first = False
             tally.requests += 1
             return await send(uids)
 
-        def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
-            nonlocal waiting
-            tally.retrying += len(piece)
-            waiting = True
-            log.debug(
-                "batch_retry_scheduled",
-                uids=len(piece),
-                attempt=attempt_number,
-                http_status=answer.http_status,
-                error_code=answer.error_code,
-                sleep=round(sleep, 3),
-            )
-
-        try:
-            attempted = await call_with_retries(
-                attempt, policy=sender.policy, pacer=sender.pacer, on_retry=on_retry
-            )
-        finally:
-            if waiting:  # the run stopped during a backoff
-                tally.retrying -= len(piece)
+        attempted = await sender.retried(
+            attempt, uids=len(piece), event="batch_retry_scheduled", batch=len(piece)
+        )
         if attempted is not None:
             tally.requests += attempted.sends - attempted.attempts  # aiohttp's own resends
         return attempted

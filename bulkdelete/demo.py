@@ -2,7 +2,8 @@
 
 The fake server holds the users listed in ``sample_inputs/fake_server_users.txt`` and misbehaves
 a little (a few 5xx answers and 429s, seeded), so the demo shows pacing, retries and the audit
-through exactly the code path a real run takes.
+through exactly the code path a real run takes: a deactivation in batches (one bulk call per
+10 users here), or with ``permanent`` one erasure per user.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from bulkdelete.summary import Summary
 
 _DEMO_INPUT = "users.csv"
 _DEMO_USERS = "fake_server_users.txt"
+# Batches smaller than a run's 100, so that the demo's few rows make calls enough to meet a fault.
+_DEMO_BATCH = 10
 
 
 def sample_dir() -> Path:
@@ -48,7 +51,7 @@ async def run_demo(
         users=load_users(samples / _DEMO_USERS),
         limit=3000,
         window=60.0,
-        seed=2026,
+        seed=9,
         fail_rate=0.05,
         throttle_rate=0.02,
         fault_retry_after=0.5,
@@ -62,13 +65,15 @@ async def run_demo(
             api_key=Secret(key),
             audit_path=audit,
             permanent=permanent,
+            batch_size=_DEMO_BATCH,
             target=f"the demo's fake CometChat at {server.base_url}",
         )
         sources = [Source.file(samples / _DEMO_INPUT)]
         scanned = scan(sources, column=None)
+        calls = f"in batches of {settings.batch}" if settings.batch > 1 else "one per call"
         echo(
             f"fake CometChat at {server.base_url} holds {len(config.users or ())} users; "
-            f"deleting the {scanned.rows} rows of {sources[0].name}"
+            f"deleting the {scanned.rows} rows of {sources[0].name} {calls}"
         )
         echo(f"audit: {audit}")
         return await run_delete(

@@ -9,11 +9,13 @@ Records are read file by file in the order given, each top to bottom, and these 
   for it; that does not undo an earlier ``deleted`` of the same kind (permanent or not).
   ``invalid`` rows have no UID; they and duplicate rows are counted by source (``file:line``),
   the latest record for a source deciding.
-- Unknown state: a ``sending`` line is written before a UID's first request leaves, so a UID
-  with a ``sending`` line and no outcome after it was in flight when its run was killed, and
-  nobody knows whether the server deleted it. Any later outcome for that UID clears this.
+- Unknown state: a ``sending`` line (or a ``batch_sending`` line naming a batch) is written
+  before a UID's first request leaves, so a UID with one and no outcome after it was in flight
+  when its run was killed, and nobody knows whether the server deleted it. Any later outcome
+  for that UID clears this.
 - Killed runs: a run with a ``run_started`` line and no ``run_finished`` was killed. Its totals
-  come from its own row lines, its requests are the attempts of those rows (a lower bound), and
+  come from its own row lines, its requests are the attempts of those rows, or in a batched run
+  its ``batch_sending`` lines (either a lower bound), and
   its duration runs from its first line to its last.
 - CometChat answers ``ERR_UID_NOT_FOUND`` for deactivated users too, so a UID not found by a
   permanent run may have been deactivated rather than erased; such UIDs are listed apart, but
@@ -146,6 +148,7 @@ class _RunTally:
     last_ts: str
     counts: Counter[Outcome] = field(default_factory=Counter)
     attempts: int = 0
+    batches: int = 0  # batch_sending lines: a batched run made at least one call for each
     streams: list[InputRead] = field(default_factory=list)
     finished: RunFinished | None = None
 
@@ -202,6 +205,7 @@ class _Reader:
             self.unknown.add(record.normalised_uid)
         elif isinstance(record, BatchSending):
             self.unknown.update(record.normalised_uids)
+            tally.batches += 1
         elif isinstance(record, RowOutcome):
             self._row(tally, record, path, number)
 
@@ -315,7 +319,8 @@ def _run_info(run_id: str, tally: _RunTally) -> RunInfo:
     return run(
         finished=None,
         status=KILLED,
-        requests=tally.attempts,
+        # A batch's rows share its calls: its intent lines count them (a lower bound too).
+        requests=tally.batches or tally.attempts,
         duration_seconds=round(duration.total_seconds(), 3),
         totals={o.value: tally.counts[o] for o in Outcome},
         fatal_code=None,

@@ -12,7 +12,7 @@ per UID, recorded here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -98,13 +98,10 @@ class Sender:
         crash the audit names every UID whose fate is unknown.
         """
         tally, audit = self.tally, self.audit
-        announced = waiting = False
+        announced = False
 
         async def attempt() -> Answer:
-            nonlocal announced, waiting
-            if waiting:
-                tally.retrying -= 1
-                waiting = False
+            nonlocal announced
             if not announced:
                 audit.write_through(
                     Sending(
@@ -119,26 +116,7 @@ class Sender:
             tally.requests += 1
             return await self.api.delete_user(uid, permanent=self.permanent)
 
-        def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
-            nonlocal waiting
-            tally.retrying += 1
-            waiting = True
-            log.debug(
-                "retry_scheduled",
-                uid=uid,
-                attempt=attempt_number,
-                http_status=answer.http_status,
-                error_code=answer.error_code,
-                sleep=round(sleep, 3),
-            )
-
-        try:
-            attempted = await call_with_retries(
-                attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry
-            )
-        finally:
-            if waiting:  # the run stopped during a backoff
-                tally.retrying -= 1
+        attempted = await self.retried(attempt, uids=1, event="retry_scheduled", uid=uid)
         # Not reached when the stop grace ran out mid-request: the UID stays unanswered.
         tally.unanswered -= announced
         if attempted is None:
@@ -149,6 +127,43 @@ class Sender:
         verdict = attempted.verdict
         fatal = attempted.answer if verdict is Verdict.FATAL else None
         return Sent(self._result(uid, attempted, verdict), fatal)
+
+    async def retried(
+        self, attempt: Callable[[], Awaitable[Answer]], *, uids: int, event: str, **named: object
+    ) -> Attempted | None:
+        """Make ``attempt`` through the pacer until its answer is final (``call_with_retries``);
+        count its ``uids`` in ``tally.retrying`` while they wait for a retry, and log each
+        retry as ``event`` with ``named``."""
+        tally = self.tally
+        waiting = False
+
+        async def counted() -> Answer:
+            nonlocal waiting
+            if waiting:
+                tally.retrying -= uids
+                waiting = False
+            return await attempt()
+
+        def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
+            nonlocal waiting
+            tally.retrying += uids
+            waiting = True
+            log.debug(
+                event,
+                **named,
+                attempt=attempt_number,
+                http_status=answer.http_status,
+                error_code=answer.error_code,
+                sleep=round(sleep, 3),
+            )
+
+        try:
+            return await call_with_retries(
+                counted, policy=self.policy, pacer=self.pacer, on_retry=on_retry
+            )
+        finally:
+            if waiting:  # the run stopped during a backoff
+                tally.retrying -= uids
 
     def _result(self, uid: str, attempted: Attempted, verdict: Verdict) -> Result:
         """Return the row's result, with a note where the answer alone would mislead."""

@@ -8,14 +8,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fakeclock import FakeClock
-from helpers import API_KEY
+from helpers import API_KEY, run_settings
 
 from bulkdelete.api import BULK_FRAME, MAX_BULK_BODY, bulk_cost
 from bulkdelete.audit import AuditWriter, Pseudonyms, read_records
 from bulkdelete.batch import Batcher, BatchSize, Fate, Member
 from bulkdelete.intake import Batches
 from bulkdelete.outcome import UNCONFIRMED, Answer, Body, BodyKind, Call, Listed, Outcome
-from bulkdelete.records import BatchSending, Location, Sending
+from bulkdelete.records import BatchSending, Location, RunStarted, Sending
+from bulkdelete.report import build_report
 from bulkdelete.resume import load_resume_index
 from bulkdelete.retry import pacer_and_policy
 from bulkdelete.rows import Row, make_row
@@ -290,3 +291,26 @@ async def test_a_batch_never_holds_a_body_over_10_kb() -> None:
         assert BULK_FRAME + sum(bulk_cost(uid) for uid in uids) <= MAX_BULK_BODY
         sizes.append(len(batch))
     assert sizes == [99, 51]
+
+
+async def test_a_killed_batched_run_counts_its_calls_not_its_rows(tmp_path: Path) -> None:
+    """report on a batched run killed with a batch in flight: 2 requests (its intent lines), not
+    3 (its answered rows' attempts), and the UID in flight named unknown."""
+    async with batcher_for(tmp_path, all_deactivated) as (batcher, _api):
+        batcher.sender.audit.write(
+            RunStarted(
+                run_id="run-2", version="0", settings=run_settings(), repaired_torn_tail_bytes=0
+            )
+        )
+        rows = [make_row(f"in:{n}", uid, UidSet()) for n, uid in enumerate(["a", "b", "c"], 1)]
+        await batcher.send_rows(rows)
+        in_flight = BatchSending(
+            run_id="run-2",
+            call=Call.BULK_DEACTIVATE,
+            normalised_uids=("d",),
+            sources=(Location("in", 4),),
+        )
+        batcher.sender.audit.write(in_flight)  # and killed
+    report = build_report([tmp_path / "a.jsonl"])
+    [run] = report.runs
+    assert (run.status, run.requests, report.unknown) == ("killed", 2, ("d",))
