@@ -56,20 +56,23 @@ class Deactivations:
             if record.outcome is Outcome.DELETED and not record.permanent:
                 self._soft[uid] = record.run_id
 
-    def settle(self, states: Mapping[str, _State]) -> tuple[frozenset[str], dict[str, str]]:
-        """Return the UIDs confirmed absent, and the soft run that deactivated each UID a
-        permanent run did not erase since, by each UID's latest state."""
-        absent = frozenset(
-            uid
-            for uid in self._absent
-            if states[uid].permanent and states[uid].outcome is Outcome.NOT_FOUND
-        )
+    def settle(
+        self, states: Mapping[str, _State]
+    ) -> tuple[frozenset[str], tuple[str, ...], dict[str, str]]:
+        """Return, by each UID's latest state: the UIDs a permanent run last found not found
+        that its probe confirmed absent, the others (sorted: unproven), and the soft run that
+        deactivated each UID a permanent run did not erase since."""
+        not_found = {
+            uid for uid, state in states.items()
+            if state.permanent and state.outcome is Outcome.NOT_FOUND
+        }  # fmt: skip
+        absent = frozenset(self._absent & not_found)
         by = {
             uid: run
             for uid, run in sorted(self._soft.items())
             if states[uid].permanent and states[uid].outcome is not Outcome.DELETED
         }
-        return absent, by
+        return absent, tuple(sorted(not_found - absent)), by
 
 
 def deactivated_lines(absent: int, by: Mapping[str, str]) -> list[str]:

@@ -18,9 +18,7 @@ Records are read file by file in the order given, each top to bottom, and these 
   its ``batch_sending`` lines (either a lower bound), and
   its duration runs from its first line to its last.
 - CometChat answers ``ERR_UID_NOT_FOUND`` for deactivated users too, so a UID not found by a
-  permanent run may have been deactivated rather than erased; such UIDs are listed apart, but
-  for those its bulk probe confirmed absent, and those a soft run of the report deactivated are
-  named with that run (``deactivations``).
+  permanent run may be deactivated, not erased: listed apart, unless probed (``deactivations``).
 
 Unknown events and fields are ignored. A file with no ``run_started`` line, a line of a run
 whose ``run_started`` was not read before it, or a row line lacking a field raises
@@ -250,17 +248,14 @@ def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Repo
     (per reference, say) needs no second reading. Raises ``AuditError`` for an unreadable file,
     a line that is not JSON (its number given), or a file that is not a bulkdelete audit.
     """
-    deactivations = Deactivations()
-    reader = _Reader((*also, deactivations))
+    reader = _Reader((*also, deactivations := Deactivations()))
     for path in paths:
         reader.read(path)
     states = reader.uids.values()
-    absent, deactivated_by = deactivations.settle(reader.uids)
+    absent, unproven, deactivated_by = deactivations.settle(reader.uids)
     rows = Counter(reader.row_kinds.values())
     latest = Counter(state.outcome for state in states)
     failures = Counter(_failure_code(s) for s in states if s.outcome is Outcome.FAILED)
-    unsure = (s for s in states if s.outcome is Outcome.NOT_FOUND and s.permanent)
-    not_found = (s.uid for s in unsure if s.uid not in absent)
     return Report(
         runs=tuple(_run_info(run_id, tally) for run_id, tally in reader.runs.items()),
         uids=reader.uids,
@@ -269,7 +264,7 @@ def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Repo
         totals={o.value: (rows if o in ROW_ONLY_OUTCOMES else latest)[o] for o in Outcome},
         failures_by_code=dict(sorted(failures.items(), key=lambda item: (-item[1], item[0]))),
         unknown=tuple(sorted(reader.unknown)),
-        not_found_in_permanent=tuple(sorted(not_found)),
+        not_found_in_permanent=unproven,
         read_back=dict(Counter(reader.read_back.values())),
         read_back_of=reader.read_back,
         absent=absent,
