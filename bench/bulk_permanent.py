@@ -44,10 +44,9 @@ from nothing_lost import (
     Fake,
     bench_dir,
     count_outcomes,
-    print_commands,
-    print_table,
     read_audit,
     rows,
+    run_scenarios,
     wait_for_outcomes,
 )
 
@@ -273,18 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "erase": lambda: scenario_erase(bench, people),
             "kill9": lambda: scenario_kill9(bench, people, options.kills, rng),
         }
-        for name, scenario in scenarios.items():
-            try:
-                scenario()
-            except BenchError as exc:
-                bench.check(name, "scenario ran to the end", exc, "yes", False)
-            finally:
-                bench.stop_all()
-        print_commands(bench)
-        print_table(bench.checks)
-    failed = sum(1 for check in bench.checks if check.ok is False)
-    print(f"\n{len(bench.checks)} rows, {failed} failed, {time.monotonic() - started:.1f} s in all")
-    return 1 if failed else 0
+        return run_scenarios(bench, scenarios, started)
 
 
 if __name__ == "__main__":
