@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from helpers import FakeFactory, FakeProcess, audit_lines, row_records, run_cli
+from helpers import FakeFactory, FakeProcess, audit_lines, cli_env, row_records, run_cli
 
 ACTIVE = ["act-1", "act-2"]
 DEACTIVATED = ["off-1", "off-2", "off-3"]
@@ -22,7 +22,9 @@ def _fake(fake_server: FakeFactory, tmp_path: Path, *flags: str) -> FakeProcess:
     return fake_server("--deactivated-file", str(deactivated), *flags, users=ACTIVE)
 
 
-def _erase(fake: FakeProcess, tmp_path: Path, *flags: str) -> tuple[int, str, Path, Path]:
+def _erase(
+    fake: FakeProcess, tmp_path: Path, *flags: str, env: dict[str, str] | None = None
+) -> tuple[int, str, Path, Path]:
     """Run a permanent delete of every kind of UID; return its exit code, stderr, audit and
     summary file."""
     users = tmp_path / "users.csv"
@@ -30,7 +32,7 @@ def _erase(fake: FakeProcess, tmp_path: Path, *flags: str) -> tuple[int, str, Pa
     audit, summary = tmp_path / "audit.jsonl", tmp_path / "summary.json"
     done = run_cli(
         "delete", str(users), "--permanent", "--yes", "--base-url", fake.base_url,
-        "--audit", str(audit), "--summary-json", str(summary), "--no-progress", *flags,
+        "--audit", str(audit), "--summary-json", str(summary), "--no-progress", *flags, env=env,
     )  # fmt: skip
     return done.returncode, done.stderr, audit, summary
 
@@ -171,3 +173,25 @@ def test_report_names_the_soft_run_that_deactivated_users_a_permanent_run_missed
     assert report["deactivated_by"] == dict.fromkeys(ACTIVE, soft_run)
     text = run_cli("report", str(soft), str(hard)).stdout
     assert f"act-1 (deactivated by run {soft_run})" in text
+
+
+def test_under_uid_hash_the_probe_and_the_erasure_name_no_uid(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """--audit-uid-hash: the probe's and the reactivation's lines name pseudonyms only, no UID
+    appears anywhere in the audit, and verify --input passes with the key."""
+    fake = _fake(fake_server, tmp_path, "--deactivated-not-found")
+    env = cli_env(BULKDELETE_AUDIT_KEY="auditor-key-15b")
+    code, _, audit, _ = _erase(fake, tmp_path, "--erase-deactivated", "--audit-uid-hash", env=env)
+
+    text = audit.read_text(encoding="utf-8")
+    lines = audit_lines(audit)
+    (probed,) = [line for line in lines if line.get("event") == "probed"]
+    named = [*probed["absent"], *probed["deactivated"]]
+    assert code == 0
+    assert (len(named), all(uid.startswith("hmac:") for uid in named)) == (5, True)
+    assert [uid for uid in [*ACTIVE, *DEACTIVATED, *ABSENT] if uid in text] == []
+    assert _states(fake) == dict.fromkeys([*ACTIVE, *DEACTIVATED], "removed")
+    users = tmp_path / "users.csv"
+    verified = run_cli("verify", str(audit), "--input", str(users), env=env)
+    assert verified.returncode == 0, verified.stdout
