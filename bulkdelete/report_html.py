@@ -40,6 +40,7 @@ _FILTERS: Final = (
     (UNKNOWN, "unknown state"),
     (Outcome.NOT_FOUND.value, "not found"),
     (Outcome.DELETED.value, "deleted"),
+    (Outcome.ALREADY_DEACTIVATED.value, "already deactivated"),
 )
 _ORDER: Final = {name: n for n, (name, _) in enumerate(_FILTERS)}
 _NONE: Final = '<p class="muted">None.</p>'
@@ -130,6 +131,7 @@ def _cards(review: Review) -> str:
     unsure = bool(report.not_found_in_permanent)
     cards = (
         ("deleted", f"{report.totals.get(Outcome.DELETED, 0):,}", False),
+        ("already deactivated", f"{report.totals.get(Outcome.ALREADY_DEACTIVATED, 0):,}", False),
         ("not found", f"{report.totals.get(Outcome.NOT_FOUND, 0):,}", unsure),
         ("failed", f"{report.totals.get(Outcome.FAILED, 0):,}", True),
         ("unknown state", f"{len(report.unknown):,}", True),

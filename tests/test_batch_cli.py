@@ -136,7 +136,7 @@ def test_faults_on_bulk_calls_lose_nothing_and_leak_no_key(
     """5xx, 429s, dropped answers and reset connections on the bulk calls: every UID ends
     with a final outcome, verify passes, and the key is in no output, log or audit."""
     server = fake_server(
-        "--seed", "7", "--fail-rate", "0.2", "--throttle-rate", "0.15", "--drop-rate", "0.15",
+        "--seed", "7", "--fail-rate", "0.1", "--throttle-rate", "0.1", "--drop-rate", "0.1",
         "--reset-rate", "0.1", "--fault-retry-after", "0.05", users=USERS,
     )  # fmt: skip
     source, audit = _input(tmp_path, USERS), tmp_path / "a.jsonl"

@@ -127,6 +127,7 @@ def test_html_shows_totals_failure_codes_and_every_unknown_uid(tmp_path: Path) -
     cards = {label: int(n) for n, label in re.findall(r"<b>([\d,]+)</b><span>([^<]+)", html)}
     assert cards == {
         "deleted": 40,
+        "already deactivated": 0,
         "not found": 1,
         "failed": 3,
         "unknown state": 2,
@@ -143,6 +144,21 @@ def test_html_shows_totals_failure_codes_and_every_unknown_uid(tmp_path: Path) -
     # The page's header says "(N killed)" whatever N is: the runs table must call run-1 killed.
     runs = re.findall(r'<tr><td><code>([^<]+)</code></td><td><span class="\w+">(\w+)</span>', html)
     assert runs == [("run-1", "killed")]
+
+
+def test_already_deactivated_users_have_a_card_and_a_filter(tmp_path: Path) -> None:
+    """A batched run's users found deactivated before: counted on a card, and filterable."""
+    path = write_audit(
+        tmp_path / "audit.jsonl",
+        started("run-1"),
+        row("run-1", "ann", Outcome.ALREADY_DEACTIVATED, 1, permanent=False),
+        row("run-1", "bob", Outcome.DELETED, 2, permanent=False),
+    )
+    html = report_html(gather([path], verify=False), throughput([path]))
+    cards = {label: int(n) for n, label in re.findall(r"<b>([\d,]+)</b><span>([^<]+)", html)}
+    assert (cards["already deactivated"], cards["deleted"]) == (1, 1)
+    assert 'id="f-already_deactivated"' in html
+    assert re.search(r'<tr class="o-already_deactivated">.*?ann', html)
 
 
 def test_hostile_uid_renders_only_as_escaped_text(tmp_path: Path) -> None:
