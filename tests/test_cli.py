@@ -396,7 +396,8 @@ def test_sigterm_stops_gracefully_with_exit_143(fake_server: FakeFactory, tmp_pa
 
 
 def test_demo_runs_clean(tmp_path: Path) -> None:
-    """`bulkdelete demo` deletes the sample users against its in-process fake and exits 0."""
+    """`bulkdelete demo` deletes the sample users against its in-process fake and exits 0, in
+    batches (one intent line per batch of 10), as it says."""
     done = subprocess.run(
         [sys.executable, "-m", "bulkdelete", "demo", "--audit", str(tmp_path / "demo.jsonl")],
         capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
@@ -407,6 +408,9 @@ def test_demo_runs_clean(tmp_path: Path) -> None:
     assert re.search(r"^ +deleted +100$", done.stdout, re.MULTILINE), done.stdout
     outcomes = Counter(r["outcome"] for r in row_records(tmp_path / "demo.jsonl"))
     assert outcomes == {"deleted": 100, "not_found": 20, "duplicate": 1}
+    assert "in batches of 10" in done.stdout
+    intents = [r for r in audit_lines(tmp_path / "demo.jsonl") if r.get("event") == "batch_sending"]
+    assert len(intents) == 12  # 120 distinct UIDs
 
 
 def _run_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:

@@ -106,6 +106,26 @@ async def test_requests_cut_off_by_the_stop_grace_are_counted_unanswered(tmp_pat
     assert records[-1]["unanswered"] == 4
 
 
+async def test_a_batch_cut_off_by_the_stop_grace_is_counted_unanswered(tmp_path: Path) -> None:
+    """A batch of 20 waiting for its answer when the grace ends: all 20 are unanswered, in the
+    summary and in run_finished, and its batch_sending line names them."""
+    uids = [f"user-{n}" for n in range(20)]
+    config = FakeConfig(api_key=API_KEY, users=frozenset(uids), latency=1.0)
+    audit = tmp_path / "a.jsonl"
+    stop = asyncio.Event()
+    async with FakeServer(config) as server:
+        settings = Settings(base_url=server.base_url, api_key=Secret(API_KEY), audit_path=audit)
+        rows = [make_row(f"uids:{n}", uid, UidSet()) for n, uid in enumerate(uids, start=1)]
+        asyncio.get_running_loop().call_later(1.4, stop.set)  # the check takes 1 s, then the call
+        summary = await run_delete(settings, rows, stop=stop, stop_grace=0.1)
+
+    records = audit_lines(audit)
+    [intent] = [r for r in records if r.get("event") == "batch_sending"]
+    assert summary.status is RunStatus.INTERRUPTED
+    assert summary.unanswered == len(intent["normalised_uids"]) == 20
+    assert (records[-1]["unanswered"], any("outcome" in r for r in records)) == (20, False)
+
+
 async def test_a_run_that_crashes_is_not_recorded_as_completed(tmp_path: Path) -> None:
     """An unexpected error mid-run leaves no run_finished: the audit reads it as cut short."""
     uids = [f"user-{n}" for n in range(10)]
