@@ -32,9 +32,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nothing_lost import Check, print_table  # bench/ is on the path of a script run from it
 
 from bulkdelete.fake import fetch_stats
 
@@ -49,19 +50,6 @@ with open(sys.argv[1], "w") as out:
     out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 sys.exit(done.returncode)
 """
-
-
-@dataclass
-class Check:
-    scenario: str
-    name: str
-    measured: str
-    target: str
-    ok: bool | None
-
-    @property
-    def verdict(self) -> str:
-        return "info" if self.ok is None else ("PASS" if self.ok else "FAIL")
 
 
 class Bench:
@@ -205,9 +193,7 @@ def main() -> int:
     print("commands:")
     for command in bench.commands:
         print(f"  {command}")
-    print(f"{'scenario':<9} | {'check':<32} | {'measured':<40} | {'target':<10} | result")
-    for c in bench.checks:
-        print(f"{c.scenario:<9} | {c.name:<32} | {c.measured:<40} | {c.target:<10} | {c.verdict}")
+    print_table(bench.checks)
     return 1 if any(c.ok is False for c in bench.checks) else 0
 
 
