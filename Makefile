@@ -47,3 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/nothing_lost.py
 	$(BIN)/python bench/pacing.py
+	$(BIN)/python bench/bulk_permanent.py

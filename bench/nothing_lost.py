@@ -32,6 +32,7 @@ Run from the repository root (a few minutes at most, standard library only):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -44,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -632,6 +633,23 @@ def print_table(checks: list[Check]) -> None:
             print("-+-".join("-" * width for width in widths))
 
 
+def run_scenarios(bench: Bench, scenarios: Mapping[str, Callable[[], None]], started: float) -> int:
+    """Run each scenario (one that cannot finish is a failed check), stopping its processes
+    after it; print the commands and the table; return the exit status (1 on a FAIL)."""
+    for name, scenario in scenarios.items():
+        try:
+            scenario()
+        except BenchError as exc:
+            bench.check(name, "scenario ran to the end", exc, "yes", False)
+        finally:
+            bench.stop_all()
+    print_commands(bench)
+    print_table(bench.checks)
+    failed = sum(1 for check in bench.checks if check.ok is False)
+    print(f"\n{len(bench.checks)} rows, {failed} failed, {time.monotonic() - started:.1f} s in all")
+    return 1 if failed else 0
+
+
 def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through bench_dir, which stops every child
 
@@ -645,21 +663,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with bench_dir(keep=options.keep_dir) as bench:
         source = write_input(bench.tmp)
-        for scenario in (scenario_kill9, scenario_sigterm, scenario_storm, scenario_batches):
-            name = scenario.__name__.removeprefix("scenario_")
-            if options.only not in (None, name):
-                continue
-            try:
-                scenario(bench, source)
-            except BenchError as exc:
-                bench.check(name, "scenario ran to the end", exc, "yes", False)
-            finally:
-                bench.stop_all()
-        print_commands(bench)
-        print_table(bench.checks)
-    failed = sum(1 for check in bench.checks if check.ok is False)
-    print(f"\n{len(bench.checks)} rows, {failed} failed, {time.monotonic() - started:.1f} s in all")
-    return 1 if failed else 0
+        scenarios = (scenario_kill9, scenario_sigterm, scenario_storm, scenario_batches)
+        named = {scenario.__name__.removeprefix("scenario_"): scenario for scenario in scenarios}
+        return run_scenarios(
+            bench,
+            {
+                name: functools.partial(scenario, bench, source)
+                for name, scenario in named.items()
+                if options.only in (None, name)
+            },
+            started,
+        )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 An audit is JSONL, one JSON object per line: ``run_started`` (the run's manifest), ``sending``
 (a UID's first request is about to leave), one row outcome per input row (an ``outcome``, no
 ``event``; its request reference in ``ref``), ``batch_sending`` (a bulk call's UIDs are about to
-leave), ``input_stopped``, ``input_read``, ``run_finished``;
+leave), ``probed`` (what a permanent run's bulk probe found of UIDs its DELETE answered not
+found), ``input_stopped``, ``input_read``, ``run_finished``;
 a read-back writes ``check_started``, ``read_back`` and ``check_finished``. A record's fields, in
 order, are its line's keys; the writer adds ``prev``, the chain's link, which belongs to the file.
 
@@ -180,6 +181,18 @@ class RowOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Probed:
+    """What a permanent run's bulk probe found of UIDs its DELETE called not found (as the
+    audit names them), written before their row lines, which wait for it: see ``erasure``."""
+
+    ts: str = field(default_factory=timestamp)
+    run_id: str
+    event: Literal["probed"] = "probed"
+    absent: tuple[str, ...]
+    deactivated: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InputStopped:
     """The run stopped reading its input: ``code`` says why, ``source`` where."""
 
@@ -275,8 +288,8 @@ class OtherEvent:
 
 
 Record: TypeAlias = (
-    RunStarted | Sending | BatchSending | RowOutcome | InputStopped | InputRead | RunFinished
-    | CheckStarted | ReadBackResult | CheckFinished | OtherEvent
+    RunStarted | Sending | BatchSending | RowOutcome | Probed | InputStopped | InputRead
+    | RunFinished | CheckStarted | ReadBackResult | CheckFinished | OtherEvent
 )  # fmt: skip
 Start: TypeAlias = RunStarted | CheckStarted  # what opens a run's lines
 
@@ -345,7 +358,7 @@ _SCHEMA: Final[typedjson.Schema] = typedjson.Schema(
 _EVENTS: Final[Mapping[str, type[Record]]] = {
     str(kind.__dataclass_fields__["event"].default): kind
     for kind in (
-        *(RunStarted, Sending, BatchSending, InputStopped, InputRead, RunFinished),
+        *(RunStarted, Sending, BatchSending, Probed, InputStopped, InputRead, RunFinished),
         *(CheckStarted, ReadBackResult, CheckFinished),
     )
 }

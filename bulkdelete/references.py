@@ -17,7 +17,8 @@ A reference is complete when nothing stands in the way, and otherwise says what 
   ``--restart``) and finished: the reference may have rows that were never read.
 
 ``not_found`` counts as done, as everywhere in bulkdelete (CometChat has no such user); in a
-permanent run it may also mean deactivated, which ``not_found_in_permanent`` counts apart.
+permanent run it may also mean deactivated, which ``not_found_in_permanent`` counts apart, but
+for those the run's bulk probe confirmed absent.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class RefUid:
     note: str | None
     read_back: str | None  # the latest read-back's result, if any
     sources: tuple[str, ...]  # the reference's rows that name it (file:line)
+    absent: bool = False  # last not found by a permanent run whose bulk probe confirmed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +97,11 @@ class Reference:
 
     @property
     def not_found_in_permanent(self) -> int:
-        """UIDs a permanent run last found not found: deactivated, perhaps, not erased."""
-        return sum(u.outcome == Outcome.NOT_FOUND and u.permanent for u in self.uids)
+        """UIDs a permanent run last found not found, unconfirmed: deactivated, perhaps, not
+        erased."""
+        return sum(
+            u.outcome == Outcome.NOT_FOUND and u.permanent and not u.absent for u in self.uids
+        )
 
 
 @dataclass(slots=True)
@@ -263,6 +268,7 @@ def _uid(
         note=state.note,
         read_back=read_back,
         sources=tuple(sources),
+        absent=uid in report.absent,
     )
 
 

@@ -67,6 +67,11 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
             f"  note: {summary.not_found_unproven} UIDs were not found. CometChat says so for "
             "deactivated users too, so these may be deactivated, not erased (see docs/auditors.md)."
         )
+    if summary.absent_confirmed:
+        lines.append(
+            f"  note: {summary.absent_confirmed} UIDs were not found, and the bulk probe "
+            "confirmed each absent (not a deactivated user)."
+        )
     if summary.fatal_code or summary.fatal_message:
         reason = ": ".join(part for part in (summary.fatal_code, summary.fatal_message) if part)
         lines.append(f"  stopped because: {reason}")
@@ -109,6 +114,7 @@ def summary_json(summary: Summary, *, resume_command: str | None) -> bytes:
             "retried_uids": summary.retried_uids,
             "rate_limited": summary.rate_limited,
             "not_found_in_permanent_run": summary.not_found_unproven,
+            "absent_confirmed": summary.absent_confirmed,
             "fatal_code": summary.fatal_code,
             "fatal_message": summary.fatal_message,
             "all_final": summary.all_final,

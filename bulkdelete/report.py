@@ -18,7 +18,7 @@ Records are read file by file in the order given, each top to bottom, and these 
   its ``batch_sending`` lines (either a lower bound), and
   its duration runs from its first line to its last.
 - CometChat answers ``ERR_UID_NOT_FOUND`` for deactivated users too, so a UID not found by a
-  permanent run may have been deactivated rather than erased; such UIDs are listed apart.
+  permanent run may be deactivated, not erased: listed apart, unless probed (``deactivations``).
 
 Unknown events and fields are ignored. A file with no ``run_started`` line, a line of a run
 whose ``run_started`` was not read before it, or a row line lacking a field raises
@@ -39,6 +39,7 @@ from typing import Final
 import orjson
 
 from bulkdelete.audit import read_records
+from bulkdelete.deactivations import Deactivations, deactivated_lines
 from bulkdelete.errors import AuditError
 from bulkdelete.outcome import ROW_ONLY_OUTCOMES, Outcome
 from bulkdelete.records import (
@@ -134,6 +135,8 @@ class Report:
     not_found_in_permanent: tuple[str, ...]  # sorted UIDs last not found by a permanent run
     read_back: Mapping[str, int] = field(default_factory=dict)  # latest read-back per UID
     read_back_of: Mapping[str, str] = field(default_factory=dict)  # UID -> its latest read-back
+    absent: frozenset[str] = frozenset()  # UIDs last not found by a permanent run, probed absent
+    deactivated_by: Mapping[str, str] = field(default_factory=dict)  # UID -> the soft run
 
 
 @dataclass(slots=True)
@@ -245,14 +248,14 @@ def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Repo
     (per reference, say) needs no second reading. Raises ``AuditError`` for an unreadable file,
     a line that is not JSON (its number given), or a file that is not a bulkdelete audit.
     """
-    reader = _Reader(also)
+    reader = _Reader((*also, deactivations := Deactivations()))
     for path in paths:
         reader.read(path)
     states = reader.uids.values()
+    absent, unproven, deactivated_by = deactivations.settle(reader.uids)
     rows = Counter(reader.row_kinds.values())
     latest = Counter(state.outcome for state in states)
     failures = Counter(_failure_code(s) for s in states if s.outcome is Outcome.FAILED)
-    not_found = (s.uid for s in states if s.outcome is Outcome.NOT_FOUND and s.permanent)
     return Report(
         runs=tuple(_run_info(run_id, tally) for run_id, tally in reader.runs.items()),
         uids=reader.uids,
@@ -261,9 +264,11 @@ def build_report(paths: Sequence[Path], *, also: Sequence[Reading] = ()) -> Repo
         totals={o.value: (rows if o in ROW_ONLY_OUTCOMES else latest)[o] for o in Outcome},
         failures_by_code=dict(sorted(failures.items(), key=lambda item: (-item[1], item[0]))),
         unknown=tuple(sorted(reader.unknown)),
-        not_found_in_permanent=tuple(sorted(not_found)),
+        not_found_in_permanent=unproven,
         read_back=dict(Counter(reader.read_back.values())),
         read_back_of=reader.read_back,
+        absent=absent,
+        deactivated_by=deactivated_by,
     )
 
 
@@ -365,6 +370,7 @@ def report_text(report: Report) -> str:
             " deactivated, not erased:",
             *_listing(report.not_found_in_permanent),
         ]
+    lines += deactivated_lines(len(report.absent), report.deactivated_by)
     return "\n".join(lines) + "\n"
 
 
@@ -386,6 +392,8 @@ def report_json(report: Report) -> str:
         "failures_by_code": report.failures_by_code,
         "unknown": report.unknown,
         "not_found_in_permanent": report.not_found_in_permanent,
+        "absent_confirmed": len(report.absent),
+        "deactivated_by": report.deactivated_by,
         "read_back": report.read_back,
     }
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()

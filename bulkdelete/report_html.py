@@ -282,6 +282,11 @@ def report_html(review: Review, chart: Throughput) -> str:
         if unsure
         else ""
     )
+    if report.absent:
+        not_found += (
+            f"<p>Not found by a permanent run and confirmed absent by its bulk probe (not "
+            f"deactivated users): {len(report.absent):,}.</p>"
+        )
     read_back = " · ".join(f"{e(k)} {n:,}" for k, n in sorted(report.read_back.items()))
     left = "".join(
         f"<li>run <code>{e(run.run_id)}</code> ({e(run.status)}) stopped with rows left, and no "
@@ -310,10 +315,25 @@ ______________ Signature: ______________________</p></section>"""
     return page("bulkdelete audit report", body, css=_CSS)
 
 
+def _deactivated_by(report: Report) -> str:
+    if not report.deactivated_by:
+        return ""
+    items = "".join(
+        f"<li>{e(uid)}: deactivated by run <code>{e(run)}</code></li>"
+        for uid, run in report.deactivated_by.items()
+    )
+    return (
+        '<section class="warning"><h2>Deactivated by an earlier soft run, not erased '
+        f"({len(report.deactivated_by):,})</h2><p>A soft run of these audits deactivated them, "
+        "and no permanent run erased them since: <code>delete --permanent "
+        f'--erase-deactivated</code> does.</p><ol class="uids">{items}</ol></section>'
+    )
+
+
 def _not_found(report: Report) -> str:
     if not report.not_found_in_permanent:
-        return ""
-    return (
+        return _deactivated_by(report)
+    return _deactivated_by(report) + (
         '<section class="warning"><h2>Not found by a permanent run '
         f"({len(report.not_found_in_permanent):,})</h2><p><strong>Not found: may have been "
         "deactivated, not erased.</strong> CometChat answers not-found for deactivated users too, "

@@ -30,6 +30,7 @@ from bulkdelete.api import Client, open_session
 from bulkdelete.audit import AuditWriter, Pseudonyms
 from bulkdelete.batch import Batcher, BatchSize
 from bulkdelete.clock import SYSTEM_CLOCK, Clock
+from bulkdelete.erasure import Erasure
 from bulkdelete.errors import AuditError
 from bulkdelete.intake import Batches, Intake, Rows, as_async
 from bulkdelete.outcome import Answer
@@ -93,6 +94,7 @@ class _Run:
         self.total = total
         self.on_halt = on_halt
         self.fatal: Answer | None = None
+        self.erasure = Erasure(sender, abort=self.abort, erase=settings.erase_deactivated)
         self.intake = Intake(
             sender,
             workers=settings.concurrency,
@@ -116,7 +118,7 @@ class _Run:
                 continue
             if sent.fatal is not None:
                 self.abort(sent.fatal)
-            self.sender.record(row, sent.result, where)
+            await self.erasure.settle(row, sent.result, where)
 
     async def work_batches(self, batches: Batches) -> None:
         while (rows := await batches.next()) is not None:
@@ -168,6 +170,7 @@ class _Run:
                 self.abort(cause)
             if not self.pacer.halted:
                 await self._pipeline(rows)
+                await self.erasure.finish()
         finally:
             for task in watchers:
                 task.cancel()

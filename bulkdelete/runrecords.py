@@ -21,6 +21,7 @@ class RunSettings:
     base_url: str
     target: str
     permanent: bool
+    erase_deactivated: bool = False  # False: not asked for, or written before it existed
     rate: float | Literal["auto"]
     max_share: float | None = None  # None: written before --max-share existed
     concurrency: int

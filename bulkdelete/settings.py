@@ -204,6 +204,8 @@ class Settings:
     api_key: Secret = field(repr=False)
     audit_path: Path
     permanent: bool = False
+    # A permanent run reactivates and erases the users its bulk probe finds deactivated.
+    erase_deactivated: bool = False
     rate: float | None = None
     max_share: float = DEFAULTS.max_share
     concurrency: int = DEFAULTS.concurrency
@@ -252,10 +254,19 @@ class Settings:
                 setting="column",
             )
         self._check_ref_column()
+        self._check_erase_deactivated()
         if self.uid_hash and not self.audit_key:
             raise SettingError("{uid_hash} needs the HMAC key in {audit_key}", setting="uid_hash")
         if not self.target:
             object.__setattr__(self, "target", self.base_url)
+
+    def _check_erase_deactivated(self) -> None:
+        if self.erase_deactivated and not self.permanent:
+            raise SettingError(
+                "{erase_deactivated} erases the deactivated users a permanent run finds: it "
+                "needs {permanent}",
+                setting="erase_deactivated",
+            )
 
     @property
     def batch(self) -> int:
@@ -290,6 +301,7 @@ class Settings:
             "base_url": self.base_url,
             "target": self.target,
             "permanent": self.permanent,
+            "erase_deactivated": self.erase_deactivated,
             "rate": "auto" if self.rate is None else self.rate,
             "max_share": self.max_share,
             "concurrency": self.concurrency,

@@ -48,6 +48,7 @@ class Summary:
     failures_by_code: Mapping[str, int] = field(default_factory=dict)
     peak_rate: float = 0.0  # most requests sent in any one second, sampled every 0.25 s
     rate_limited: int = 0  # answers that were 429 Too Many Requests
+    absent_confirmed: int = 0  # not-found UIDs of a permanent run that its bulk probe found absent
     # The audit's head once the run closed it: the link of its last line, and the lines it
     # holds (earlier runs' included). None when the audit could not be written to its end.
     head: str | None = None
@@ -65,8 +66,10 @@ class Summary:
 
     @property
     def not_found_unproven(self) -> int:
-        """In a permanent run, UIDs answered not-found: they may be deactivated, not erased."""
-        return self.counts.get(Outcome.NOT_FOUND, 0) if self.permanent else 0
+        """In a permanent run, UIDs answered not-found that its bulk probe did not find absent:
+        they may be deactivated, not erased."""
+        found = self.counts.get(Outcome.NOT_FOUND, 0)
+        return found - self.absent_confirmed if self.permanent else 0
 
     @property
     def rows(self) -> int:

@@ -56,6 +56,7 @@ class Tally:
         self.read = 0  # rows taken from the input; each ends audited, skipped, unsent or unanswered
         self.read_all = False  # the input ran out: no row was left unread
         self.unanswered = 0  # UIDs announced (``sending``) and not yet recorded
+        self.absent = 0  # not-found UIDs of a permanent run that its bulk probe found absent
         self.peak_rate = 0.0  # most requests sent in any one second, as sampled
         self._recent: deque[int] = deque([0], maxlen=SAMPLES_PER_SECOND + 1)
 
@@ -133,6 +134,7 @@ class Tally:
             # A run shorter than a second sent all its requests within one second.
             peak_rate=self.peak_rate or float(self.requests),
             rate_limited=rate_limited,
+            absent_confirmed=self.absent,
         )
 
 

@@ -73,7 +73,8 @@ def test_by_ref_json_groups_the_uids_of_each_ticket(audited: Path) -> None:
     assert (ghost["uid"], ghost["outcome"], ghost["error_code"]) == (
         "ghost-9", "not_found", "ERR_UID_NOT_FOUND",
     )  # fmt: skip
-    assert refs["DSR-2"]["not_found_in_permanent"] == 1
+    # The bulk probe confirmed it absent: no unproven not-found left in the ticket.
+    assert (ghost["absent"], refs["DSR-2"]["not_found_in_permanent"]) == (True, 0)
     rows = {r["source"]: r for r in audit_lines(audited) if "outcome" in r}
     alice = refs["DSR-1"]["uids"][0]
     assert alice["ts"] == rows[alice["sources"][0]]["ts"]

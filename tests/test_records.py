@@ -26,6 +26,7 @@ from bulkdelete.records import (
     NotJsonError,
     Operator,
     OtherEvent,
+    Probed,
     ReadBackResult,
     Record,
     RecordError,
@@ -127,6 +128,7 @@ EVERY_KIND: list[Record] = [
         duration_seconds=0.25,
         fatal_code="AUTH_ERR_NO_ACCESS",
     ),
+    Probed(ts=TS, run_id=RUN, absent=("gone-1", "gone-2"), deactivated=("off-1",)),
 ]
 
 

@@ -12,7 +12,15 @@ from helpers import line_of, run_settings, write_audit
 from bulkdelete.errors import AuditError
 from bulkdelete.exports import write_failed_csv
 from bulkdelete.outcome import Outcome
-from bulkdelete.records import Location, RowOutcome, RunFinished, RunStarted, Sending, encode
+from bulkdelete.records import (
+    Location,
+    Probed,
+    RowOutcome,
+    RunFinished,
+    RunStarted,
+    Sending,
+    encode,
+)
 from bulkdelete.report import (
     TRANSPORT,
     Report,
@@ -494,6 +502,8 @@ def test_json_report_parses_and_holds_the_same_facts(tmp_path: Path) -> None:
         "failures_by_code": {"ERR_X": 1},
         "unknown": [f"u{n:02d}" for n in range(25)],
         "not_found_in_permanent": [],
+        "absent_confirmed": 0,
+        "deactivated_by": {},
         "read_back": {},
     }
     assert report_json(report) == report_json(build_report([path]))
@@ -538,3 +548,65 @@ def test_same_audit_given_twice_reports_the_same(tmp_path: Path) -> None:
         sending("r1", "bob"),
     )
     assert build_report([path, path]) == build_report([path])
+
+
+def probed(run_id: str, *, absent: tuple[str, ...] = (), deactivated: tuple[str, ...] = ()) -> Any:
+    return line_of(Probed(ts=T1, run_id=run_id, absent=absent, deactivated=deactivated))
+
+
+def test_a_not_found_the_probe_confirmed_absent_is_not_unproven(tmp_path: Path) -> None:
+    """A permanent run's not_found after a probe that named it absent is confirmed; one with no
+    probe line (an older audit), or whose later line no probe confirmed, stays unproven."""
+    code, status = "ERR_UID_NOT_FOUND", 404
+    path = audit(
+        tmp_path / "audit.jsonl",
+        started("r1", permanent=True),
+        probed("r1", absent=("ann", "bob")),
+        row("r1", "ann", Outcome.NOT_FOUND, code=code, status=status, permanent=True),
+        row("r1", "cid", Outcome.NOT_FOUND, code=code, status=status, permanent=True),
+        row("r1", "bob", Outcome.NOT_FOUND, code=code, status=status, permanent=True),
+        finished("r1", not_found=3),
+        started("r2", permanent=True, ts=T2),
+        row("r2", "bob", Outcome.NOT_FOUND, code=code, status=status, permanent=True, ts=T2),
+        finished("r2", not_found=1),
+    )
+
+    report = build_report([path])
+
+    assert (report.absent, report.not_found_in_permanent) == (frozenset({"ann"}), ("bob", "cid"))
+    assert "1 UIDs not found by a permanent run are absent" in report_text(report)
+    assert json.loads(report_json(report))["absent_confirmed"] == 1
+
+
+def test_report_names_the_soft_run_that_deactivated_a_user_not_erased(tmp_path: Path) -> None:
+    """A UID a soft run deleted (deactivated), then not found or failed by a permanent run, is
+    named with that soft run; one a permanent run erased since is not."""
+    soft = audit(
+        tmp_path / "soft.jsonl",
+        started("soft"),
+        row("soft", "ann", Outcome.DELETED, status=200),
+        row("soft", "bob", Outcome.DELETED, status=200, source="users.csv:3"),
+        row("soft", "cid", Outcome.DELETED, status=200, source="users.csv:4"),
+        finished("soft", deleted=3),
+    )
+    hard = audit(
+        tmp_path / "hard.jsonl",
+        started("hard", permanent=True, ts=T2),
+        row("hard", "ann", Outcome.FAILED, code="DEACTIVATED_NOT_ERASED", status=404,
+            permanent=True, ts=T2),
+        row("hard", "bob", Outcome.NOT_FOUND, code="ERR_UID_NOT_FOUND", status=404,
+            permanent=True, ts=T2, source="users.csv:3"),
+        row("hard", "cid", Outcome.DELETED, status=200, permanent=True, ts=T2,
+            source="users.csv:4"),
+        finished("hard", failed=1, not_found=1, deleted=1),
+    )  # fmt: skip
+
+    report = build_report([soft, hard])
+
+    assert report.deactivated_by == {"ann": "soft", "bob": "soft"}
+    text = report_text(report)
+    assert "ann (deactivated by run soft)" in text
+    assert "cid (deactivated" not in text
+    assert json.loads(report_json(report))["deactivated_by"] == {"ann": "soft", "bob": "soft"}
+    alone = build_report([hard])
+    assert (alone.deactivated_by, "deactivated by run" in report_text(alone)) == ({}, False)

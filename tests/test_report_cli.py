@@ -12,9 +12,11 @@ from bulkdelete.rows import Source, read_rows
 USERS = [f"member-{n}" for n in range(20)]
 
 
-def test_not_found_in_a_permanent_run_is_exported(fake_server: FakeFactory, tmp_path: Path) -> None:
-    """Users deactivated earlier answer not-found to an erasure (where the server says so of
-    deactivated users); --not-found-out lists them."""
+def test_users_a_permanent_run_found_deactivated_are_exported_as_failed(
+    fake_server: FakeFactory, tmp_path: Path
+) -> None:
+    """Users deactivated earlier answer not-found to an erasure (on a server that keeps them):
+    the probe finds them deactivated, so --failed-out lists them and --not-found-out does not."""
     server = fake_server("--deactivated-not-found", users=USERS)
     earlier, everyone = tmp_path / "earlier.txt", tmp_path / "everyone.txt"
     earlier.write_text("\n".join(USERS[:5]) + "\n", encoding="utf-8")
@@ -23,15 +25,18 @@ def test_not_found_in_a_permanent_run_is_exported(fake_server: FakeFactory, tmp_
     assert run_cli("delete", str(earlier), "--base-url", server.base_url,
                    "--audit", str(soft)).returncode == 0  # fmt: skip
     assert run_cli("delete", str(everyone), "--base-url", server.base_url, "--audit", str(erase),
-                   "--permanent", "--yes").returncode == 0  # fmt: skip
-    out = tmp_path / "not-found.csv"
+                   "--permanent", "--yes").returncode == 1  # fmt: skip
+    failed, not_found = tmp_path / "failed.csv", tmp_path / "not-found.csv"
 
-    done = run_cli("report", str(erase), "--not-found-out", str(out))
+    done = run_cli(
+        "report", str(erase), "--failed-out", str(failed), "--not-found-out", str(not_found)
+    )
 
     assert done.returncode == 0, done.stderr
-    assert "wrote 5 not found (permanent run) UIDs" in done.stderr
-    rows = list(read_rows([Source.file(out)], column=None))
+    assert "wrote 0 not found (permanent run) UIDs" in done.stderr
+    rows = list(read_rows([Source.file(failed)], column=None))
     assert sorted(row.uid for row in rows if row.uid) == sorted(USERS[:5])
+    assert failed.read_text(encoding="utf-8").count("DEACTIVATED_NOT_ERASED") == 5
 
 
 def _audit_of_one_run(server: FakeProcess, tmp_path: Path) -> Path:

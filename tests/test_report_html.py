@@ -15,7 +15,7 @@ from bulkdelete.charts import MAX_POINTS, Throughput, throughput
 from bulkdelete.errors import AuditError
 from bulkdelete.htmlkit import CSP
 from bulkdelete.outcome import Outcome
-from bulkdelete.records import Location, RowOutcome, RunFinished, RunStarted, Sending
+from bulkdelete.records import Location, Probed, RowOutcome, RunFinished, RunStarted, Sending
 from bulkdelete.report_html import report_html, write_html_report
 from bulkdelete.review import gather
 from bulkdelete.summary import RunStatus
@@ -159,6 +159,26 @@ def test_already_deactivated_users_have_a_card_and_a_filter(tmp_path: Path) -> N
     assert (cards["already deactivated"], cards["deleted"]) == (1, 1)
     assert 'id="f-already_deactivated"' in html
     assert re.search(r'<tr class="o-already_deactivated">.*?ann', html)
+
+
+def test_confirmed_absence_and_soft_deactivations_are_on_the_page(tmp_path: Path) -> None:
+    """A not-found the bulk probe confirmed absent is counted as such, not as 'may have been
+    deactivated'; a user a soft run deactivated and a permanent run did not erase is named with
+    that run."""
+    probed = Probed(ts=at(2), run_id="hard", absent=("ann",), deactivated=("bob",))
+    path = write_audit(
+        tmp_path / "audit.jsonl",
+        started("soft", permanent=False),
+        row("soft", "bob", Outcome.DELETED, 1, permanent=False),
+        started("hard", 2),
+        line_of(probed),
+        row("hard", "ann", Outcome.NOT_FOUND, 3, code="ERR_UID_NOT_FOUND"),
+        row("hard", "bob", Outcome.FAILED, 4, code="DEACTIVATED_NOT_ERASED"),
+    )
+    html = report_html(gather([path], verify=False), throughput([path]))
+    assert "confirmed absent by its bulk probe (not deactivated users): 1." in html
+    assert "Not found: may have been" not in html
+    assert "<li>bob: deactivated by run <code>soft</code></li>" in html
 
 
 def test_hostile_uid_renders_only_as_escaped_text(tmp_path: Path) -> None:

@@ -166,8 +166,9 @@ def test_the_page_shows_who_what_when_and_every_outcome(reviewed: Reviewed) -> N
     gone = sum(r.get("result") == "gone" for r in lines)
     assert f"Read back (<code>bulkdelete check</code>, latest per UID): gone {gone}." in html
     assert "DSR-01</td>" in html
-    assert "no: 1 invalid row, never sent" in html  # DSR-02
-    assert "Not found: may have been deactivated, not erased." in html
+    assert "1 invalid row, never sent" in html  # DSR-02
+    # The stopped run's not-found UIDs were waiting for the bulk probe: no line, fate unknown.
+    assert "Sent when a run was killed or stopped waiting" in html
     assert "Reviewed by:" in html
     assert "scroll" not in html
 
@@ -209,7 +210,7 @@ def test_receipts_of_the_stopped_run_say_what_is_missing(
     reviewed: Reviewed, tmp_path: Path
 ) -> None:
     """No ticket of a run stopped with rows left is complete, since rows of any may be missing;
-    each receipt says why, the invalid row of DSR-02 first."""
+    each receipt says why, DSR-02's held UID and invalid row first."""
     done = run_cli("report", str(reviewed.audit), "--receipts", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr
     receipts = {
@@ -218,7 +219,11 @@ def test_receipts_of_the_stopped_run_say_what_is_missing(
     }
     assert sorted(receipts)[0] == "DSR-01"
     assert not any(doc["complete"] for doc in receipts.values())
-    assert receipts["DSR-02"]["problems"][0] == "1 invalid row, never sent"
+    # Its not-found UID was waiting for the bulk probe when the run stopped: unknown, first.
+    assert receipts["DSR-02"]["problems"][:2] == [
+        "1 UID in unknown state (sent, no outcome recorded since)",
+        "1 invalid row, never sent",
+    ]
     for doc in receipts.values():
         assert "stopped before the end of its input" in doc["problems"][-1]
 

@@ -218,8 +218,21 @@ def test_invalid_settings_raise_usage_error(overrides: dict[str, Any], mentions:
             "api_key",
             "no API key: set api_key (an empty value counts as none)",
         ),
+        (
+            {"erase_deactivated": True},
+            "erase_deactivated",
+            "erase_deactivated erases the deactivated users a permanent run finds: it needs "
+            "permanent",
+        ),
     ],
-    ids=["rate", "attempts", "column-and-no-header", "uid-hash-without-key", "no-key"],
+    ids=[
+        "rate",
+        "attempts",
+        "column-and-no-header",
+        "uid-hash-without-key",
+        "no-key",
+        "erase-without-permanent",
+    ],
 )
 def test_errors_name_the_setting_not_a_flag(
     overrides: dict[str, Any], setting: str, said: str

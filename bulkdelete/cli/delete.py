@@ -41,6 +41,12 @@ from bulkdelete.settings import DEFAULTS, Secret, Settings
     help="Erase users irreversibly; without it users are only deactivated.",
 )
 @click.option(
+    "--erase-deactivated",
+    is_flag=True,
+    help="With --permanent: reactivate and erase the users a not-found answer hid because "
+    "they were deactivated (found by a bulk probe).",
+)
+@click.option(
     "--audit",
     "audit_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -184,6 +190,7 @@ def delete(
     base_url: str | None,
     api_key_file: Path | None,
     permanent: bool,
+    erase_deactivated: bool,
     audit_path: Path | None,
     rate: float | None,
     max_share: float,
@@ -245,6 +252,7 @@ def delete(
         uid_hash=uid_hash,
         audit_path=audit_path or _default_audit_path(),
         permanent=permanent,
+        erase_deactivated=erase_deactivated,
         rate=rate,
         max_share=max_share,
         concurrency=concurrency,
