@@ -23,6 +23,10 @@ class Call(enum.Enum):
     BULK_DEACTIVATE = "bulk_deactivate"  # DELETE /users with {"uidsToDeactivate": [...]}
     BULK_REACTIVATE = "bulk_reactivate"  # PUT /users with {"uidsToActivate": [...]}
 
+    # Members are singletons compared by identity: hashed as objects, in C, ``call in BULK_CALLS``
+    # costs no Python call (Enum's own ``__hash__`` hashes the name in Python, on every answer).
+    __hash__ = object.__hash__
+
 
 BULK_CALLS: Final = frozenset({Call.BULK_DEACTIVATE, Call.BULK_REACTIVATE})
 
@@ -37,7 +41,9 @@ class BodyKind(enum.Enum):
     NOT_JSON = "not_json"  # an HTML page, truncated or invalid JSON, anything else
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for speed (see ``Answer``); hashable by value (``unsafe_hash``) so that the empty one
+# can be ``Answer``'s default (``NO_BODY``). Nothing changes one once made.
+@dataclass(slots=True, unsafe_hash=True)
 class Body:
     """The facts of an answer's body that decisions need; never any of the server's text."""
 
@@ -56,7 +62,8 @@ class Body:
     not_deactivated: tuple[str, ...] = ()  # data.nonDeactivatedUids: they were active
 
 
-@dataclass(frozen=True, slots=True)
+# As ``Body``: not frozen, hashable so that the empty one can be ``Answer``'s default (``NO_RATE``).
+@dataclass(slots=True, unsafe_hash=True)
 class RateInfo:
     """The rate-limit facts one answer carried; ``None`` where the header was absent."""
 
@@ -65,6 +72,10 @@ class RateInfo:
     reset_at: float | None = None  # unix time the current window ends
     retry_after: float | None = None  # seconds, from a 429's Retry-After
     server_date: float | None = None  # unix time of the Date header, read with the limit headers
+
+
+NO_BODY: Final = Body()  # no body was read
+NO_RATE: Final = RateInfo()  # no rate-limit header
 
 
 # Not frozen: one is made per answer, and a frozen one sets each field by ``object.__setattr__``
@@ -76,8 +87,8 @@ class Answer:
     http_status: int | None
     error_code: str | None = None
     message: str | None = None
-    rate: RateInfo = RateInfo()
+    rate: RateInfo = NO_RATE
     sends: int = 1  # times aiohttp put the request on the wire; 2 means it resent it on its own
     call: Call = Call.DEACTIVATE
     uid: str | None = None  # the UID the request named, if it named one
-    body: Body = Body()
+    body: Body = NO_BODY

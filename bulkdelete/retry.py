@@ -165,6 +165,8 @@ class _Tries:
         self.attempts = self.sends = self.counted = 0
         self.ambiguous = self.halted = False
         self.own_time = 0.0  # seconds waited between attempts, outside run-wide outages
+        self.backing_off = False  # a retry is due: between ``on_retry`` and its attempt
+        self.on_resume: Callable[[], None] | None = None
 
     async def once(self) -> bool:
         """Make one paced attempt; return False, sending nothing, when the run is halted."""
@@ -178,6 +180,8 @@ class _Tries:
         if not ticket:
             self.halted = pacer.halted  # else this UID's time ran out while it waited
             return False
+        if self.backing_off:
+            self.resume()
         in_outage = pacer.in_outage
         sent_at = clock()
         try:
@@ -195,6 +199,12 @@ class _Tries:
         if not (in_outage and seen.unavailable):
             self.counted += 1
         return True
+
+    def resume(self) -> None:
+        """End the wait for a retry that ``on_retry`` announced."""
+        self.backing_off = False
+        if self.on_resume is not None:
+            self.on_resume()
 
     async def _retry_turn(self) -> int:
         """Wait for a retry's turn: no longer than this UID's time allows, and count the wait.
@@ -274,11 +284,14 @@ async def call_with_retries(
     policy: RetryPolicy,
     pacer: Pacer,
     on_retry: OnRetry | None = None,
+    on_resume: Callable[[], None] | None = None,
 ) -> Attempted | None:
     """Run ``attempt`` until its answer is final or the policy gives up; return the last answer.
 
     Every attempt first waits for ``pacer.turn()``. Once the pacer is halted no further attempt
     is made: the result is ``None`` when nothing was sent, else ``abandoned`` is set.
+    ``on_retry`` is told of each retry as its wait begins, and ``on_resume`` when that wait ends:
+    as the retry leaves, or as the loop ends (given up, halted, cancelled) before it does.
     """
     tries = _Tries(attempt, policy, pacer)
     # Most UIDs need one attempt. It is made before any tenacity loop is built: setting one up
@@ -287,9 +300,12 @@ async def call_with_retries(
     if tries.answer is None or tries.verdict is not Verdict.RETRY:
         return tries.result()
 
+    tries.on_resume = on_resume
+
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and tries.answer is not None and state.next_action is not None:
             on_retry(tries.answer, tries.attempts, state.next_action.sleep)
+        tries.backing_off = True
 
     retrying = AsyncRetrying(
         retry=retry_if_result(_is_retryable),
@@ -302,12 +318,16 @@ async def call_with_retries(
         reraise=True,
     )
     made = True  # tenacity's first attempt is the one made above: it only hands its answer over
-    async for try_ in retrying:
-        with try_:
-            if not made and not await tries.once():
-                break
-            made = False
-        outcome = try_.retry_state.outcome
-        if outcome is not None and not outcome.failed:
-            try_.retry_state.set_result(tries.answer)
+    try:
+        async for try_ in retrying:
+            with try_:
+                if not made and not await tries.once():
+                    break
+                made = False
+            outcome = try_.retry_state.outcome
+            if outcome is not None and not outcome.failed:
+                try_.retry_state.set_result(tries.answer)
+    finally:
+        if tries.backing_off:
+            tries.resume()
     return tries.result()

@@ -12,9 +12,9 @@ per UID, recorded here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import structlog
 
@@ -128,26 +128,16 @@ class Sender:
         fatal = attempted.answer if verdict is Verdict.FATAL else None
         return Sent(self._result(uid, attempted, verdict), fatal)
 
-    async def retried(
+    def retried(
         self, attempt: Callable[[], Awaitable[Answer]], *, uids: int, event: str, **named: object
-    ) -> Attempted | None:
-        """Make ``attempt`` through the pacer until its answer is final (``call_with_retries``);
-        count its ``uids`` in ``tally.retrying`` while they wait for a retry, and log each
-        retry as ``event`` with ``named``."""
+    ) -> Coroutine[Any, Any, Attempted | None]:
+        """Return ``call_with_retries`` of ``attempt`` through the pacer, counting its ``uids``
+        in ``tally.retrying`` while they wait for a retry, and logging each retry as ``event``
+        with ``named``. (A coroutine handed over, not awaited here: no frame per call.)"""
         tally = self.tally
-        waiting = False
-
-        async def counted() -> Answer:
-            nonlocal waiting
-            if waiting:
-                tally.retrying -= uids
-                waiting = False
-            return await attempt()
 
         def on_retry(answer: Answer, attempt_number: int, sleep: float) -> None:
-            nonlocal waiting
             tally.retrying += uids
-            waiting = True
             log.debug(
                 event,
                 **named,
@@ -157,13 +147,12 @@ class Sender:
                 sleep=round(sleep, 3),
             )
 
-        try:
-            return await call_with_retries(
-                counted, policy=self.policy, pacer=self.pacer, on_retry=on_retry
-            )
-        finally:
-            if waiting:  # the run stopped during a backoff
-                tally.retrying -= uids
+        def on_resume() -> None:
+            tally.retrying -= uids
+
+        return call_with_retries(
+            attempt, policy=self.policy, pacer=self.pacer, on_retry=on_retry, on_resume=on_resume
+        )
 
     def _result(self, uid: str, attempted: Attempted, verdict: Verdict) -> Result:
         """Return the row's result, with a note where the answer alone would mislead."""
