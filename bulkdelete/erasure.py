@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -57,6 +58,10 @@ from bulkdelete.send import Sender
 log = structlog.get_logger("bulkdelete")
 
 PROBE_BATCH: Final = 100  # UIDs per probe at most: about what a 10 KB body holds of the longest
+# Seconds a held row may wait for its probe while the run goes on, so that the audit (and a
+# report read mid-run, or after a stop) soon says what happened to it. At most one probe call per
+# this many seconds beyond the full batches: a small share even of the free plan's 500 a minute.
+HOLD_SECONDS: Final = 2.0
 _ERASED = "it was deactivated: reactivated and erased (--erase-deactivated)"
 
 
@@ -86,24 +91,35 @@ class Erasure:
     sender: Sender
     abort: Callable[[Answer], None]
     erase: bool = False
+    clock: Callable[[], float] = time.monotonic
     # Both bulk calls learn one largest size: the same body limit bounds them.
     size: BatchSize = field(default_factory=lambda: BatchSize(PROBE_BATCH))
     held: list[_Held] = field(default_factory=list)
     _bytes: int = BULK_FRAME  # the body the held UIDs would make
+    _held_since: float = 0.0  # when the oldest held row was held
 
     async def settle(self, row: Row, result: Result, where: Location) -> None:
-        """Audit a row's result; a permanent run's not-found row waits for the probe."""
+        """Audit a row's result; a permanent run's not-found row waits for the probe.
+
+        Held rows are probed once they fill a batch, or once the oldest has waited
+        ``HOLD_SECONDS`` by the time another row is settled (a silent stdin holds them until its
+        next row or its end).
+        """
         if not (self.sender.permanent and result.outcome is Outcome.NOT_FOUND):
             self.sender.record(row, result, where)
+            if self.held and self.clock() - self._held_since >= HOLD_SECONDS:
+                await self._probe(self._take())
             return
         assert row.uid is not None  # noqa: S101  (only sent rows have a result to settle)
         cost = bulk_cost(row.uid)
         if self._bytes + cost > MAX_BULK_BODY:
             await self._probe(self._take())
+        if not self.held:
+            self._held_since = self.clock()
         self.held.append(_Held(row, result, where))
         self._bytes += cost
         self.sender.tally.unanswered += 1  # sent, its row line not yet written
-        if len(self.held) >= self.size.ceiling:
+        if len(self.held) >= self.size.ceiling or self.clock() - self._held_since >= HOLD_SECONDS:
             await self._probe(self._take())
 
     async def finish(self) -> None:

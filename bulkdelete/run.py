@@ -94,7 +94,9 @@ class _Run:
         self.total = total
         self.on_halt = on_halt
         self.fatal: Answer | None = None
-        self.erasure = Erasure(sender, abort=self.abort, erase=settings.erase_deactivated)
+        self.erasure = Erasure(
+            sender, abort=self.abort, erase=settings.erase_deactivated, clock=clock.monotonic
+        )
         self.intake = Intake(
             sender,
             workers=settings.concurrency,

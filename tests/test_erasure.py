@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fakeclock import FakeClock
 from helpers import API_KEY
 
+from bulkdelete import erasure
 from bulkdelete.api import MAX_BULK_BODY, Client, open_session
 from bulkdelete.audit import Pseudonyms, read_records
 from bulkdelete.fake import FakeConfig, FakeServer
 from bulkdelete.outcome import Answer, Body, BodyKind, Call, Outcome
 from bulkdelete.pacing import Pacer
-from bulkdelete.records import BatchSending, Record, RowOutcome
+from bulkdelete.records import BatchSending, Probed, Record, RowOutcome
 from bulkdelete.resume import Resume, load_resume_index
 from bulkdelete.retry import pacer_and_policy
 from bulkdelete.rows import Row, make_row
@@ -355,3 +357,33 @@ async def test_a_fatal_answer_to_the_reactivation_stops_before_any_erasing_delet
     )
     assert (ran.rows(), ran.summary.unanswered) == ({}, 1)
     assert deletes == {"off-1": 2}  # its first DELETE and the probe: no erasing DELETE
+
+
+async def test_a_held_row_is_probed_once_it_waited_hold_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A not-found row is probed while the run goes on, not only at its end: once it has
+    waited ``HOLD_SECONDS`` when a later row is settled, though no batch filled."""
+    monkeypatch.setattr(erasure, "HOLD_SECONDS", 0.05)
+    active = [f"on-{n}" for n in range(8)]
+
+    def slow(client: Meddling, _pacer: Pacer) -> None:
+        delete = client.delete_user
+
+        async def slow_delete(uid: str, *, permanent: bool) -> Answer:
+            await asyncio.sleep(0.02)  # real time, which the run's clock follows
+            return await delete(uid, permanent=permanent)
+
+        client.delete_user = slow_delete  # type: ignore[method-assign]  # slowed for this test
+
+    async with FakeServer(FakeConfig(api_key=API_KEY, users=frozenset(active))) as server:
+        ran = await erase(
+            server, tmp_path / "a.jsonl", ["gone-1", *active], meddle=slow, concurrency=1
+        )
+
+    kinds = [type(r).__name__ for r in ran.records if isinstance(r, (Probed, RowOutcome))]
+    assert kinds.count("Probed") == 1
+    # Probed after the few rows that took HOLD_SECONDS, well before the last row's line.
+    assert 0 < kinds.index("Probed") < len(kinds) - 3, kinds
+    assert ran.rows()["gone-1"].outcome is Outcome.NOT_FOUND
+    assert (ran.summary.status, ran.summary.unanswered) == (RunStatus.COMPLETED, 0)
