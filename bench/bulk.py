@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -32,14 +31,15 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nothing_lost import Check, print_table  # bench/ is on the path of a script run from it
+from nothing_lost import Bench as LostBench  # bench/ is on the path of a script run from it
+from nothing_lost import print_table
 
 from bulkdelete.fake import fetch_stats
 
-API_KEY = "bench-key-9c41d2e0"
 CLI = (sys.executable, "-m", "bulkdelete")
 LIMIT = ("--limit", "10000", "--window", "60")
 # Runs the command in argv[2:] and writes its peak RSS (KiB) to argv[1].
@@ -52,33 +52,20 @@ sys.exit(done.returncode)
 """
 
 
-class Bench:
-    """The temporary directory, the processes started, the commands run, the checks made."""
+@dataclass
+class Bench(LostBench):
+    """nothing_lost's bench (checks, environment, processes), and the commands as printed."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.servers: list[subprocess.Popen[str]] = []
-        self.commands: list[str] = []
-        self.checks: list[Check] = []
-
-    def check(
-        self, scenario: str, name: str, measured: object, target: str, ok: bool | None
-    ) -> None:
-        self.checks.append(Check(scenario, name, str(measured), target, ok))
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMETCHAT_")}
-        env["COMETCHAT_API_KEY"] = API_KEY
-        return env
+    shown: list[str] = field(default_factory=list)
 
     def fake(self, *options: str) -> str:
         """Start a fake server; return its base URL."""
         args = [*CLI, "fake-server", "--port", "0", *options]
-        self.commands.append(shlex.join(["bulkdelete", *args[3:]]))
+        self.shown.append(shlex.join(["bulkdelete", *args[3:]]))
         process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env()
         )
-        self.servers.append(process)
+        self.processes.append(process)
         assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
         url = process.stdout.readline().strip()
         if not url.startswith("http://127.0.0.1:"):
@@ -88,7 +75,7 @@ class Bench:
 
     def cli(self, *args: str, measure: Path | None = None) -> tuple[int, float]:
         """Run ``bulkdelete ARGS``; return its exit code and wall seconds."""
-        self.commands.append(shlex.join(["bulkdelete", *args]))
+        self.shown.append(shlex.join(["bulkdelete", *args]))
         command = [*CLI, *args]
         if measure is not None:
             command = [sys.executable, "-c", _MEASURE, str(measure), *command]
@@ -97,11 +84,6 @@ class Bench:
             command, stdout=subprocess.DEVNULL, env=self.env(), timeout=900, check=False
         )
         return done.returncode, time.monotonic() - started
-
-    def stop(self) -> None:
-        for process in self.servers:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def _write(path: Path, uids: list[str]) -> Path:
@@ -185,13 +167,13 @@ def main() -> int:
         if options.only in (None, "max25"):
             max25(bench, 40_000)
     finally:
-        bench.stop()
+        bench.stop_all()
         if options.keep_dir:
             print(f"kept: {bench.tmp}")
         else:
             shutil.rmtree(bench.tmp, ignore_errors=True)
     print("commands:")
-    for command in bench.commands:
+    for command in bench.shown:
         print(f"  {command}")
     print_table(bench.checks)
     return 1 if any(c.ok is False for c in bench.checks) else 0
