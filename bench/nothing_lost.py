@@ -416,11 +416,7 @@ def scenario_kill9(bench: Bench, source: Path) -> None:
     wall = time.monotonic() - started
     stats = fake.settled_stats()
     records, _ = read_audit(audit)
-    bench.check(name, "final --resume exit code", code, "0", code == 0)
-    text, ok = exactly_once(final_lines_per_uid(records))
-    bench.check(name, "final lines per UID", text, "each exactly 1", ok)
-    applied = len(stats["applied"])
-    bench.check(name, "server applied", applied, str(len(UIDS)), applied == len(UIDS))
+    check_final_resume(bench, name, code, records, stats)
     deletes = stats["deletes_by_uid"]
     resent = sum(deletes.values()) - len(UIDS)
     bench.check(
@@ -597,11 +593,7 @@ def scenario_batches(bench: Bench, source: Path) -> None:
     code, _ = bench.run(name, [*args, "--resume"], log, audit)
     stats = fake.settled_stats()
     records, _ = read_audit(audit)
-    bench.check(name, "final --resume exit code", code, "0", code == 0)
-    text, ok = exactly_once(final_lines_per_uid(records))
-    bench.check(name, "final lines per UID", text, "each exactly 1", ok)
-    applied = len(stats["applied"])
-    bench.check(name, "server applied", applied, str(len(UIDS)), applied == len(UIDS))
+    check_final_resume(bench, name, code, records, stats)
     resent = {uid for uid, n in stats["deletes_by_uid"].items() if n > 1 and uid in sent_before}
     bench.check(name, "UIDs sent twice", f"{len(resent)}, all in flight at a kill: "
                 f"{resent <= in_flight}", "⊆ intent w/o outcome", resent <= in_flight)  # fmt: skip
@@ -613,6 +605,18 @@ def scenario_batches(bench: Bench, source: Path) -> None:
     bench.check(name, "verify --input", verified.returncode, "0", verified.returncode == 0)
     calls = stats["bulk_calls"]
     bench.check(name, "bulk calls", calls, f"~{len(UIDS) // 100} + resent batches", None)
+
+
+def check_final_resume(
+    bench: Bench, name: str, code: int, records: list[dict[str, Any]], stats: dict[str, Any]
+) -> None:
+    """What every kill scenario ends with: the last --resume's exit code, one final line per
+    UID, and every UID applied on the server."""
+    bench.check(name, "final --resume exit code", code, "0", code == 0)
+    text, ok = exactly_once(final_lines_per_uid(records))
+    bench.check(name, "final lines per UID", text, "each exactly 1", ok)
+    applied = len(stats["applied"])
+    bench.check(name, "server applied", applied, str(len(UIDS)), applied == len(UIDS))
 
 
 def print_commands(bench: Bench) -> None:
