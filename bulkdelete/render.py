@@ -59,8 +59,14 @@ def summary_text(summary: Summary, *, resume_command: str | None) -> str:
     lines += [f"  failed with {code}: {n}" for code, n in summary.failures_by_code.items()]
     lines.append(
         f"  {summary.requests} requests, {summary.average_rate:.1f}/s on average, "
-        f"{summary.peak_rate:.0f}/s at peak; {summary.retried_uids} UIDs needed retries"
-        + (f"; {summary.rate_limited} answers were 429" if summary.rate_limited else "")
+        f"{summary.peak_rate:.0f}/s at peak; {summary.retried_uids} "
+        + ("UID needed retries" if summary.retried_uids == 1 else "UIDs needed retries")
+        + (
+            f"; {summary.rate_limited} "
+            + ("answer was 429" if summary.rate_limited == 1 else "answers were 429")
+            if summary.rate_limited
+            else ""
+        )
     )
     if summary.not_found_unproven:
         lines.append(

@@ -60,6 +60,22 @@ def test_summary_lists_every_outcome_with_its_count() -> None:
     assert expected == {o.value: count_on_line(text, o.value) for o in Outcome}
 
 
+@pytest.mark.parametrize(
+    ("retried", "throttled", "words"),
+    [
+        (1, 1, "1 UID needed retries; 1 answer was 429"),
+        (2, 3, "2 UIDs needed retries; 3 answers were 429"),
+        (0, 0, "0 UIDs needed retries\n"),
+    ],
+)
+def test_summary_counts_retries_and_429s_in_words_that_agree(
+    retried: int, throttled: int, words: str
+) -> None:
+    """One UID, one answer: singular; any other count: plural."""
+    summary = make_summary(retried_uids=retried, rate_limited=throttled)
+    assert words in summary_text(summary, resume_command=None) + "\n"
+
+
 def test_summary_lists_outcomes_with_no_rows_as_zero() -> None:
     """Outcomes that did not happen are still listed, with 0."""
     text = summary_text(make_summary(counts={Outcome.DELETED: 5}), resume_command=None)
