@@ -1,8 +1,9 @@
 """Read-back: ask the API for each deleted user and record whether it still answers.
 
 ``bulkdelete check AUDIT`` (and ``delete --verify-deleted``) sends one paced, retried
-``GET /users/{uid}`` per UID the audit records as deleted, and appends a ``read_back`` line
-for each to the same audit, between ``check_started`` and ``check_finished`` lines. CometChat
+``GET /users/{uid}`` per UID the audit records as deleted (or already deactivated), and appends
+a ``read_back`` line for each to the same audit, between ``check_started`` and
+``check_finished`` lines. CometChat
 answers ``ERR_UID_NOT_FOUND`` both for a removed user and for a deactivated one, so ``gone``
 proves the API no longer returns the user, not that it was erased.
 """
@@ -15,6 +16,7 @@ import functools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Final
 
 from bulkdelete._version import __version__
 from bulkdelete.api import Client, open_session
@@ -29,12 +31,17 @@ from bulkdelete.summary import CheckSummary
 _MAX_LISTED = 1000  # UIDs still present are listed in the summary up to this many
 
 
+# What a read-back asks about: users the audit says the API should no longer return.
+_GONE: Final = frozenset({Outcome.DELETED, Outcome.ALREADY_DEACTIVATED})
+
+
 def deleted_uids(audit: Path, *, run_id: str | None = None) -> Iterator[str]:
-    """Yield the UIDs an audit records as deleted (only those of ``run_id``, if given)."""
+    """Yield the UIDs an audit records as deleted or already deactivated (only those of
+    ``run_id``, if given): the API answers not found for both."""
     for _number, record in read_records(audit):
         if (
             isinstance(record, RowOutcome)
-            and record.outcome is Outcome.DELETED
+            and record.outcome in _GONE
             and record.normalised_uid is not None
             and (run_id is None or record.run_id == run_id)
         ):
