@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from bulkdelete import logs
 from bulkdelete.cli import console, environment, guards, options
@@ -19,7 +18,6 @@ from bulkdelete.cli.dry_run import tell_dry_run
 from bulkdelete.cli.ending import end_delete
 from bulkdelete.cli.exits import ExitCode
 from bulkdelete.cli.signals import run_program
-from bulkdelete.errors import UsageError
 from bulkdelete.inputs import check_max_deletes, input_names, open_inputs, survey_files
 from bulkdelete.resume import plan_run
 from bulkdelete.settings import DEFAULTS, Secret, Settings
@@ -232,7 +230,7 @@ def delete(
     )
     base_url, target = options.target(app_id, region, base_url)
     guards.check_delete_files(inputs, audit_path, summary_json, invalid_out, metrics_file)
-    _refuse_conflicts(
+    guards.refuse_conflicts(
         dry_run=dry_run,
         invalid_out=invalid_out,
         ca_bundle=ca_bundle,
@@ -242,7 +240,7 @@ def delete(
         continues="--resume" if resume else "--restart" if restart else None,
         audit_path=audit_path,
     )
-    _refuse_batched_erasure(permanent=permanent, batch_size=batch_size)
+    guards.refuse_batched_erasure(permanent=permanent, batch_size=batch_size)
     if dry_run and not key.reveal():
         key = Secret("dry-run")  # a dry run sends nothing, so it needs no key
     settings = Settings(
@@ -312,48 +310,6 @@ def delete(
         metrics_file=metrics_file,
         verify_deleted=verify_deleted,
     )
-
-
-def _refuse_conflicts(
-    *,
-    dry_run: bool,
-    invalid_out: Path | None,
-    ca_bundle: Path | None,
-    uid_hash: bool,
-    verify_deleted: bool,
-    metrics_file: Path | None,
-    continues: str | None,
-    audit_path: Path | None,
-) -> None:
-    """Refuse flags that do not go together, and a --ca-bundle that holds no certificate."""
-    if invalid_out is not None and not dry_run:
-        raise UsageError(
-            "--invalid-out lists the invalid rows of a --dry-run; a real run audits them "
-            "(`bulkdelete report` counts them, each audit line names its file:line)"
-        )
-    if metrics_file is not None and dry_run:
-        raise UsageError("--metrics-file records what a run did; a --dry-run sends nothing")
-    guards.check_ca_bundle(ca_bundle)
-    if uid_hash and verify_deleted:
-        raise UsageError(
-            "--verify-deleted needs the UIDs in the audit; it cannot follow --audit-uid-hash"
-        )
-    if continues is not None and audit_path is None:
-        raise UsageError(f"{continues} needs --audit naming the audit of the run to continue")
-
-
-def _refuse_batched_erasure(*, permanent: bool, batch_size: int) -> None:
-    """Refuse an explicit --batch-size above 1 with --permanent.
-
-    CometChat erases one user per call (there is no bulk erasure). Ignoring the flag would let
-    an operator plan on a speed and a share of the budget the run never has: say so instead.
-    """
-    given = click.get_current_context().get_parameter_source("batch_size")
-    if permanent and batch_size > 1 and given is not ParameterSource.DEFAULT:
-        raise UsageError(
-            f"--batch-size {batch_size} with --permanent: CometChat erases one user per call "
-            "(it has no bulk erasure), so a permanent run cannot batch; drop --batch-size"
-        )
 
 
 def _default_audit_path() -> Path:

@@ -1,8 +1,9 @@
-"""File guards of the commands, checked before anything is sent or written.
+"""Guards of the commands, checked before anything is sent or written: files and flags.
 
 An output never overwrites a file the command reads or appends to (an input, the audit); its
 directory must exist; a file that cannot be written is one line naming its flag, never a
-traceback. Every file that names UIDs is written as mode 600 (``privatefile``).
+traceback. Every file that names UIDs is written as mode 600 (``privatefile``). Flags of
+``delete`` that do not go together are refused the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
+
+import click
+from click.core import ParameterSource
 
 from bulkdelete.errors import UsageError
 from bulkdelete.rows import STDIN
@@ -71,3 +75,46 @@ def check_ca_bundle(path: Path | None) -> None:
         ssl.create_default_context(cafile=str(path))
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise UsageError(f"--ca-bundle {path} holds no usable PEM certificate ({exc})") from None
+
+
+def refuse_conflicts(
+    *,
+    dry_run: bool,
+    invalid_out: Path | None,
+    ca_bundle: Path | None,
+    uid_hash: bool,
+    verify_deleted: bool,
+    metrics_file: Path | None,
+    continues: str | None,
+    audit_path: Path | None,
+) -> None:
+    """Refuse ``delete`` flags that do not go together, and a --ca-bundle that holds no
+    certificate."""
+    if invalid_out is not None and not dry_run:
+        raise UsageError(
+            "--invalid-out lists the invalid rows of a --dry-run; a real run audits them "
+            "(`bulkdelete report` counts them, each audit line names its file:line)"
+        )
+    if metrics_file is not None and dry_run:
+        raise UsageError("--metrics-file records what a run did; a --dry-run sends nothing")
+    check_ca_bundle(ca_bundle)
+    if uid_hash and verify_deleted:
+        raise UsageError(
+            "--verify-deleted needs the UIDs in the audit; it cannot follow --audit-uid-hash"
+        )
+    if continues is not None and audit_path is None:
+        raise UsageError(f"{continues} needs --audit naming the audit of the run to continue")
+
+
+def refuse_batched_erasure(*, permanent: bool, batch_size: int) -> None:
+    """Refuse an explicit --batch-size above 1 with --permanent.
+
+    CometChat erases one user per call (there is no bulk erasure). Ignoring the flag would let
+    an operator plan on a speed and a share of the budget the run never has: say so instead.
+    """
+    given = click.get_current_context().get_parameter_source("batch_size")
+    if permanent and batch_size > 1 and given is not ParameterSource.DEFAULT:
+        raise UsageError(
+            f"--batch-size {batch_size} with --permanent: CometChat erases one user per call "
+            "(it has no bulk erasure), so a permanent run cannot batch; drop --batch-size"
+        )
