@@ -8,16 +8,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from fakeclock import FakeClock
 
 from bulkdelete import records
+from bulkdelete.audit import AuditWriter, Pseudonyms
 from bulkdelete.fake import fetch_stats
+from bulkdelete.retry import pacer_and_policy
+from bulkdelete.send import Api, Sender
 from bulkdelete.settings import Secret, Settings
+from bulkdelete.tally import Tally
 
 API_KEY = "test-key-7f3a9c2e"  # distinctive, so a leak is easy to grep for
 
@@ -240,3 +246,32 @@ def wait_until_applied(server: FakeProcess, uids: Sequence[str], timeout: float 
             return
         time.sleep(0.05)
     raise AssertionError(f"the fake server did not apply {list(uids)} in {timeout} s")
+
+
+@asynccontextmanager
+async def scripted_sender(
+    audit: Path, api: Api, *, key: str | None = None, lost: dict[str, str] | None = None
+) -> AsyncIterator[Sender]:
+    """Yield a soft run's sender over ``api`` (a scripted stand-in), writing to ``audit``, on a
+    fake clock; with ``key``, the audit names UIDs by pseudonym."""
+    settings = Settings(
+        base_url="https://api.example/v3",
+        api_key=Secret(API_KEY),
+        audit_path=audit,
+        max_attempts=3,
+        audit_key=Secret(key) if key else None,
+        uid_hash=key is not None,
+    )
+    pacer, policy = pacer_and_policy(settings, FakeClock().as_clock())
+    async with AuditWriter(audit) as writer:
+        yield Sender(
+            api=api,
+            pacer=pacer,
+            policy=policy,
+            audit=writer,
+            tally=Tally(),
+            run_id="run-2",
+            permanent=False,
+            pseudonyms=Pseudonyms.of_run(settings),
+            lost=lost,
+        )

@@ -7,22 +7,17 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fakeclock import FakeClock
-from helpers import API_KEY, run_settings
+from helpers import run_settings, scripted_sender
 
 from bulkdelete.api import BULK_FRAME, MAX_BULK_BODY, bulk_cost
-from bulkdelete.audit import AuditWriter, Pseudonyms, read_records
+from bulkdelete.audit import Pseudonyms, read_records
 from bulkdelete.batch import Batcher, BatchSize, Fate, Member
 from bulkdelete.intake import Batches
 from bulkdelete.outcome import UNCONFIRMED, Answer, Body, BodyKind, Call, Listed, Outcome
 from bulkdelete.records import BatchSending, Location, RunStarted, Sending
 from bulkdelete.report import build_report
 from bulkdelete.resume import load_resume_index
-from bulkdelete.retry import pacer_and_policy
 from bulkdelete.rows import Row, make_row
-from bulkdelete.send import Sender
-from bulkdelete.settings import Secret, Settings
-from bulkdelete.tally import Tally
 from bulkdelete.uidset import UidSet
 
 Respond = Callable[[list[str]], Answer]
@@ -85,28 +80,8 @@ async def batcher_for(
 ) -> AsyncIterator[tuple[Batcher, Scripted]]:
     """Yield a batcher over a scripted API, writing to a fresh audit, on a fake clock."""
     audit = tmp_path / "a.jsonl"
-    settings = Settings(
-        base_url="https://api.example/v3",
-        api_key=Secret(API_KEY),
-        audit_path=audit,
-        max_attempts=3,
-        audit_key=Secret(key) if key else None,
-        uid_hash=key is not None,
-    )
-    pacer, policy = pacer_and_policy(settings, FakeClock().as_clock())
     api = Scripted(audit, respond)
-    async with AuditWriter(audit) as writer:
-        sender = Sender(
-            api=api,
-            pacer=pacer,
-            policy=policy,
-            audit=writer,
-            tally=Tally(),
-            run_id="run-2",
-            permanent=False,
-            pseudonyms=Pseudonyms.of_run(settings),
-            lost=lost,
-        )
+    async with scripted_sender(audit, api, key=key, lost=lost) as sender:
         yield Batcher(sender, api, BatchSize(ceiling)), api
 
 

@@ -6,16 +6,12 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fakeclock import FakeClock
-from helpers import API_KEY
+from helpers import scripted_sender
 
-from bulkdelete.audit import AuditWriter, Pseudonyms, read_records
+from bulkdelete.audit import read_records
 from bulkdelete.outcome import CONNECTION, Answer, Body, BodyKind, Call, Outcome
 from bulkdelete.records import Location, Sending
-from bulkdelete.retry import pacer_and_policy
 from bulkdelete.send import API_UNAVAILABLE, Sender, Sent
-from bulkdelete.settings import Secret, Settings
-from bulkdelete.tally import Tally
 
 WHERE = Location("in", 7)
 GONE = Answer(404, "ERR_UID_NOT_FOUND", "The UID ann does not exist.")
@@ -50,29 +46,9 @@ async def sender_for(
 ) -> AsyncIterator[tuple[Sender, Scripted]]:
     """Yield a sender over scripted answers, writing to a fresh audit, on a fake clock."""
     audit = tmp_path / "a.jsonl"
-    settings = Settings(
-        base_url="https://api.example/v3",
-        api_key=Secret(API_KEY),
-        audit_path=audit,
-        max_attempts=3,
-    )
-    pacer, policy = pacer_and_policy(settings, FakeClock().as_clock())
     api = Scripted(audit, answers)
-    async with AuditWriter(audit) as writer:
-        yield (
-            Sender(
-                api=api,
-                pacer=pacer,
-                policy=policy,
-                audit=writer,
-                tally=Tally(),
-                run_id="run-2",
-                permanent=False,
-                pseudonyms=Pseudonyms(None),
-                lost=lost,
-            ),
-            api,
-        )
+    async with scripted_sender(audit, api, lost=lost) as sender:
+        yield sender, api
 
 
 async def test_the_intent_is_in_the_audit_before_the_request_leaves(tmp_path: Path) -> None:
